@@ -1,0 +1,499 @@
+r"""Priors with closed-form scores: THEORY.md section 4.
+
+Every prior here is closed under the forward process: the law of
+:math:`X_t = \sqrt{\bar\alpha} X_0 + \sqrt{1-\bar\alpha}\,\varepsilon` is again a prior of
+the same family, returned by :meth:`Prior.marginal`. For a Gaussian mixture
+:math:`\sum_k \pi_k N(\mu_k, \Sigma_k)`,
+
+.. math::
+    q_{\bar\alpha} = \sum_k \pi_k N(\sqrt{\bar\alpha}\mu_k,\; \bar\alpha\Sigma_k + (1-\bar\alpha) I),
+
+and with :math:`C_k, m_k` those parameters and responsibilities
+:math:`w_k(x) \propto \pi_k N(x; m_k, C_k)`,
+
+.. math::
+    s(x) = \sum_k w_k C_k^{-1}(m_k - x), \qquad
+    \nabla s(x) = \sum_k w_k\big[-C_k^{-1} + C_k^{-1}(m_k-x)(m_k-x)^\top C_k^{-1}\big] - s s^\top,
+
+    E[X_0 \mid X_t = x] = \big(x + (1-\bar\alpha)\, s(x)\big) / \sqrt{\bar\alpha} \quad\text{(Tweedie)}.
+
+All tensors are torch, batched over the first axis, float64 unless told otherwise, on the
+prior's device. Bad parameters raise :class:`ValueError` with a message.
+
+Families: :class:`GaussianMixture` (full covariances, possibly singular), :class:`Gaussian`,
+:class:`ProductPrior` (independent 1-D mixtures per coordinate) and
+:class:`SubspaceMixture` (a k-dimensional prior embedded in R^d, Gaussian off the subspace).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+import torch
+
+__all__ = ["Prior", "GaussianMixture", "Gaussian", "ProductPrior", "SubspaceMixture",
+           "make_prior", "PRESETS"]
+
+LOG_2PI = math.log(2 * math.pi)
+DEFAULT_DTYPE = torch.float64
+
+
+def _as_tensor(x, name, device, dtype):
+    try:
+        t = torch.as_tensor(x, dtype=dtype, device=device)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{name} must be numeric: {exc}") from None
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return t
+
+
+def _check_weights(w: torch.Tensor, name="weights"):
+    if (w < 0).any():
+        raise ValueError(f"{name} must be non-negative")
+    total = w.sum(-1)
+    if not torch.allclose(total, torch.ones_like(total), atol=1e-9, rtol=0):
+        raise ValueError(f"{name} must sum to 1 (got {total.flatten()[:3].tolist()})")
+
+
+def _check_abar(abar):
+    abar = float(abar)
+    if not (0 < abar <= 1):
+        raise ValueError(f"alpha_bar must lie in (0, 1], got {abar}")
+    return abar
+
+
+class Prior:
+    """Interface shared by all priors. Subclasses implement the abstract methods."""
+
+    dim: int
+    device: torch.device
+    dtype: torch.dtype
+
+    def sample(self, n: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """``n`` independent draws, shape (n, dim)."""
+        raise NotImplementedError
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Log density at ``x`` of shape (n, dim); returns shape (n,)."""
+        raise NotImplementedError
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        r""":math:`\nabla \log p(x)`, shape (n, dim)."""
+        raise NotImplementedError
+
+    def score_jacobian(self, x: torch.Tensor) -> torch.Tensor:
+        r""":math:`\nabla^2 \log p(x)`, shape (n, dim, dim)."""
+        raise NotImplementedError
+
+    def marginal(self, alpha_bar: float) -> "Prior":
+        r"""Law of :math:`\sqrt{\bar\alpha}X_0 + \sqrt{1-\bar\alpha}\varepsilon` (same family)."""
+        raise NotImplementedError
+
+    def denoise(self, x: torch.Tensor, alpha_bar: float) -> torch.Tensor:
+        r"""Tweedie denoiser :math:`E[X_0 \mid X_t = x]` at noise level ``alpha_bar``."""
+        abar = _check_abar(alpha_bar)
+        x = self._prep(x)
+        return (x + (1 - abar) * self.marginal(abar).score(x)) / math.sqrt(abar)
+
+    def describe(self) -> dict:
+        raise NotImplementedError
+
+    def _prep(self, x) -> torch.Tensor:
+        x = torch.as_tensor(x, dtype=self.dtype, device=self.device)
+        if x.ndim == 1 and self.dim == 1:
+            x = x[:, None]
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"expected points of shape (n, {self.dim}), got {tuple(x.shape)}")
+        return x
+
+
+class GaussianMixture(Prior):
+    r"""Gaussian mixture :math:`\sum_k \pi_k N(\mu_k, \Sigma_k)` in R^d.
+
+    Parameters
+    ----------
+    weights : array-like, shape (K,)
+        Non-negative, summing to 1.
+    means : array-like, shape (K, d)
+    covs : array-like, shape (K, d, d)
+        Symmetric positive semi-definite. Singular covariances are allowed (sampling and
+        every marginal with ``alpha_bar < 1`` work; the density at ``alpha_bar = 1`` does
+        not exist and :meth:`log_prob` refuses it).
+    """
+
+    def __init__(self, weights, means, covs, *, device=None, dtype=DEFAULT_DTYPE):
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.dtype = dtype
+        w = _as_tensor(weights, "weights", self.device, dtype)
+        mu = _as_tensor(means, "means", self.device, dtype)
+        cov = _as_tensor(covs, "covs", self.device, dtype)
+        if w.ndim != 1:
+            raise ValueError(f"weights must have shape (K,), got {tuple(w.shape)}")
+        K = w.shape[0]
+        if mu.ndim == 1 and K == 1:
+            mu = mu[None]
+        if mu.ndim != 2 or mu.shape[0] != K:
+            raise ValueError(f"means must have shape (K={K}, d), got {tuple(mu.shape)}")
+        d = mu.shape[1]
+        if cov.ndim == 2 and K == 1:
+            cov = cov[None]
+        if cov.shape != (K, d, d):
+            raise ValueError(f"covs must have shape ({K}, {d}, {d}), got {tuple(cov.shape)}")
+        _check_weights(w)
+        if not torch.allclose(cov, cov.transpose(-1, -2), atol=1e-10, rtol=1e-8):
+            raise ValueError("covs must be symmetric")
+        cov = 0.5 * (cov + cov.transpose(-1, -2))
+        eig = torch.linalg.eigvalsh(cov)
+        scale = eig.abs().amax(-1).clamp_min(1.0)
+        if (eig < -1e-10 * scale[:, None]).any():
+            raise ValueError("covs must be positive semi-definite")
+        self.weights, self.means, self.covs, self.dim = w, mu, cov, d
+        self._chol = None
+
+    @property
+    def n_components(self) -> int:
+        return self.weights.shape[0]
+
+    def describe(self):
+        return {"family": "gmm", "d": self.dim, "K": self.n_components}
+
+    def _cholesky(self):
+        if self._chol is None:
+            L, info = torch.linalg.cholesky_ex(self.covs)
+            if (info != 0).any():
+                raise ValueError("a component covariance is singular: the density does not "
+                                 "exist at alpha_bar = 1 (use a marginal with alpha_bar < 1)")
+            self._chol = L
+        return self._chol
+
+    def marginal(self, alpha_bar):
+        abar = _check_abar(alpha_bar)
+        eye = torch.eye(self.dim, dtype=self.dtype, device=self.device)
+        return GaussianMixture(self.weights, math.sqrt(abar) * self.means,
+                               abar * self.covs + (1 - abar) * eye,
+                               device=self.device, dtype=self.dtype)
+
+    def sample(self, n, generator=None):
+        n = int(n)
+        k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        z = torch.randn(n, self.dim, generator=generator, dtype=self.dtype, device=self.device)
+        # symmetric square root works for singular covariances too
+        ev, U = torch.linalg.eigh(self.covs)
+        root = U * ev.clamp_min(0).sqrt()[:, None, :]
+        return self.means[k] + torch.einsum("nij,nj->ni", root[k], z)
+
+    def _component_terms(self, x):
+        """Per-component log(pi_k N(x; m_k, C_k)) and C_k^{-1}(m_k - x), shapes (n,K), (n,K,d)."""
+        L = self._cholesky()
+        diff = self.means[None, :, :] - x[:, None, :]                      # (n,K,d)
+        sol = torch.cholesky_solve(diff.permute(1, 2, 0), L)               # (K,d,n)
+        prec_diff = sol.permute(2, 0, 1)                                   # (n,K,d)
+        maha = (diff * prec_diff).sum(-1)
+        logdet = 2 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)
+        logc = torch.log(self.weights) - 0.5 * (maha + logdet + self.dim * LOG_2PI)
+        return logc, prec_diff
+
+    def log_prob(self, x):
+        x = self._prep(x)
+        logc, _ = self._component_terms(x)
+        return torch.logsumexp(logc, dim=1)
+
+    def responsibilities(self, x):
+        x = self._prep(x)
+        logc, _ = self._component_terms(x)
+        return torch.softmax(logc, dim=1)
+
+    def score(self, x):
+        x = self._prep(x)
+        logc, v = self._component_terms(x)
+        r = torch.softmax(logc, dim=1)
+        return (r[:, :, None] * v).sum(1)
+
+    def score_jacobian(self, x):
+        x = self._prep(x)
+        logc, v = self._component_terms(x)
+        r = torch.softmax(logc, dim=1)
+        s = (r[:, :, None] * v).sum(1)
+        prec = torch.cholesky_inverse(self._cholesky())                  # (K,d,d)
+        outer = torch.einsum("nk,nki,nkj->nij", r, v, v)
+        return -torch.einsum("nk,kij->nij", r, prec) + outer - s[:, :, None] * s[:, None, :]
+
+
+class Gaussian(GaussianMixture):
+    r"""Gaussian prior :math:`N(\mu, \Sigma)`, a one-component mixture with its eigenbasis."""
+
+    def __init__(self, mean, cov, *, device=None, dtype=DEFAULT_DTYPE):
+        mean_t = torch.as_tensor(mean, dtype=dtype)
+        cov_t = torch.as_tensor(cov, dtype=dtype)
+        if mean_t.ndim != 1:
+            raise ValueError(f"mean must have shape (d,), got {tuple(mean_t.shape)}")
+        if cov_t.ndim != 2:
+            raise ValueError(f"cov must have shape (d, d), got {tuple(cov_t.shape)}")
+        super().__init__([1.0], mean_t[None], cov_t[None], device=device, dtype=dtype)
+
+    @property
+    def mean(self):
+        return self.means[0]
+
+    @property
+    def cov(self):
+        return self.covs[0]
+
+    def eig(self):
+        """Eigenvalues (ascending) and orthonormal eigenvectors (columns) of the covariance."""
+        return torch.linalg.eigh(self.cov)
+
+    def marginal(self, alpha_bar):
+        abar = _check_abar(alpha_bar)
+        eye = torch.eye(self.dim, dtype=self.dtype, device=self.device)
+        return Gaussian(math.sqrt(abar) * self.mean, abar * self.cov + (1 - abar) * eye,
+                        device=self.device, dtype=self.dtype)
+
+    def describe(self):
+        return {"family": "gaussian", "d": self.dim}
+
+
+class ProductPrior(Prior):
+    r"""Independent coordinates, coordinate ``i`` a 1-D mixture
+    :math:`\sum_k w_{ik} N(\mu_{ik}, s_{ik}^2)`.
+
+    Parameters
+    ----------
+    weights, means, stds : array-like, shape (d, K)
+        Per-coordinate mixture parameters (``stds`` may be 0: a point mass component).
+    """
+
+    def __init__(self, weights, means, stds, *, device=None, dtype=DEFAULT_DTYPE):
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.dtype = dtype
+        w = _as_tensor(weights, "weights", self.device, dtype)
+        mu = _as_tensor(means, "means", self.device, dtype)
+        sd = _as_tensor(stds, "stds", self.device, dtype)
+        if w.ndim != 2:
+            raise ValueError(f"weights must have shape (d, K), got {tuple(w.shape)}")
+        if mu.shape != w.shape or sd.shape != w.shape:
+            raise ValueError(f"weights, means and stds must share shape (d, K); got "
+                             f"{tuple(w.shape)}, {tuple(mu.shape)}, {tuple(sd.shape)}")
+        _check_weights(w)
+        if (sd < 0).any():
+            raise ValueError("stds must be non-negative")
+        self.weights, self.means, self.stds = w, mu, sd
+        self.dim = w.shape[0]
+
+    def describe(self):
+        return {"family": "product", "d": self.dim, "K": self.weights.shape[1]}
+
+    def marginal(self, alpha_bar):
+        abar = _check_abar(alpha_bar)
+        var = abar * self.stds ** 2 + (1 - abar)
+        return ProductPrior(self.weights, math.sqrt(abar) * self.means, var.sqrt(),
+                            device=self.device, dtype=self.dtype)
+
+    def coordinate_params(self, i: int):
+        """``(weights, means, stds)`` of coordinate ``i`` as float64 numpy arrays."""
+        return tuple(a[i].detach().cpu().numpy().astype(np.float64)
+                     for a in (self.weights, self.means, self.stds))
+
+    def coordinate_groups(self):
+        """Group identical coordinates: list of ``(index_of_representative, multiplicity)``."""
+        stacked = torch.cat([self.weights, self.means, self.stds], dim=1).cpu().numpy()
+        _, first, counts = np.unique(stacked, axis=0, return_index=True, return_counts=True)
+        order = np.argsort(first)
+        return [(int(first[j]), int(counts[j])) for j in order]
+
+    def sample(self, n, generator=None):
+        n = int(n)
+        k = torch.multinomial(self.weights, n, replacement=True, generator=generator).T  # (n,d)
+        idx = torch.arange(self.dim, device=self.device)[None, :]
+        z = torch.randn(n, self.dim, generator=generator, dtype=self.dtype, device=self.device)
+        return self.means[idx, k] + self.stds[idx, k] * z
+
+    def _terms(self, x):
+        if (self.stds == 0).any():
+            raise ValueError("a point-mass component has no density: use a marginal with "
+                             "alpha_bar < 1")
+        var = self.stds ** 2                                               # (d,K)
+        diff = self.means[None] - x[:, :, None]                            # (n,d,K)
+        logc = torch.log(self.weights)[None] - 0.5 * (diff ** 2 / var + torch.log(var) + LOG_2PI)
+        return logc, diff / var
+
+    def log_prob(self, x):
+        x = self._prep(x)
+        logc, _ = self._terms(x)
+        return torch.logsumexp(logc, dim=2).sum(1)
+
+    def score(self, x):
+        x = self._prep(x)
+        logc, v = self._terms(x)
+        return (torch.softmax(logc, dim=2) * v).sum(2)
+
+    def score_jacobian_diag(self, x):
+        """Diagonal of the (diagonal) score Jacobian, shape (n, d)."""
+        x = self._prep(x)
+        logc, v = self._terms(x)
+        r = torch.softmax(logc, dim=2)
+        s = (r * v).sum(2)
+        return (r * (v ** 2 - 1 / self.stds[None] ** 2)).sum(2) - s ** 2
+
+    def score_jacobian(self, x):
+        return torch.diag_embed(self.score_jacobian_diag(x))
+
+
+class SubspaceMixture(Prior):
+    r"""A k-dimensional prior embedded in R^d: :math:`X = U Z + \sqrt{v_\perp} P_\perp W`.
+
+    ``Z`` follows the ``inner`` prior (dimension k), ``U`` (d x k) has orthonormal columns,
+    and off the subspace the law is :math:`N(0, v_\perp (I - U U^\top))` (``perp_var = 0``:
+    supported on the subspace). The forward process keeps this split (THEORY.md section 4):
+    the inner part follows the inner prior's marginal and
+    :math:`v_\perp \mapsto \bar\alpha v_\perp + 1 - \bar\alpha`.
+    """
+
+    def __init__(self, inner: Prior, basis=None, dim: Optional[int] = None, perp_var=0.0):
+        self.inner = inner
+        self.device, self.dtype = inner.device, inner.dtype
+        k = inner.dim
+        if basis is None:
+            if dim is None:
+                raise ValueError("give either basis (d x k) or dim")
+            dim = int(dim)
+            if dim < k:
+                raise ValueError(f"ambient dimension {dim} is below the subspace dimension {k}")
+            basis = torch.eye(dim, k, dtype=self.dtype, device=self.device)
+        U = _as_tensor(basis, "basis", self.device, self.dtype)
+        if U.ndim != 2 or U.shape[1] != k:
+            raise ValueError(f"basis must have shape (d, {k}), got {tuple(U.shape)}")
+        gram = U.T @ U
+        if not torch.allclose(gram, torch.eye(k, dtype=self.dtype, device=self.device),
+                              atol=1e-8):
+            raise ValueError("basis columns must be orthonormal")
+        perp_var = float(perp_var)
+        if not (math.isfinite(perp_var) and perp_var >= 0):
+            raise ValueError(f"perp_var must be a non-negative number, got {perp_var}")
+        self.basis, self.perp_var, self.dim, self.k = U, perp_var, U.shape[0], k
+
+    def describe(self):
+        return {"family": "subspace", "d": self.dim, "k": self.k, "perp_var": self.perp_var,
+                "inner": self.inner.describe()}
+
+    def marginal(self, alpha_bar):
+        abar = _check_abar(alpha_bar)
+        return SubspaceMixture(self.inner.marginal(abar), self.basis,
+                               perp_var=abar * self.perp_var + (1 - abar))
+
+    def _split(self, x):
+        z = x @ self.basis
+        return z, x - z @ self.basis.T
+
+    def sample(self, n, generator=None):
+        z = self.inner.sample(n, generator=generator)
+        x = z @ self.basis.T
+        if self.perp_var > 0 and self.dim > self.k:
+            w = torch.randn(int(n), self.dim, generator=generator, dtype=self.dtype,
+                            device=self.device)
+            w = w - (w @ self.basis) @ self.basis.T
+            x = x + math.sqrt(self.perp_var) * w
+        return x
+
+    def log_prob(self, x):
+        x = self._prep(x)
+        z, r = self._split(x)
+        m = self.dim - self.k
+        if m == 0:
+            return self.inner.log_prob(z)
+        if self.perp_var == 0:
+            raise ValueError("the prior has no density off its subspace (perp_var = 0): use a "
+                             "marginal with alpha_bar < 1")
+        v = self.perp_var
+        return self.inner.log_prob(z) - 0.5 * ((r ** 2).sum(1) / v + m * (math.log(v) + LOG_2PI))
+
+    def score(self, x):
+        x = self._prep(x)
+        z, r = self._split(x)
+        out = self.inner.score(z) @ self.basis.T
+        if self.dim > self.k:
+            if self.perp_var == 0:
+                raise ValueError("the score does not exist off the subspace at alpha_bar = 1")
+            out = out - r / self.perp_var
+        return out
+
+    def score_jacobian(self, x):
+        x = self._prep(x)
+        z, _ = self._split(x)
+        J = self.basis @ self.inner.score_jacobian(z) @ self.basis.T
+        if self.dim > self.k:
+            if self.perp_var == 0:
+                raise ValueError("the score does not exist off the subspace at alpha_bar = 1")
+            P = torch.eye(self.dim, dtype=self.dtype, device=self.device) - self.basis @ self.basis.T
+            J = J - P / self.perp_var
+        return J
+
+
+# --------------------------------------------------------------------------------------
+# Presets (the exact parameters of issue 2)
+# --------------------------------------------------------------------------------------
+
+def bimodal(d: int, *, device=None, dtype=DEFAULT_DTYPE) -> ProductPrior:
+    """Every coordinate independent, ``0.5 N(-2, 0.25^2) + 0.5 N(2, 0.25^2)``."""
+    d = _check_dim(d)
+    w = torch.full((d, 2), 0.5)
+    mu = torch.tensor([-2.0, 2.0]).repeat(d, 1)
+    sd = torch.full((d, 2), 0.25)
+    return ProductPrior(w, mu, sd, device=device, dtype=dtype)
+
+
+def gauss(d: int, *, device=None, dtype=DEFAULT_DTYPE) -> Gaussian:
+    """``N(0, diag(lambda))`` with lambda log-spaced from 0.1 to 10 (lambda = 1 when d = 1)."""
+    d = _check_dim(d)
+    lam = torch.ones(1, dtype=torch.float64) if d == 1 else torch.logspace(-1, 1, d, dtype=torch.float64)
+    return Gaussian(torch.zeros(d), torch.diag(lam), device=device, dtype=dtype)
+
+
+def subspace(d: int, *, device=None, dtype=DEFAULT_DTYPE) -> SubspaceMixture:
+    """4 equal weights, means ``(+-2, +-2, 0, ..., 0)``, covariance ``diag(0.25^2, 0.25^2, 0, ...)``.
+
+    The in-plane part is stored as the 2-D product prior with coordinates
+    ``0.5 N(-2, 0.25^2) + 0.5 N(2, 0.25^2)``: the same law, since equal weights 1/4 on the
+    four sign patterns factorise.
+    """
+    d = _check_dim(d)
+    if d < 2:
+        raise ValueError("the subspace prior lives on a plane: it needs d >= 2")
+    return SubspaceMixture(bimodal(2, device=device, dtype=dtype), dim=d, perp_var=0.0)
+
+
+def gmm(d: int, *, seed: int = 0, n_components: int = 8, device=None,
+        dtype=DEFAULT_DTYPE) -> GaussianMixture:
+    r"""8 components in R^d with seeded random parameters. Recipe (CPU torch generator
+    seeded with ``seed``, drawn in this order):
+
+    * weights: equal, 1/8 each;
+    * means: :math:`\mu_k \sim N(0, 2^2 I_d)`;
+    * covariances: :math:`\Sigma_k = 0.1^2 I + 0.2^2 A_k A_k^\top / d`, :math:`A_k` a d x d
+      matrix of iid N(0, 1) entries (full, well conditioned, per-coordinate sd about 0.22).
+    """
+    d = _check_dim(d)
+    g = torch.Generator().manual_seed(int(seed))
+    K = int(n_components)
+    means = 2.0 * torch.randn(K, d, generator=g, dtype=torch.float64)
+    A = torch.randn(K, d, d, generator=g, dtype=torch.float64)
+    covs = 0.01 * torch.eye(d, dtype=torch.float64) + 0.04 * A @ A.transpose(-1, -2) / d
+    return GaussianMixture(torch.full((K,), 1.0 / K), means, covs, device=device, dtype=dtype)
+
+
+PRESETS = {"bimodal": bimodal, "gauss": gauss, "subspace": subspace, "gmm": gmm}
+
+
+def make_prior(name: str, d: int, *, device=None, dtype=DEFAULT_DTYPE, **kwargs) -> Prior:
+    """Build a preset prior by name: ``bimodal``, ``gauss``, ``subspace``, ``gmm``."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown prior {name!r}; choose from {', '.join(PRESETS)}")
+    return PRESETS[name](d, device=device, dtype=dtype, **kwargs)
+
+
+def _check_dim(d) -> int:
+    if isinstance(d, bool) or not float(d).is_integer() or int(d) < 1:
+        raise ValueError(f"d must be an integer >= 1, got {d}")
+    return int(d)

@@ -1,0 +1,201 @@
+r"""Reverse-time samplers: THEORY.md section 2.
+
+Every sampler here that evaluates the score once per step is the affine rule
+
+.. math::
+    Y_{t-1} = a_t Y_t + b_t\, s_t(Y_t) + c_t Z_t, \qquad Z_t \sim N(0, I_d),
+
+run for ``t = T, T-1, ..., 2`` from :math:`Y_T \sim N(0, I_d)`, producing :math:`Y_1`.
+An :class:`AffineRule` holds the coefficient arrays; the exact-law engine
+(:mod:`theory.output_laws`) works from them, so a user-defined rule gets exact output laws
+wherever the built-in ones do. Coefficients, with :math:`\alpha_t, \bar\alpha_t` from the
+schedule:
+
+=========  ==========================  ===================================================  =====================================
+name       a_t                         b_t                                                  c_t
+=========  ==========================  ===================================================  =====================================
+li-ode     1/sqrt(alpha_t)             (1 - alpha_t) / (2 sqrt(alpha_t))                    0
+li-sde     1/sqrt(alpha_t)             (1 - alpha_t) / sqrt(alpha_t)                        sqrt((1 - alpha_t)/alpha_t)
+li-yan     1/sqrt(alpha_t)             (1 - alpha_t) / sqrt(alpha_t)                        sigma_t/sqrt(alpha_t), sigma_t^2 = (1-alpha_t)(alpha_t-abar_t)/(1-abar_t)
+ddpm       1/sqrt(alpha_t)             (1 - alpha_t) / sqrt(alpha_t)                        sqrt((1-abar_{t-1})(1-alpha_t)/(1-abar_t))
+ddim       sqrt(abar_{t-1}/abar_t)     sqrt(abar_{t-1})(1-abar_t)/sqrt(abar_t) - sqrt((1-abar_{t-1})(1-abar_t))   0
+=========  ==========================  ===================================================  =====================================
+
+``li-yan`` and ``ddpm`` (Ho's posterior variance) have the same coefficients: written out,
+:math:`(1-\alpha_t)(\alpha_t-\bar\alpha_t)/((1-\bar\alpha_t)\alpha_t) = (1-\alpha_t)(1-\bar\alpha_{t-1})/(1-\bar\alpha_t)`.
+Both names are kept, each after the rule of its paper.
+
+References:
+    Li, Wei, Chen, Chi, ICLR 2024, arXiv:2306.09251 (li-ode, li-sde).
+    Li & Yan, arXiv:2405.14861 and 2409.18959 (li-yan).
+    Ho, Jain, Abbeel, NeurIPS 2020 (ddpm). Song, Meng, Ermon, ICLR 2021 (ddim, eta = 0).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from .priors import Prior
+from .schedules import Schedule
+
+__all__ = ["AffineRule", "sampler_rule", "SAMPLERS", "AnalyticScore", "run_sampler"]
+
+ScoreFn = Callable[[torch.Tensor, int], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class AffineRule:
+    """Coefficients of ``Y_{t-1} = a[t] Y_t + b[t] s_t(Y_t) + c[t] Z_t``.
+
+    Arrays are indexed by the step ``t = 0..T`` (length ``T + 1``); only ``t = 2..T`` are used.
+    """
+
+    name: str
+    a: np.ndarray
+    b: np.ndarray
+    c: np.ndarray
+    schedule: Schedule = field(repr=False)
+
+    def __post_init__(self):
+        T = self.schedule.T
+        for key in ("a", "b", "c"):
+            arr = np.asarray(getattr(self, key), dtype=np.float64)
+            if arr.shape != (T + 1,):
+                raise ValueError(f"coefficient {key} must have length T + 1 = {T + 1} "
+                                 f"(indexed by t = 0..T), got shape {arr.shape}")
+            if not np.all(np.isfinite(arr[2:])):
+                raise ValueError(f"coefficient {key} is not finite for some t in 2..T")
+            object.__setattr__(self, key, arr)
+        if np.any(self.c[2:] < 0):
+            raise ValueError("noise coefficients c_t must be non-negative")
+
+    @property
+    def T(self) -> int:
+        return self.schedule.T
+
+    @property
+    def deterministic(self) -> bool:
+        return bool(np.all(self.c[2:] == 0))
+
+    def describe(self) -> dict:
+        return {"sampler": self.name, "deterministic": self.deterministic}
+
+
+def _rule_li_ode(s: Schedule):
+    al = s.alpha
+    return 1 / np.sqrt(al), (1 - al) / (2 * np.sqrt(al)), np.zeros_like(al)
+
+
+def _rule_li_sde(s: Schedule):
+    al = s.alpha
+    return 1 / np.sqrt(al), (1 - al) / np.sqrt(al), np.sqrt((1 - al) / al)
+
+
+def _rule_li_yan(s: Schedule):
+    al, ab, omab = s.alpha, s.alpha_bar, s.one_minus_alpha_bar
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sigma2 = (1 - al) * (al - ab) / omab
+    sigma2[0] = 0.0
+    return 1 / np.sqrt(al), (1 - al) / np.sqrt(al), np.sqrt(np.maximum(sigma2, 0) / al)
+
+
+def _rule_ddpm(s: Schedule):
+    al, omab = s.alpha, s.one_minus_alpha_bar
+    var = np.zeros_like(al)
+    var[1:] = omab[:-1] * (1 - al[1:]) / omab[1:]
+    return 1 / np.sqrt(al), (1 - al) / np.sqrt(al), np.sqrt(var)
+
+
+def _rule_ddim(s: Schedule):
+    ab, omab = s.alpha_bar, s.one_minus_alpha_bar
+    a = np.ones_like(ab)
+    b = np.zeros_like(ab)
+    a[1:] = np.sqrt(ab[:-1] / ab[1:])
+    b[1:] = (np.sqrt(ab[:-1]) * omab[1:] / np.sqrt(ab[1:])
+             - np.sqrt(omab[:-1] * omab[1:]))
+    return a, b, np.zeros_like(ab)
+
+
+_RULES = {"li-ode": _rule_li_ode, "li-sde": _rule_li_sde, "li-yan": _rule_li_yan,
+          "ddpm": _rule_ddpm, "ddim": _rule_ddim}
+SAMPLERS = tuple(_RULES)
+
+
+def sampler_rule(name: str, schedule: Schedule) -> AffineRule:
+    """The affine rule of a built-in sampler (see the module table)."""
+    if name not in _RULES:
+        raise ValueError(f"unknown sampler {name!r}; choose from {', '.join(SAMPLERS)}")
+    a, b, c = _RULES[name](schedule)
+    return AffineRule(name, a, b, c, schedule)
+
+
+class AnalyticScore:
+    r"""The exact score :math:`s^\star_t = \nabla \log q_t` of a prior under a schedule.
+
+    Callable as ``score(x, t)`` with ``t`` the step index; marginals are built once per ``t``.
+    """
+
+    def __init__(self, prior: Prior, schedule: Schedule):
+        self.prior, self.schedule = prior, schedule
+        self._abar = schedule.alpha_bar
+        self._cache: dict[int, Prior] = {}
+
+    def marginal(self, t: int) -> Prior:
+        t = int(t)
+        if t not in self._cache:
+            if not 0 <= t <= self.schedule.T:
+                raise ValueError(f"step index {t} outside 0..{self.schedule.T}")
+            self._cache[t] = self.prior.marginal(float(self._abar[t]))
+        return self._cache[t]
+
+    def __call__(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        return self.marginal(t).score(x)
+
+    def jacobian(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        return self.marginal(t).score_jacobian(x)
+
+
+def run_sampler(rule: AffineRule, score: ScoreFn, n: int, dim: int, *,
+                generator: Optional[torch.Generator] = None, device=None,
+                dtype: torch.dtype = torch.float64, y_T: Optional[torch.Tensor] = None,
+                callback: Optional[Callable[[int, torch.Tensor], None]] = None) -> torch.Tensor:
+    """Run an affine rule from ``Y_T ~ N(0, I)`` (or the given ``y_T``) down to ``Y_1``.
+
+    Parameters
+    ----------
+    rule : AffineRule
+    score : callable ``(x, t) -> tensor``
+        Any score, exact (:class:`AnalyticScore`) or perturbed.
+    n, dim : int
+        Number of samples and dimension.
+    generator : torch.Generator, optional
+        Source of all randomness (the start and the per-step noise).
+    callback : callable ``(t, y_t)``, optional
+        Sees the state at every step index ``t = T, ..., 1``.
+
+    Returns
+    -------
+    Y_1 : tensor, shape (n, dim)
+    """
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    if y_T is None:
+        y = torch.randn(int(n), int(dim), generator=generator, dtype=dtype, device=device)
+    else:
+        y = torch.as_tensor(y_T, dtype=dtype, device=device).clone()
+    T = rule.T
+    if callback is not None:
+        callback(T, y)
+    det = rule.deterministic
+    for t in range(T, 1, -1):
+        s = score(y, t)
+        y_next = rule.a[t] * y + rule.b[t] * s
+        if not det and rule.c[t] > 0:
+            z = torch.randn(y.shape, generator=generator, dtype=dtype, device=device)
+            y_next = y_next + rule.c[t] * z
+        y = y_next
+        if callback is not None:
+            callback(t - 1, y)
+    return y
