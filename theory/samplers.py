@@ -84,29 +84,34 @@ class AffineRule:
         return {"sampler": self.name, "deterministic": self.deterministic}
 
 
+# ``1 - alpha_t`` is taken as ``beta_t`` itself: recomputing it as ``1 - (1 - beta_t)`` loses
+# digits when beta_t is tiny (beta_2 ~ 3e-8 for the li schedule at T = 1000).
+
 def _rule_li_ode(s: Schedule):
-    al = s.alpha
-    return 1 / np.sqrt(al), (1 - al) / (2 * np.sqrt(al)), np.zeros_like(al)
+    al, be = s.alpha, s.beta
+    return 1 / np.sqrt(al), be / (2 * np.sqrt(al)), np.zeros_like(al)
 
 
 def _rule_li_sde(s: Schedule):
-    al = s.alpha
-    return 1 / np.sqrt(al), (1 - al) / np.sqrt(al), np.sqrt((1 - al) / al)
+    al, be = s.alpha, s.beta
+    return 1 / np.sqrt(al), be / np.sqrt(al), np.sqrt(be / al)
 
 
 def _rule_li_yan(s: Schedule):
-    al, ab, omab = s.alpha, s.alpha_bar, s.one_minus_alpha_bar
+    al, be, omab = s.alpha, s.beta, s.one_minus_alpha_bar
+    gap = np.zeros_like(al)             # alpha_t - abar_t = alpha_t (1 - abar_{t-1}), no cancellation
+    gap[1:] = al[1:] * omab[:-1]
     with np.errstate(invalid="ignore", divide="ignore"):
-        sigma2 = (1 - al) * (al - ab) / omab
+        sigma2 = be * gap / omab
     sigma2[0] = 0.0
-    return 1 / np.sqrt(al), (1 - al) / np.sqrt(al), np.sqrt(np.maximum(sigma2, 0) / al)
+    return 1 / np.sqrt(al), be / np.sqrt(al), np.sqrt(np.maximum(sigma2, 0) / al)
 
 
 def _rule_ddpm(s: Schedule):
-    al, omab = s.alpha, s.one_minus_alpha_bar
+    al, be, omab = s.alpha, s.beta, s.one_minus_alpha_bar
     var = np.zeros_like(al)
-    var[1:] = omab[:-1] * (1 - al[1:]) / omab[1:]
-    return 1 / np.sqrt(al), (1 - al) / np.sqrt(al), np.sqrt(var)
+    var[1:] = omab[:-1] * be[1:] / omab[1:]
+    return 1 / np.sqrt(al), be / np.sqrt(al), np.sqrt(var)
 
 
 def _rule_ddim(s: Schedule):
