@@ -93,7 +93,7 @@ class Mixture1D:
             lo = np.where(F < u, x, lo)
             hi = np.where(F >= u, x, hi)
             f = np.exp(self.logpdf(x))
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 xn = x - (F - u) / f
             bad = ~np.isfinite(xn) | (xn <= lo) | (xn >= hi)
             xn = np.where(bad, 0.5 * (lo + hi), xn)

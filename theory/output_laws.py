@@ -36,6 +36,7 @@ from typing import Union
 
 import numpy as np
 from scipy.fft import irfft, next_fast_len, rfft
+from scipy.integrate import cumulative_simpson
 from scipy.interpolate import CubicSpline
 from scipy.ndimage import map_coordinates
 from scipy.special import ndtr
@@ -258,8 +259,9 @@ def grid_law_1d(mix: Mixture1D, rule: AffineRule, h: float = 0.01, half_width=No
     dx = np.full_like(x, h)
     dx[0] = dx[-1] = h / 2
     total = float((dx * p).sum())
-    # cumulative trapezoid for the CDF, normalised by the represented mass
-    cum = np.concatenate([[0.0], np.cumsum(0.5 * h * (p[1:] + p[:-1]))])
+    # cumulative Simpson rule for the CDF, normalised by the represented mass
+    cum = cumulative_simpson(p, dx=h, initial=0.0)
+    cum = np.maximum.accumulate(np.maximum(cum, 0.0))
     cdf = cum / cum[-1]
     sf = (cum[-1] - cum) / cum[-1]
     return QuadratureLaw1D(x=x, dx=dx, logp=logp - math.log(total), cdf=cdf, sf=sf,
@@ -267,10 +269,28 @@ def grid_law_1d(mix: Mixture1D, rule: AffineRule, h: float = 0.01, half_width=No
                            info={"h": h, "half_width": half_width})
 
 
-def output_law_1d(mix: Mixture1D, rule: AffineRule, level: int = 1) -> QuadratureLaw1D:
-    """The 1-D output law at resolution ``level`` (1: default; 2: twice as fine, ...)."""
-    h = min(0.01, math.sqrt(float(np.min(mix.v))) / 25) / level
-    return grid_law_1d(mix, rule, h=h)
+_LAW_CACHE: dict = {}
+_LAW_CACHE_SIZE = 64
+
+
+def output_law_1d(mix: Mixture1D, rule: AffineRule, level: float = 1) -> QuadratureLaw1D:
+    """The 1-D output law at resolution ``level`` (1: default; 2: twice as fine, ...).
+
+    Grid spacing ``h = min(0.01, sd_min / 25) / level`` with ``sd_min`` the smallest
+    component standard deviation of the target q_1. Results are memoised per process (a sweep
+    over d reuses the 1-D law).
+    """
+    key = (mix.w.tobytes(), mix.m.tobytes(), mix.v.tobytes(), rule.name, rule.a.tobytes(),
+           rule.b.tobytes(), rule.c.tobytes(), float(level))
+    if key in _LAW_CACHE:
+        return _LAW_CACHE[key]
+    sd_min = math.sqrt(float(np.min(_target_mixture(mix, rule).v)))
+    h = min(0.01, sd_min / 25) / level
+    law = grid_law_1d(mix, rule, h=h)
+    if len(_LAW_CACHE) >= _LAW_CACHE_SIZE:
+        _LAW_CACHE.pop(next(iter(_LAW_CACHE)))
+    _LAW_CACHE[key] = law
+    return law
 
 
 # --------------------------------------------------------------------------------------
@@ -291,15 +311,19 @@ def exact_factors(prior: Prior, rule: AffineRule, level: int = 1) -> list:
         return [_gaussian_factor(mu, lam, np.ones(mu.size, dtype=np.int64), rule)]
     if isinstance(prior, ProductPrior):
         factors = []
+        g_mean, g_var, g_mult = [], [], []
         for i, mult in prior.coordinate_groups():
             w, m, sd = prior.coordinate_params(i)
             keep = w > 0
             mix = Mixture1D(w[keep], m[keep], sd[keep] ** 2)
-            if mix.w.size == 1:
-                factors.append(_gaussian_factor(mix.m, mix.v, np.array([mult]), rule))
+            if mix.w.size == 1:          # a Gaussian coordinate: closed form, vectorised
+                g_mean.append(mix.m[0]), g_var.append(mix.v[0]), g_mult.append(mult)
             else:
                 factors.append(QuadratureFactor(output_law_1d(mix, rule, level),
                                                 _target_mixture(mix, rule), mult))
+        if g_mean:
+            factors.append(_gaussian_factor(np.array(g_mean), np.array(g_var),
+                                            np.array(g_mult), rule))
         return factors
     if isinstance(prior, SubspaceMixture):
         factors = exact_factors(prior.inner, rule, level)

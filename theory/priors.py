@@ -444,11 +444,16 @@ def bimodal(d: int, *, device=None, dtype=DEFAULT_DTYPE) -> ProductPrior:
     return ProductPrior(w, mu, sd, device=device, dtype=dtype)
 
 
-def gauss(d: int, *, device=None, dtype=DEFAULT_DTYPE) -> Gaussian:
-    """``N(0, diag(lambda))`` with lambda log-spaced from 0.1 to 10 (lambda = 1 when d = 1)."""
+def gauss(d: int, *, device=None, dtype=DEFAULT_DTYPE) -> ProductPrior:
+    """``N(0, diag(lambda))`` with lambda log-spaced from 0.1 to 10 (lambda = 1 when d = 1).
+
+    Stored as a product of 1-D Gaussians (one-component mixtures): the same law as
+    ``Gaussian(0, diag(lambda))`` without a dense d x d covariance, so d = 10^4 is cheap.
+    """
     d = _check_dim(d)
     lam = torch.ones(1, dtype=torch.float64) if d == 1 else torch.logspace(-1, 1, d, dtype=torch.float64)
-    return Gaussian(torch.zeros(d), torch.diag(lam), device=device, dtype=dtype)
+    return ProductPrior(torch.ones(d, 1), torch.zeros(d, 1), lam.sqrt()[:, None],
+                        device=device, dtype=dtype)
 
 
 def subspace(d: int, *, device=None, dtype=DEFAULT_DTYPE) -> SubspaceMixture:

@@ -1,0 +1,110 @@
+"""Experiment ``rate-vs-T``: TV(q_1, law Y_1) against the number of steps T.
+
+Claim checked (THEORY.md section 3, Li-Wei-Chen-Chi 2024): TV <~ d^2/T for the
+deterministic sampler (li-ode) and d^2/sqrt(T) for the stochastic one (li-sde), logs
+ignored. Priors: ``bimodal`` (d = 1, 10, 100) and ``gauss`` (d = 1, 10, 100), schedule
+``li`` (c0 = 2, c1 = 4), distances exact (see theory.output_laws / theory.distances).
+Exponents are fitted over T >= T_FIT_MIN, where the curves are straight on log-log axes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from theory.rates import fit_exponent
+
+from .store import ResultStore
+from .sweep import run_points
+
+NAME = "rate-vs-T"
+T_FIT_MIN = 100
+TV_FIT_MAX = 0.3
+SAMPLERS = ("li-ode", "li-sde")
+REFERENCE = {"li-ode": (-1.0, "d^2/T (slope -1)"), "li-sde": (-0.5, "d^2/sqrt(T) (slope -1/2)")}
+
+
+def grid(fast: bool):
+    n = 12 if fast else 20
+    Ts = sorted(set(int(round(t)) for t in np.geomspace(10, 1e4, n)))
+    priors = [("bimodal", 1), ("bimodal", 10), ("bimodal", 100), ("gauss", 1), ("gauss", 10),
+              ("gauss", 100)]
+    if not fast:
+        priors += [("bimodal", 1000), ("gauss", 1000)]
+    return Ts, priors
+
+
+def configs(fast: bool):
+    Ts, priors = grid(fast)
+    return [{"prior": p, "d": d, "sampler": s, "schedule": "li", "T": T, "metric": "tv"}
+            for (p, d) in priors for s in SAMPLERS for T in Ts]
+
+
+def run(fast: bool = False, root=None, figures_dir="figures") -> dict:
+    store = ResultStore(NAME, root)
+    recs = run_points(store, configs(fast), desc=NAME)
+    Ts, priors = grid(fast)
+    curves = {}
+    for r in recs:
+        c = r["config"]
+        key = (c["prior"], c["d"], c["sampler"])
+        curves.setdefault(key, []).append((c["T"], r["result"]))
+    fits = []
+    for (prior, d, sampler), pts in curves.items():
+        pts.sort(key=lambda p: p[0])
+        x = [p[0] for p in pts]
+        val = [p[1]["value"] for p in pts]
+        # fit where the curve is in its asymptotic regime: T >= T_FIT_MIN and TV <= TV_FIT_MAX
+        # from there on (a saturated TV near 1 follows no power law)
+        big = [t for t, v in zip(x, val) if v > TV_FIT_MAX]
+        x_min = max([T_FIT_MIN] + [t + 1 for t in big])
+        try:
+            fit = fit_exponent(x, val, [p[1]["lower"] for p in pts],
+                               [p[1]["upper"] for p in pts], x_min=x_min).to_dict()
+        except ValueError as exc:
+            fit = {"error": str(exc)}
+        fits.append({"prior": prior, "d": d, "sampler": sampler, "fit": fit,
+                     "theory_exponent": REFERENCE[sampler][0], "T": x, "tv": val,
+                     "lower": [p[1]["lower"] for p in pts], "upper": [p[1]["upper"] for p in pts]})
+    summary = {"experiment": NAME, "fast": fast,
+               "fit_range": f"T >= {T_FIT_MIN} and TV <= {TV_FIT_MAX} from there on",
+               "fits": fits, "points": len(recs), "computed": store.computed,
+               "reused": store.reused}
+    store.write_summary(summary)
+    summary["figure"] = str(figure(summary, figures_dir))
+    return summary
+
+
+def figure(summary: dict, figures_dir="figures"):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from theory.figures import plot_rate_panel, save_figure
+    from theory.rates import RateFit
+
+    priors = sorted({(f["prior"], f["d"]) for f in summary["fits"]})
+    ncol = 3
+    nrow = int(np.ceil(len(priors) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.4 * nrow), squeeze=False)
+    for ax, (prior, d) in zip(axes.flat, priors):
+        curves = []
+        for f in summary["fits"]:
+            if (f["prior"], f["d"]) != (prior, d):
+                continue
+            fit = None
+            if "exponent" in f["fit"]:
+                fd = dict(f["fit"])
+                fd["ci"], fd["x_range"] = tuple(fd["ci"]), tuple(fd["x_range"])
+                fit = RateFit(**fd)
+            curves.append({"x": f["T"], "value": f["tv"], "lower": f["lower"],
+                           "upper": f["upper"], "label": f["sampler"], "fit": fit,
+                           "reference": REFERENCE[f["sampler"]]})
+        plot_rate_panel(ax, curves, (), xlabel="T (steps)", title=f"{prior}, d = {d}")
+    for ax in list(axes.flat)[len(priors):]:
+        ax.axis("off")
+    fig.suptitle("Exact TV(q_1, law Y_1) against T, li schedule (c0=2, c1=4); dashed: theory "
+                 "slopes through each curve's last point; dotted: fits over T >= %d, TV <= %.1f"
+                 % (T_FIT_MIN, TV_FIT_MAX), fontsize=9)
+    fig.tight_layout()
+    path = save_figure(fig, f"{figures_dir}/rate_vs_T.png")
+    plt.close(fig)
+    return path

@@ -1,0 +1,103 @@
+"""Experiment ``rate-vs-d``: TV(q_1, law Y_1) against the dimension d at fixed T.
+
+Claim checked (THEORY.md section 3): the bounds grow like d^2 (d^2/T deterministic,
+d^2/sqrt(T) stochastic). Priors ``bimodal`` and ``gauss`` (both products of 1-D laws, so
+exact in any d), li schedule, T = 1000. Exponents are fitted over the d where TV <= 0.3
+(beyond, TV saturates towards 1 and no power law can hold).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from theory.rates import fit_exponent
+
+from .store import ResultStore
+from .sweep import run_points
+
+NAME = "rate-vs-d"
+T_FIXED = 1000
+TV_FIT_MAX = 0.3
+SAMPLERS = ("li-ode", "li-sde")
+REFERENCE = [(2.0, "d^2 (slope 2)"), (1.0, "d (slope 1)"), (0.5, "sqrt(d) (slope 1/2)")]
+
+
+def dims(fast: bool):
+    if fast:
+        return [1, 2, 5, 10, 30, 100, 300, 1000, 3000, 10000]
+    return [1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
+
+
+def configs(fast: bool):
+    return [{"prior": p, "d": d, "sampler": s, "schedule": "li", "T": T_FIXED, "metric": "tv"}
+            for p in ("bimodal", "gauss") for s in SAMPLERS for d in dims(fast)]
+
+
+def run(fast: bool = False, root=None, figures_dir="figures") -> dict:
+    store = ResultStore(NAME, root)
+    recs = run_points(store, configs(fast), desc=NAME)
+    curves = {}
+    for r in recs:
+        c = r["config"]
+        curves.setdefault((c["prior"], c["sampler"]), []).append((c["d"], r["result"]))
+    fits = []
+    for (prior, sampler), pts in curves.items():
+        pts.sort(key=lambda p: p[0])
+        x = np.array([p[0] for p in pts], float)
+        val = np.array([p[1]["value"] for p in pts])
+        lo = [p[1]["lower"] for p in pts]
+        hi = [p[1]["upper"] for p in pts]
+        small = x[val <= TV_FIT_MAX]
+        x_max = float(small.max()) if small.size else None
+        try:
+            fit = fit_exponent(x, val, lo, hi, x_max=x_max).to_dict()
+        except ValueError as exc:
+            fit = {"error": str(exc)}
+        fits.append({"prior": prior, "sampler": sampler, "T": T_FIXED, "fit": fit,
+                     "theory_exponent": 2.0, "d": x.tolist(), "tv": val.tolist(),
+                     "lower": lo, "upper": hi})
+    summary = {"experiment": NAME, "fast": fast, "T": T_FIXED,
+               "fit_range": f"d with TV <= {TV_FIT_MAX}", "fits": fits, "points": len(recs),
+               "computed": store.computed, "reused": store.reused}
+    store.write_summary(summary)
+    summary["figure"] = str(figure(summary, figures_dir))
+    return summary
+
+
+def figure(summary: dict, figures_dir="figures"):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from theory.figures import plot_rate_panel, save_figure
+    from theory.rates import RateFit
+
+    priors = sorted({f["prior"] for f in summary["fits"]})
+    fig, axes = plt.subplots(1, len(priors), figsize=(5.0 * len(priors), 3.8), squeeze=False)
+    for ax, prior in zip(axes.flat, priors):
+        curves = []
+        for f in summary["fits"]:
+            if f["prior"] != prior:
+                continue
+            fit = None
+            if "exponent" in f["fit"]:
+                fd = dict(f["fit"])
+                fd["ci"], fd["x_range"] = tuple(fd["ci"]), tuple(fd["x_range"])
+                fit = RateFit(**fd)
+            curves.append({"x": f["d"], "value": f["tv"], "lower": f["lower"],
+                           "upper": f["upper"], "label": f["sampler"], "fit": fit})
+        # anchor the references at the first point instead of the saturated last one
+        plot_rate_panel(ax, curves, (), xlabel="d", title=f"{prior}, T = {summary['T']}")
+        x0, y0 = curves[0]["x"][0], curves[0]["value"][0]
+        xs = np.geomspace(x0, 100 * x0, 10)
+        for slope, lab in REFERENCE:
+            ys = y0 * (xs / x0) ** slope
+            ax.plot(xs, ys, "--", color="0.45", lw=1)
+            i = int(np.flatnonzero(ys <= 1.0)[-1])
+            ax.annotate(lab, (xs[i], ys[i]), fontsize=7, color="0.3", ha="right", va="bottom")
+        ax.set_ylim(top=1.5)
+    fig.suptitle("Exact TV(q_1, law Y_1) against d (li schedule, T = %d); dashed: d^2, d, "
+                 "sqrt(d); dotted: fits over TV <= %.1f" % (summary["T"], TV_FIT_MAX), fontsize=9)
+    fig.tight_layout()
+    path = save_figure(fig, f"{figures_dir}/rate_vs_d.png")
+    plt.close(fig)
+    return path
