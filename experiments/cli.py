@@ -48,7 +48,19 @@ def _parser():
     r.add_argument("--figures", default="figures", help="figures folder (default: ./figures)")
 
     sub.add_parser("list", help="list the registered experiments")
+    for mod in _extra_commands():
+        mod.add_parser(sub)
     return p
+
+
+# Further subcommands live in their own modules, each with ``NAME``, ``add_parser(sub)``
+# (adds its subparser) and ``run(args) -> int``.
+EXTRA_COMMANDS = ()
+
+
+def _extra_commands():
+    import importlib
+    return [importlib.import_module(m) for m in EXTRA_COMMANDS]
 
 
 def _cmd_measure(a) -> int:
@@ -112,7 +124,9 @@ def main(argv=None) -> int:
         a = _parser().parse_args(argv)
         if a.command is None:
             raise UsageError("missing command: measure | run | list (see diffrates --help)")
-        return {"measure": _cmd_measure, "run": _cmd_run, "list": _cmd_list}[a.command](a)
+        commands = {"measure": _cmd_measure, "run": _cmd_run, "list": _cmd_list}
+        commands.update({mod.NAME: mod.run for mod in _extra_commands()})
+        return commands[a.command](a)
     except (UsageError, ValueError) as exc:
         msg = " ".join(str(exc).split())
         print(f"diffrates: error: {msg}", file=sys.stderr)
