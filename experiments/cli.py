@@ -106,6 +106,9 @@ def _cmd_run(a) -> int:
                   f"[{fit['ci'][0]:+.3f}, {fit['ci'][1]:+.3f}] over "
                   f"[{fit['x_range'][0]:g}, {fit['x_range'][1]:g}] "
                   f"(theory {f['theory_exponent']:+g})")
+            for name, lf in f.get("log_corrected_fits", {}).items():
+                print(f"      {name}: exponent {lf['exponent']:+.3f} "
+                      f"[{lf['ci'][0]:+.3f}, {lf['ci'][1]:+.3f}]")
         else:
             print(f"  {label}: no fit ({fit.get('error')})")
     print(f"  figure: {summary['figure']}")

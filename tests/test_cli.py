@@ -1,0 +1,67 @@
+"""The command line: values agree with the library, bad input gives status 2 and one line."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from experiments.cli import main
+from theory import exact_distance, li_schedule, make_prior, sampler_rule
+
+
+def run_cli(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_measure_json_matches_library(capsys):
+    code, out, _ = run_cli(capsys, "measure", "--prior", "bimodal", "--d", "3", "--sampler",
+                           "li-sde", "--T", "200", "--metric", "tv", "--json")
+    assert code == 0
+    rec = json.loads(out)
+    ref = exact_distance(make_prior("bimodal", 3), sampler_rule("li-sde", li_schedule(200)), "tv")
+    assert rec["value"] == pytest.approx(ref.value, rel=1e-12)
+    assert rec["lower"] <= rec["value"] <= rec["upper"]
+    assert rec["config"]["T"] == 200 and rec["config"]["d"] == 3
+    assert rec["config"]["c0"] == 2.0 and rec["config"]["c1"] == 4.0
+    assert "FFT" in rec["method"]
+    assert {"torch", "numpy", "device"} <= set(rec["provenance"])
+
+
+def test_measure_schedule_constants_change_the_value(capsys):
+    _, out1, _ = run_cli(capsys, "measure", "--T", "100", "--json")
+    _, out2, _ = run_cli(capsys, "measure", "--T", "100", "--c1", "5", "--json")
+    v1, v2 = json.loads(out1)["value"], json.loads(out2)["value"]
+    ref = exact_distance(make_prior("bimodal", 1),
+                         sampler_rule("li-ode", li_schedule(100, c0=2, c1=5)), "tv").value
+    assert v2 == pytest.approx(ref, rel=1e-12) and abs(v1 - v2) > 1e-4
+
+
+@pytest.mark.parametrize("args", [
+    ["--T", "1"], ["--T", "abc"], ["--T", "1e400"], ["--d", "0"], ["--d", "2.5"],
+    ["--prior", "nope"], ["--sampler", "nope"], ["--schedule", "nope"], ["--metric", "nope"],
+    ["--c0", "nan"], ["--c0", "-1"], ["--c1", "0"], ["--c1", "inf"], ["--seed", "-3"],
+    ["--device", "tpu"], ["--T", "10", "--c1", "40"], ["--prior", "gmm", "--d", "4"],
+    ["--prior", "subspace", "--d", "1"], ["--unknown-flag", "1"],
+])
+def test_measure_bad_input_is_status_2_one_line(capsys, args):
+    code, out, err = run_cli(capsys, "measure", *args)
+    assert code == 2
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("diffrates: error:")
+    assert "Traceback" not in err
+
+
+def test_console_script_exit_status():
+    """The installed entry point really exits with status 2 (no traceback)."""
+    proc = subprocess.run([sys.executable, "-m", "experiments.cli", "measure", "--T", "1"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "diffrates: error: T must be >= 2, got 1"
+
+
+def test_run_unknown_experiment(capsys):
+    code, _, err = run_cli(capsys, "run", "no-such-experiment")
+    assert code == 2 and "unknown experiment" in err
