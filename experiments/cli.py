@@ -46,6 +46,15 @@ def _parser():
     r.add_argument("--fast", action="store_true", help="coarser grids, minutes on 2 cores")
     r.add_argument("--results", default=None, help="results folder (default: ./results)")
     r.add_argument("--figures", default="figures", help="figures folder (default: ./figures)")
+    r.add_argument("--executor", default="local",
+                   help="local (processes up to the core count) | serial | dask | dask=ADDRESS")
+
+    rp = sub.add_parser("reproduce", help="run every registered experiment (cached, resumable)")
+    rp.add_argument("--fast", action="store_true", help="coarser grids: minutes on 2 cores")
+    rp.add_argument("--results", default=None, help="results folder (default: ./results)")
+    rp.add_argument("--figures", default="figures", help="figures folder (default: ./figures)")
+    rp.add_argument("--executor", default="local",
+                    help="local (processes up to the core count) | serial | dask | dask=ADDRESS")
 
     sub.add_parser("list", help="list the registered experiments")
     for mod in _extra_commands():
@@ -91,27 +100,58 @@ def _cmd_measure(a) -> int:
     return 0
 
 
-def _cmd_run(a) -> int:
+def _run_experiment(name, fast, results, figures, executor):
+    import inspect
+
     from . import registry
-    mod = registry.get(a.name)
-    summary = mod.run(fast=a.fast, root=a.results, figures_dir=a.figures)
-    print(f"{a.name}: {summary['points']} points ({summary['computed']} computed, "
+    mod = registry.get(name)
+    kwargs = {"fast": fast, "root": results, "figures_dir": figures}
+    if "executor" in inspect.signature(mod.run).parameters:
+        kwargs["executor"] = executor
+    return mod.run(**kwargs)
+
+
+def _print_summary(name, summary):
+    print(f"{name}: {summary['points']} points ({summary['computed']} computed, "
           f"{summary['reused']} reused from cache)")
-    for f in summary["fits"]:
-        fit = f["fit"]
+    for f in summary.get("fits", []):
+        fit = f.get("fit", {})
         label = ", ".join(f"{k}={f[k]}" for k in ("prior", "d", "sampler", "T")
                           if k in f and not isinstance(f[k], list))
         if "exponent" in fit:
             print(f"  {label}: exponent {fit['exponent']:+.3f} "
                   f"[{fit['ci'][0]:+.3f}, {fit['ci'][1]:+.3f}] over "
-                  f"[{fit['x_range'][0]:g}, {fit['x_range'][1]:g}] "
-                  f"(theory {f['theory_exponent']:+g})")
-            for name, lf in f.get("log_corrected_fits", {}).items():
-                print(f"      {name}: exponent {lf['exponent']:+.3f} "
+                  f"[{fit['x_range'][0]:g}, {fit['x_range'][1]:g}]"
+                  + (f" (theory {f['theory_exponent']:+g})" if "theory_exponent" in f else ""))
+            for lname, lf in f.get("log_corrected_fits", {}).items():
+                print(f"      {lname}: exponent {lf['exponent']:+.3f} "
                       f"[{lf['ci'][0]:+.3f}, {lf['ci'][1]:+.3f}]")
-        else:
+        elif fit:
             print(f"  {label}: no fit ({fit.get('error')})")
-    print(f"  figure: {summary['figure']}")
+    for fig in ([summary["figure"]] if "figure" in summary else summary.get("figures", [])):
+        print(f"  figure: {fig}")
+
+
+def _cmd_run(a) -> int:
+    from .executors import parse_executor
+    parse_executor(a.executor)
+    _print_summary(a.name, _run_experiment(a.name, a.fast, a.results, a.figures, a.executor))
+    return 0
+
+
+def _cmd_reproduce(a) -> int:
+    import time
+
+    from .executors import parse_executor
+    from .registry import EXPERIMENTS
+    parse_executor(a.executor)
+    t0 = time.perf_counter()
+    if a.fast:
+        print("fast mode: coarser sweeps (fewer T and d values, smaller d ranges, fewer "
+              "samples); every figure is still drawn. Run without --fast for full precision.")
+    for name in EXPERIMENTS:
+        _print_summary(name, _run_experiment(name, a.fast, a.results, a.figures, a.executor))
+    print(f"reproduce: done in {time.perf_counter() - t0:.1f} s")
     return 0
 
 
@@ -127,7 +167,8 @@ def main(argv=None) -> int:
         a = _parser().parse_args(argv)
         if a.command is None:
             raise UsageError("missing command: measure | run | list (see diffrates --help)")
-        commands = {"measure": _cmd_measure, "run": _cmd_run, "list": _cmd_list}
+        commands = {"measure": _cmd_measure, "run": _cmd_run, "list": _cmd_list,
+                    "reproduce": _cmd_reproduce}
         commands.update({mod.NAME: mod.run for mod in _extra_commands()})
         return commands[a.command](a)
     except (UsageError, ValueError) as exc:

@@ -38,9 +38,9 @@ def configs(fast: bool):
             for (p, d) in priors for s in SAMPLERS for T in Ts]
 
 
-def run(fast: bool = False, root=None, figures_dir="figures") -> dict:
+def run(fast: bool = False, root=None, figures_dir="figures", executor=None) -> dict:
     store = ResultStore(NAME, root)
-    recs = run_points(store, configs(fast), desc=NAME)
+    recs = run_points(store, configs(fast), desc=NAME, executor=executor)
     Ts, priors = grid(fast)
     curves = {}
     for r in recs:

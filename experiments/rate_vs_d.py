@@ -32,9 +32,9 @@ def configs(fast: bool):
             for p in ("bimodal", "gauss") for s in SAMPLERS for d in dims(fast)]
 
 
-def run(fast: bool = False, root=None, figures_dir="figures") -> dict:
+def run(fast: bool = False, root=None, figures_dir="figures", executor=None) -> dict:
     store = ResultStore(NAME, root)
-    recs = run_points(store, configs(fast), desc=NAME)
+    recs = run_points(store, configs(fast), desc=NAME, executor=executor)
     curves = {}
     for r in recs:
         c = r["config"]

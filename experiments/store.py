@@ -83,6 +83,14 @@ class ResultStore:
             return None  # unreadable: recompute (atomic writes make this rare)
         return rec if rec.get("config") == json.loads(json.dumps(config, default=str)) else None
 
+    def save(self, config: dict, result, seconds: float, device: str = "cpu") -> dict:
+        """Write one finished point (atomically) and return its record."""
+        rec = {"config": config, "result": result, "seconds": seconds,
+               "provenance": provenance(device)}
+        atomic_write_json(self.path_for(config), rec)
+        self.computed += 1
+        return json.loads(json.dumps(rec, default=float))
+
     def get_or_compute(self, config: dict, compute, device: str = "cpu") -> dict:
         rec = self.load(config)
         if rec is not None:
@@ -90,11 +98,7 @@ class ResultStore:
             return rec
         t0 = time.perf_counter()
         result = compute()
-        rec = {"config": config, "result": result, "seconds": time.perf_counter() - t0,
-               "provenance": provenance(device)}
-        atomic_write_json(self.path_for(config), rec)
-        self.computed += 1
-        return json.loads(json.dumps(rec, default=float))
+        return self.save(config, result, time.perf_counter() - t0, device)
 
     def write_summary(self, summary: dict) -> Path:
         path = self.dir / "summary.json"
