@@ -66,7 +66,7 @@ class DistanceEstimate:
 def _u_minus_log1p(u):
     """u - log(1 + u), accurate for small u."""
     u = np.asarray(u, float)
-    out = u - np.log1p(u)
+    out = np.array(u - np.log1p(u), dtype=float)   # an array even for 0-d input (item assignment below)
     small = np.abs(u) < 1e-3
     if np.any(small):
         us = u[small]
