@@ -46,8 +46,7 @@ from .priors import Gaussian, GaussianMixture, Prior, ProductPrior, SubspaceMixt
 from .samplers import AffineRule
 
 __all__ = ["QuadratureLaw1D", "GaussianFactor", "QuadratureFactor", "NoExactLaw",
-           "gaussian_output", "flow_law_1d", "grid_law_1d", "output_law_1d", "exact_factors",
-           "exact_factor_levels"]
+           "gaussian_output", "flow_law_1d", "grid_law_1d", "output_law_1d", "exact_factors"]
 
 
 class NoExactLaw(ValueError):
@@ -336,11 +335,6 @@ def exact_factors(prior: Prior, rule: AffineRule, level: int = 1) -> list:
         raise NoExactLaw("no exact output law for a general Gaussian mixture (only Gaussian, "
                          "product and subspace priors); use a sample-based method")
     raise NoExactLaw(f"no exact output law for prior {type(prior).__name__}")
-
-
-def exact_factor_levels(prior: Prior, rule: AffineRule, levels=(1, 2)):
-    """Factors at two resolutions, for error estimation by refinement."""
-    return [exact_factors(prior, rule, lv) for lv in levels]
 
 
 def _gaussian_factor(mu, lam, mult, rule):
