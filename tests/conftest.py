@@ -1,0 +1,36 @@
+"""Shared fixtures for the diffrates test suite.
+
+* matplotlib runs headless (Agg backend);
+* ``device``: "cpu", plus "cuda" when a GPU is visible;
+* ``generator``: a CPU ``torch.Generator`` seeded with 0 (a fresh one per test);
+* ``device_generator``: the same on ``device``.
+
+The ``slow`` marker is registered in pyproject.toml and deselected by default.
+"""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    """Torch device name; every test using it runs once per available device."""
+    return request.param
+
+
+@pytest.fixture
+def generator():
+    """A CPU torch.Generator seeded with 0 (fresh for each test)."""
+    return torch.Generator().manual_seed(0)
+
+
+@pytest.fixture
+def device_generator(device):
+    """A generator seeded with 0 living on ``device`` (torch draws on a device only with a
+    generator on that device)."""
+    return torch.Generator(device=device).manual_seed(0)
