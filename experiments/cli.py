@@ -64,7 +64,7 @@ def _parser():
 
 # Further subcommands live in their own modules, each with ``NAME``, ``add_parser(sub)``
 # (adds its subparser) and ``run(args) -> int``.
-EXTRA_COMMANDS = ()
+EXTRA_COMMANDS = ("experiments.dpnp_cmd",)
 
 
 def _extra_commands():
