@@ -118,10 +118,12 @@ FAMILIES = ["gmm", "gaussian", "product", "subspace", "subspace-preset-marginal"
 
 
 def _points(prior, n=12, seed=3):
-    g = torch.Generator().manual_seed(seed)
-    x = prior.marginal(0.6).sample(n, generator=g).cpu() if not isinstance(prior, SubspaceMixture) \
-        else prior.sample(n, generator=g).cpu()
-    return (x + 0.3 * torch.randn(x.shape, generator=g, dtype=F64)).to(prior.device)
+    """Test points spread over the prior's region: samples of a wider law, jittered (drawn on
+    the prior's device, whose generator must live there)."""
+    g = torch.Generator(device=prior.device).manual_seed(seed)
+    x = prior.marginal(0.6).sample(n, generator=g) if not isinstance(prior, SubspaceMixture) \
+        else prior.sample(n, generator=g)
+    return x + 0.3 * torch.randn(x.shape, generator=g, dtype=F64, device=prior.device)
 
 
 # --------------------------------------------------------------------------------------
