@@ -38,6 +38,10 @@ def _parser():
     m.add_argument("--c0", default="2", help="li schedule: beta_1 = T^-c0 (default 2)")
     m.add_argument("--c1", default="4", help="li schedule: growth constant (default 4)")
     m.add_argument("--seed", default="0", help="seed of the gmm preset's parameters")
+    m.add_argument("--perturbation", default="none",
+                   help="score error: none | additive-field | wrong-weights | wrong-variances | "
+                        "step-noise (product priors)")
+    m.add_argument("--eps", default="0", help="size of the score perturbation")
     m.add_argument("--device", default="cpu", help="cpu | cuda[:N]")
     m.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -55,6 +59,12 @@ def _parser():
     rp.add_argument("--figures", default="figures", help="figures folder (default: ./figures)")
     rp.add_argument("--executor", default="local",
                     help="local (processes up to the core count) | serial | dask | dask=ADDRESS")
+
+    rr = sub.add_parser("report", help="tightness report: measured exponents beside every bound")
+    rr.add_argument("--fast", action="store_true", help="run missing experiments in fast mode")
+    rr.add_argument("--results", default=None, help="results folder (default: ./results)")
+    rr.add_argument("--executor", default="local",
+                    help="local | serial | dask | dask=ADDRESS (for missing experiments)")
 
     sub.add_parser("list", help="list the registered experiments")
     for mod in _extra_commands():
@@ -76,7 +86,8 @@ def _cmd_measure(a) -> int:
     from .measure import measure, normalise_config
     cfg = normalise_config({"prior": a.prior, "d": a.d, "sampler": a.sampler,
                             "schedule": a.schedule, "T": a.T, "metric": a.metric,
-                            "c0": a.c0, "c1": a.c1, "seed": a.seed, "device": a.device})
+                            "c0": a.c0, "c1": a.c1, "seed": a.seed, "device": a.device,
+                            "perturbation": a.perturbation, "eps": a.eps})
     from theory.output_laws import NoExactLaw
     try:
         res = measure(cfg)
@@ -84,7 +95,8 @@ def _cmd_measure(a) -> int:
         raise UsageError(str(exc)) from None
     if a.json:
         from .store import provenance
-        out = {**{k: res[k] for k in ("value", "lower", "upper", "error", "method", "interval")},
+        out = {**{k: res[k] for k in ("value", "lower", "upper", "error", "method", "interval",
+                                      "injected") if k in res},
                "config": cfg, "provenance": provenance(cfg["device"]),
                "details": res["details"]}
         print(json.dumps(out, default=float))
@@ -94,6 +106,9 @@ def _cmd_measure(a) -> int:
         print(f"{name}(q_1, law Y_1) = {res['value']:.6g}   in [{res['lower']:.6g}, "
               f"{res['upper']:.6g}]")
         print(f"  method: {res['method']}")
+        if "injected" in res:
+            print(f"  injected: eps_score = {res['injected']['eps_score']:.4g}, "
+                  f"eps_Jacobi = {res['injected']['eps_jacobi']:.4g}")
         print(f"  prior={cfg['prior']} d={cfg['d']} sampler={cfg['sampler']} "
               f"schedule={cfg['schedule']} T={cfg['T']}"
               + (f" c0={cfg['c0']:g} c1={cfg['c1']:g}" if cfg["schedule"] == "li" else ""))
@@ -116,13 +131,14 @@ def _print_summary(name, summary):
           f"{summary['reused']} reused from cache)")
     for f in summary.get("fits", []):
         fit = f.get("fit", {})
-        label = ", ".join(f"{k}={f[k]}" for k in ("prior", "d", "sampler", "T")
+        label = ", ".join(f"{k}={f[k]}" for k in ("prior", "d", "sampler", "T", "vs")
                           if k in f and not isinstance(f[k], list))
         if "exponent" in fit:
             print(f"  {label}: exponent {fit['exponent']:+.3f} "
                   f"[{fit['ci'][0]:+.3f}, {fit['ci'][1]:+.3f}] over "
                   f"[{fit['x_range'][0]:g}, {fit['x_range'][1]:g}]"
-                  + (f" (theory {f['theory_exponent']:+g})" if "theory_exponent" in f else ""))
+                  + (f" (theory {f['theory_exponent']:+g})"
+                     if f.get("theory_exponent") is not None else ""))
             for lname, lf in f.get("log_corrected_fits", {}).items():
                 print(f"      {lname}: exponent {lf['exponent']:+.3f} "
                       f"[{lf['ci'][0]:+.3f}, {lf['ci'][1]:+.3f}]")
@@ -151,7 +167,22 @@ def _cmd_reproduce(a) -> int:
               "samples); every figure is still drawn. Run without --fast for full precision.")
     for name in EXPERIMENTS:
         _print_summary(name, _run_experiment(name, a.fast, a.results, a.figures, a.executor))
+    from .report import build_report, to_markdown
+    rep = build_report(a.results, fast=a.fast, executor=a.executor)
+    print("tightness report:")
+    print(to_markdown(rep), end="")
+    print("written: " + ", ".join(rep["files"]))
     print(f"reproduce: done in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _cmd_report(a) -> int:
+    from .executors import parse_executor
+    from .report import build_report, to_markdown
+    parse_executor(a.executor)
+    rep = build_report(a.results, fast=a.fast, executor=a.executor)
+    print(to_markdown(rep), end="")
+    print("written: " + ", ".join(rep["files"]))
     return 0
 
 
@@ -168,7 +199,7 @@ def main(argv=None) -> int:
         if a.command is None:
             raise UsageError("missing command: measure | run | list (see diffrates --help)")
         commands = {"measure": _cmd_measure, "run": _cmd_run, "list": _cmd_list,
-                    "reproduce": _cmd_reproduce}
+                    "reproduce": _cmd_reproduce, "report": _cmd_report}
         commands.update({mod.NAME: mod.run for mod in _extra_commands()})
         return commands[a.command](a)
     except (UsageError, ValueError) as exc:

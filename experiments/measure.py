@@ -8,12 +8,13 @@ from theory.distances import METRICS, exact_distance
 from theory.priors import PRESETS, make_prior
 from theory.samplers import SAMPLERS, sampler_rule
 from theory.schedules import SCHEDULES, make_schedule
+from theory.score_errors import PERTURBATIONS, make_perturbation
 
 __all__ = ["normalise_config", "measure", "DEFAULTS"]
 
 DEFAULTS = {"prior": "bimodal", "d": 1, "sampler": "li-ode", "schedule": "li", "T": 1000,
             "metric": "tv", "c0": 2.0, "c1": 4.0, "device": "cpu", "seed": 0,
-            "method": "exact"}
+            "method": "exact", "perturbation": "none", "eps": 0.0}
 
 
 def _int(name, v, lo):
@@ -38,6 +39,16 @@ def _pos(name, v):
     return f
 
 
+def _nonneg(name, v):
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {v!r}") from None
+    if not math.isfinite(f) or f < 0:
+        raise ValueError(f"{name} must be a non-negative finite number, got {v!r}")
+    return f
+
+
 def _choice(name, v, options):
     if v not in options:
         raise ValueError(f"unknown {name} {v!r}; choose from {', '.join(options)}")
@@ -57,7 +68,11 @@ def normalise_config(cfg: dict) -> dict:
         "device": str(c["device"]),
         "seed": _int("seed", c["seed"], 0),
         "method": _choice("method", c["method"], ("exact",)),
+        "perturbation": _choice("perturbation", c["perturbation"],
+                                ("none",) + tuple(PERTURBATIONS)),
     }
+    if out["perturbation"] != "none":
+        out["eps"] = _nonneg("eps", c["eps"])
     if out["schedule"] == "li":
         out["c0"] = _pos("c0", c["c0"])
         out["c1"] = _pos("c1", c["c1"])
@@ -83,7 +98,13 @@ def measure(cfg: dict) -> dict:
     """Distance between law(Y_1) and q_1 for one configuration, with interval and method."""
     cfg = normalise_config(cfg)
     prior, schedule, rule = build(cfg)
-    est = exact_distance(prior, rule, cfg["metric"])
-    return {"value": est.value, "lower": est.lower, "upper": est.upper, "error": est.error,
-            "method": est.method, "interval": "numerical error bound (refinement estimate)",
-            "details": est.details}
+    pert = None
+    if cfg["perturbation"] != "none":
+        pert = make_perturbation(cfg["perturbation"], cfg["eps"])
+    est = exact_distance(prior, rule, cfg["metric"], perturbation=pert)
+    out = {"value": est.value, "lower": est.lower, "upper": est.upper, "error": est.error,
+           "method": est.method, "interval": "numerical error bound (refinement estimate)",
+           "details": est.details}
+    if pert is not None:
+        out["injected"] = pert.injected(prior, schedule)
+    return out

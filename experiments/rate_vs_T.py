@@ -2,7 +2,8 @@
 
 Claim checked (THEORY.md section 3, Li-Wei-Chen-Chi 2024): TV <~ d^2/T for the
 deterministic sampler (li-ode) and d^2/sqrt(T) for the stochastic one (li-sde), logs
-ignored. Priors: ``bimodal`` (d = 1, 10, 100) and ``gauss`` (d = 1, 10, 100), schedule
+ignored; and the accelerated stochastic sampler (Li et al., ICML 2024: 1/T) at d = 1.
+Priors: ``bimodal`` (d = 1, 10, 100) and ``gauss`` (d = 1, 10, 100), schedule
 ``li`` (c0 = 2, c1 = 4), distances exact (see theory.output_laws / theory.distances).
 Exponents are fitted over T >= T_FIT_MIN, where the curves are straight on log-log axes.
 """
@@ -19,7 +20,10 @@ NAME = "rate-vs-T"
 T_FIT_MIN = 100
 TV_FIT_MAX = 0.3
 SAMPLERS = ("li-ode", "li-sde")
-REFERENCE = {"li-ode": (-1.0, "d^2/T (slope -1)"), "li-sde": (-0.5, "d^2/sqrt(T) (slope -1/2)")}
+REFERENCE = {"li-ode": (-1.0, "d^2/T (slope -1)"), "li-sde": (-0.5, "d^2/sqrt(T) (slope -1/2)"),
+             "accel-sde": (-1.0, "1/T (slope -1)")}
+# the accelerated stochastic sampler (Li et al., ICML 2024) on the d = 1 priors
+ACCELERATED = ("accel-sde",)
 
 
 def grid(fast: bool):
@@ -34,8 +38,11 @@ def grid(fast: bool):
 
 def configs(fast: bool):
     Ts, priors = grid(fast)
-    return [{"prior": p, "d": d, "sampler": s, "schedule": "li", "T": T, "metric": "tv"}
-            for (p, d) in priors for s in SAMPLERS for T in Ts]
+    out = [{"prior": p, "d": d, "sampler": s, "schedule": "li", "T": T, "metric": "tv"}
+           for (p, d) in priors for s in SAMPLERS for T in Ts]
+    out += [{"prior": p, "d": 1, "sampler": s, "schedule": "li", "T": T, "metric": "tv"}
+            for p in ("bimodal", "gauss") for s in ACCELERATED for T in Ts]
+    return out
 
 
 def run(fast: bool = False, root=None, figures_dir="figures", executor=None) -> dict:

@@ -370,15 +370,18 @@ def combine_levels(metric: str, coarse, fine) -> DistanceEstimate:
                             {k: v for k, v in info.items()})
 
 
-def exact_distance(prior, rule, metric: str = "tv", *, fine_level: float = 1.0) -> DistanceEstimate:
+def exact_distance(prior, rule, metric: str = "tv", *, fine_level: float = 1.0,
+                   perturbation=None) -> DistanceEstimate:
     """Exact distance between the law of Y_1 (``rule`` driven by ``prior``'s exact score) and
     q_1, with the numerical error estimated by refinement (grids halved, lattice halved).
+    ``perturbation``: drive the sampler with a perturbed score (:mod:`theory.score_errors`).
 
     Raises :class:`theory.output_laws.NoExactLaw` where no exact engine applies.
     """
     from .output_laws import exact_factors
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
-    coarse = factor_distance(exact_factors(prior, rule, 0.5 * fine_level), metric, 0.5)
-    fine = factor_distance(exact_factors(prior, rule, fine_level), metric, 1.0)
+    coarse = factor_distance(exact_factors(prior, rule, 0.5 * fine_level, perturbation),
+                             metric, 0.5)
+    fine = factor_distance(exact_factors(prior, rule, fine_level, perturbation), metric, 1.0)
     return combine_levels(metric, coarse, fine)

@@ -15,7 +15,9 @@ independent one-dimensional laws:
     :math:`z \sim N(0,1)` and :math:`\Phi` the composed map,
     :math:`p(\Phi(z)) = \varphi(z)/\Phi'(z)`, :math:`\Phi'` accumulated along the trajectory
     as :math:`\prod_t (a_t + b_t s_t'(y_t))`. Integrals against :math:`p` become
-    trapezoidal sums in :math:`z` (spectrally accurate for these smooth integrands).
+    trapezoidal sums in :math:`z`. This engine is kept as an independent check: where the
+    map is steep (between well-separated modes) uniform z-nodes converge only
+    algebraically, so the exact engine uses grid propagation for every rule.
   - *stochastic rules* (and deterministic maps that fold): grid propagation. The step
     kernel is :math:`N(m_t(y), c_t^2)` with :math:`m_t(y) = a_t y + b_t s_t(y)`; the density
     is moved by the map (change of variables, cubic interpolation of the log density over
@@ -119,7 +121,7 @@ def gaussian_output(prior_mean, prior_var, rule: AffineRule):
         m = math.sqrt(ab[t]) * mu
         gain = rule.a[t] - rule.b[t] / C
         M = gain * M + rule.b[t] * m / C
-        V = gain * gain * V + rule.c[t] ** 2
+        V = gain * gain * (V + rule.pre_c[t] ** 2) + rule.c[t] ** 2
     return M, V
 
 
@@ -208,20 +210,20 @@ def _blur(logp, c, h):
         return np.log(np.maximum(out, 0)) + top
 
 
-def _pull_back(x, logp, mt: Mixture1D, a, b, h):
+def _pull_back(x, logp, score, a, b, h):
     """Log density on grid ``x`` of the image of ``exp(logp)`` under ``y -> a y + b s_t(y)``.
 
     Monotone maps only (returns ``None`` otherwise). For each grid point the preimage
     ``y = m^{-1}(x)`` is found by inverse interpolation plus one Newton step (error O(h^4));
     then ``p_new(x) = p(y) / m'(y)``, with ``log p(y)`` from a cubic B-spline on the grid.
     """
-    sc, dsc = mt.score_and_derivative(x)
+    sc, dsc = score(x)
     J = a + b * dsc
     if np.any(J <= 0):
         return None
     u = a * x + b * sc
     y = np.interp(x, u, x)
-    sc, dsc = mt.score_and_derivative(y)
+    sc, dsc = score(y)
     Jy = a + b * dsc
     y = y - (a * y + b * sc - x) / Jy
     lp = map_coordinates(logp, [(y - x[0]) / h], order=3, mode="nearest")
@@ -231,8 +233,13 @@ def _pull_back(x, logp, mt: Mixture1D, a, b, h):
     return lp
 
 
-def grid_law_1d(mix: Mixture1D, rule: AffineRule, h: float = 0.01, half_width=None):
-    """Output law of any affine rule by grid propagation with spacing ``h``."""
+def grid_law_1d(mix: Mixture1D, rule: AffineRule, h: float = 0.01, half_width=None,
+                score_1d=None):
+    """Output law of any affine rule by grid propagation with spacing ``h``.
+
+    ``score_1d(t, x) -> (s, s')`` replaces the exact score of ``mix``'s marginals (for
+    perturbed scores, :mod:`theory.score_errors`); by default the exact score is used.
+    """
     s = rule.schedule
     ab, omab = s.alpha_bar, s.one_minus_alpha_bar
     if half_width is None:
@@ -242,10 +249,16 @@ def grid_law_1d(mix: Mixture1D, rule: AffineRule, h: float = 0.01, half_width=No
     x = np.arange(-n, n + 1) * h
     logp = -0.5 * x * x - 0.5 * LOG_2PI
     for t in range(s.T, 1, -1):
-        mt = mix.marginal(ab[t], omab[t])
-        new = _pull_back(x, logp, mt, rule.a[t], rule.b[t], h)
+        if rule.pre_c[t] > 0:          # noise before the score (accelerated sampler)
+            logp = _blur(logp, rule.pre_c[t], h)
+            logp = np.maximum(logp, logp.max() + _LOG_FLOOR)
+        if score_1d is None:
+            score = mix.marginal(ab[t], omab[t]).score_and_derivative
+        else:
+            score = lambda y, t=t: score_1d(t, y)  # noqa: E731
+        new = _pull_back(x, logp, score, rule.a[t], rule.b[t], h)
         if new is None:  # the step folds: push forward run by run
-            sc, dsc = mt.score_and_derivative(x)
+            sc, dsc = score(x)
             J = rule.a[t] + rule.b[t] * dsc
             u = rule.a[t] * x + rule.b[t] * sc
             with np.errstate(divide="ignore"):
@@ -272,7 +285,8 @@ _LAW_CACHE: dict = {}
 _LAW_CACHE_SIZE = 64
 
 
-def output_law_1d(mix: Mixture1D, rule: AffineRule, level: float = 1) -> QuadratureLaw1D:
+def output_law_1d(mix: Mixture1D, rule: AffineRule, level: float = 1,
+                  perturbation=None) -> QuadratureLaw1D:
     """The 1-D output law at resolution ``level`` (1: default; 2: twice as fine, ...).
 
     Grid spacing ``h = min(0.01, sd_min / 25) / level`` with ``sd_min`` the smallest
@@ -280,12 +294,14 @@ def output_law_1d(mix: Mixture1D, rule: AffineRule, level: float = 1) -> Quadrat
     over d reuses the 1-D law).
     """
     key = (mix.w.tobytes(), mix.m.tobytes(), mix.v.tobytes(), rule.name, rule.a.tobytes(),
-           rule.b.tobytes(), rule.c.tobytes(), float(level))
+           rule.b.tobytes(), rule.c.tobytes(), rule.pre_c.tobytes(), float(level),
+           None if perturbation is None else perturbation.key())
     if key in _LAW_CACHE:
         return _LAW_CACHE[key]
     sd_min = math.sqrt(float(np.min(_target_mixture(mix, rule).v)))
     h = min(0.01, sd_min / 25) / level
-    law = grid_law_1d(mix, rule, h=h)
+    score_1d = None if perturbation is None else perturbation.score_1d(mix, rule.schedule)
+    law = grid_law_1d(mix, rule, h=h, score_1d=score_1d)
     if len(_LAW_CACHE) >= _LAW_CACHE_SIZE:
         _LAW_CACHE.pop(next(iter(_LAW_CACHE)))
     _LAW_CACHE[key] = law
@@ -301,8 +317,19 @@ def _target_mixture(mix: Mixture1D, rule: AffineRule) -> Mixture1D:
     return mix.marginal(s.alpha_bar[1], s.one_minus_alpha_bar[1])
 
 
-def exact_factors(prior: Prior, rule: AffineRule, level: int = 1) -> list:
-    """Factors of (law of Y_1, q_1) for a structured prior; raises :class:`NoExactLaw`."""
+def exact_factors(prior: Prior, rule: AffineRule, level: int = 1, perturbation=None) -> list:
+    """Factors of (law of Y_1, q_1) for a structured prior; raises :class:`NoExactLaw`.
+
+    ``perturbation`` (a :class:`theory.score_errors.ScorePerturbation`) makes the sampler use
+    a perturbed score while the target stays the true q_1; coordinate-wise perturbations of
+    product priors keep the law exact.
+    """
+    if perturbation is not None:
+        rule = perturbation.adjust_rule(rule)
+        if perturbation.affine:
+            perturbation = None
+        elif not isinstance(prior, ProductPrior):
+            raise NoExactLaw("exact laws under a score perturbation need a product prior")
     if isinstance(prior, Gaussian):
         lam, Q = prior.eig()
         mu = (Q.T @ prior.mean).cpu().numpy()
@@ -315,10 +342,10 @@ def exact_factors(prior: Prior, rule: AffineRule, level: int = 1) -> list:
             w, m, sd = prior.coordinate_params(i)
             keep = w > 0
             mix = Mixture1D(w[keep], m[keep], sd[keep] ** 2)
-            if mix.w.size == 1:          # a Gaussian coordinate: closed form, vectorised
+            if mix.w.size == 1 and perturbation is None:  # Gaussian: closed form, vectorised
                 g_mean.append(mix.m[0]), g_var.append(mix.v[0]), g_mult.append(mult)
             else:
-                factors.append(QuadratureFactor(output_law_1d(mix, rule, level),
+                factors.append(QuadratureFactor(output_law_1d(mix, rule, level, perturbation),
                                                 _target_mixture(mix, rule), mult))
         if g_mean:
             factors.append(_gaussian_factor(np.array(g_mean), np.array(g_var),

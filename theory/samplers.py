@@ -51,6 +51,9 @@ class AffineRule:
     """Coefficients of ``Y_{t-1} = a[t] Y_t + b[t] s_t(Y_t) + c[t] Z_t``.
 
     Arrays are indexed by the step ``t = 0..T`` (length ``T + 1``); only ``t = 2..T`` are used.
+    Optional ``pre_c``: noise added *before* the score is evaluated,
+    ``Y+ = Y_t + pre_c[t] Z'``, then ``Y_{t-1} = a[t] Y+ + b[t] s_t(Y+) + c[t] Z`` (the
+    accelerated stochastic sampler); zero by default.
     """
 
     name: str
@@ -58,10 +61,13 @@ class AffineRule:
     b: np.ndarray
     c: np.ndarray
     schedule: Schedule = field(repr=False)
+    pre_c: Optional[np.ndarray] = None
 
     def __post_init__(self):
         T = self.schedule.T
-        for key in ("a", "b", "c"):
+        if self.pre_c is None:
+            object.__setattr__(self, "pre_c", np.zeros(T + 1))
+        for key in ("a", "b", "c", "pre_c"):
             arr = np.asarray(getattr(self, key), dtype=np.float64)
             if arr.shape != (T + 1,):
                 raise ValueError(f"coefficient {key} must have length T + 1 = {T + 1} "
@@ -69,7 +75,7 @@ class AffineRule:
             if not np.all(np.isfinite(arr[2:])):
                 raise ValueError(f"coefficient {key} is not finite for some t in 2..T")
             object.__setattr__(self, key, arr)
-        if np.any(self.c[2:] < 0):
+        if np.any(self.c[2:] < 0) or np.any(self.pre_c[2:] < 0):
             raise ValueError("noise coefficients c_t must be non-negative")
 
     @property
@@ -78,7 +84,7 @@ class AffineRule:
 
     @property
     def deterministic(self) -> bool:
-        return bool(np.all(self.c[2:] == 0))
+        return bool(np.all(self.c[2:] == 0) and np.all(self.pre_c[2:] == 0))
 
     def describe(self) -> dict:
         return {"sampler": self.name, "deterministic": self.deterministic}
@@ -124,8 +130,17 @@ def _rule_ddim(s: Schedule):
     return a, b, np.zeros_like(ab)
 
 
+def _rule_accel_sde(s: Schedule):
+    """Accelerated stochastic sampler (Li et al., ICML 2024, arXiv:2403.03852, THEORY.md §2):
+    Y+ = Y_t + sqrt((1 - alpha_t)/2) Z, Y_{t-1} = (Y+ + (1 - alpha_t) s_t(Y+))/sqrt(alpha_t)
+    + sqrt((1 - alpha_t)/2) Z'."""
+    al, be = s.alpha, s.beta
+    half = np.sqrt(be / 2)
+    return 1 / np.sqrt(al), be / np.sqrt(al), half, half
+
+
 _RULES = {"li-ode": _rule_li_ode, "li-sde": _rule_li_sde, "li-yan": _rule_li_yan,
-          "ddpm": _rule_ddpm, "ddim": _rule_ddim}
+          "ddpm": _rule_ddpm, "ddim": _rule_ddim, "accel-sde": _rule_accel_sde}
 SAMPLERS = tuple(_RULES)
 
 
@@ -133,8 +148,8 @@ def sampler_rule(name: str, schedule: Schedule) -> AffineRule:
     """The affine rule of a built-in sampler (see the module table)."""
     if name not in _RULES:
         raise ValueError(f"unknown sampler {name!r}; choose from {', '.join(SAMPLERS)}")
-    a, b, c = _RULES[name](schedule)
-    return AffineRule(name, a, b, c, schedule)
+    coeffs = _RULES[name](schedule)
+    return AffineRule(name, *coeffs[:3], schedule, *coeffs[3:])
 
 
 class AnalyticScore:
@@ -195,6 +210,9 @@ def run_sampler(rule: AffineRule, score: ScoreFn, n: int, dim: int, *,
         callback(T, y)
     det = rule.deterministic
     for t in range(T, 1, -1):
+        if rule.pre_c[t] > 0:
+            z = torch.randn(y.shape, generator=generator, dtype=dtype, device=device)
+            y = y + rule.pre_c[t] * z
         s = score(y, t)
         y_next = rule.a[t] * y + rule.b[t] * s
         if not det and rule.c[t] > 0:
