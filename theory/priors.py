@@ -151,6 +151,7 @@ class GaussianMixture(Prior):
             raise ValueError("covs must be positive semi-definite")
         self.weights, self.means, self.covs, self.dim = w, mu, cov, d
         self._chol = None
+        self._prec = None
 
     @property
     def n_components(self) -> int:
@@ -184,16 +185,35 @@ class GaussianMixture(Prior):
         root = U * ev.clamp_min(0).sqrt()[:, None, :]
         return self.means[k] + torch.einsum("nij,nj->ni", root[k], z)
 
+    def _precision(self):
+        """Cached C_k^{-1}, C_k^{-1} m_k and the constant part of log(pi_k N(.; m_k, C_k))."""
+        if self._prec is None:
+            L = self._cholesky()
+            P = torch.cholesky_inverse(L)
+            P = 0.5 * (P + P.transpose(-1, -2))
+            logdet = 2 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)
+            const = torch.log(self.weights) - 0.5 * (logdet + self.dim * LOG_2PI)
+            self._prec = (P, torch.einsum("kde,ke->kd", P, self.means), const)
+        return self._prec
+
+    _BLOCK = 1024  # rows per block: keeps the (n, K, d) temporaries in cache
+
     def _component_terms(self, x):
-        """Per-component log(pi_k N(x; m_k, C_k)) and C_k^{-1}(m_k - x), shapes (n,K), (n,K,d)."""
-        L = self._cholesky()
-        diff = self.means[None, :, :] - x[:, None, :]                      # (n,K,d)
-        sol = torch.cholesky_solve(diff.permute(1, 2, 0), L)               # (K,d,n)
-        prec_diff = sol.permute(2, 0, 1)                                   # (n,K,d)
-        maha = (diff * prec_diff).sum(-1)
-        logdet = 2 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)
-        logc = torch.log(self.weights) - 0.5 * (maha + logdet + self.dim * LOG_2PI)
-        return logc, prec_diff
+        """Per-component log(pi_k N(x; m_k, C_k)) and C_k^{-1}(m_k - x), shapes (n,K), (n,K,d).
+
+        Uses the cached precision matrices (one batched product per call instead of a
+        triangular solve), in blocks of rows.
+        """
+        P, Pm, const = self._precision()
+        logcs, pds = [], []
+        for xb in x.split(self._BLOCK):
+            prec_diff = Pm[None] - torch.einsum("nd,kde->nke", xb, P)         # (n,K,d)
+            maha = ((self.means[None] - xb[:, None, :]) * prec_diff).sum(-1)
+            logcs.append(const - 0.5 * maha)
+            pds.append(prec_diff)
+        if len(logcs) == 1:
+            return logcs[0], pds[0]
+        return torch.cat(logcs), torch.cat(pds)
 
     def log_prob(self, x):
         x = self._prep(x)
@@ -216,7 +236,7 @@ class GaussianMixture(Prior):
         logc, v = self._component_terms(x)
         r = torch.softmax(logc, dim=1)
         s = (r[:, :, None] * v).sum(1)
-        prec = torch.cholesky_inverse(self._cholesky())                  # (K,d,d)
+        prec = self._precision()[0]                                       # (K,d,d)
         outer = torch.einsum("nk,nki,nkj->nij", r, v, v)
         return -torch.einsum("nk,kij->nij", r, prec) + outer - s[:, :, None] * s[:, None, :]
 
