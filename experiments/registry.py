@@ -10,6 +10,13 @@ EXPERIMENTS = {
                           "TV against ambient d, k = 2 subspace prior: li-sde vs li-yan"),
     "score-error": ("experiments.score_error",
                     "TV at T = 2000 against the injected score error eps_score"),
+    "dpnp-stationary": ("experiments.dpnp_stationary",
+                        "DPnP: TV(law x_k, pi_eta) against k, exact rate lambda_2"),
+    "dpnp-eta-bias": ("experiments.dpnp_eta_bias", "DPnP: TV(pi_eta, posterior) against eta"),
+    "dpnp-subsampler-error": ("experiments.dpnp_subsampler_error",
+                              "DPnP: floor left by inexact PCS/DDS against their steps"),
+    "dpnp-annealing": ("experiments.dpnp_annealing",
+                       "DPnP annealing schedules vs DPS at equal score evaluations"),
 }
 
 

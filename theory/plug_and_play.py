@@ -83,7 +83,7 @@ import torch
 from .likelihoods import Likelihood
 from .priors import GaussianMixture, Prior, ProductPrior, SubspaceMixture
 from .samplers import SAMPLERS, AnalyticScore, run_sampler, sampler_rule
-from .schedules import Schedule, li_schedule
+from .schedules import Schedule, linear_schedule
 
 __all__ = ["AnnealingSchedule", "make_annealing", "parse_annealing", "ANNEALINGS",
            "pcs_exact", "pcs_langevin", "default_pcs_step", "dds_exact", "dds_schedule",
@@ -681,14 +681,15 @@ def run_dps(prior: Prior, lik: Likelihood, n: int, *, T: int = 1000, zeta: float
     From :math:`x_T \sim N(0, I)`, for t = T..2: the DDPM step (:mod:`theory.samplers` rule
     ``ddpm``) then :math:`x_{t-1} \mathrel{-}= \zeta'\,\nabla_{x_t}\mathcal L(\hat x_0(x_t)) /
     \sqrt{\mathcal L(\hat x_0(x_t))}`; output Tweedie's :math:`\hat x_0(x_1)`.
-    Schedule: ``li`` (c0 = 2, c1 = 4) with T steps unless given. ``T`` score calls.
+    Schedule: Ho et al.'s linear schedule rescaled to T steps (the DPS paper's), unless given.
+    ``T`` score calls (each with the score Jacobian).
     """
     if prior.dim != lik.dim:
         raise ValueError(f"prior dimension {prior.dim} differs from the likelihood's {lik.dim}")
     zeta = float(zeta)
     if not (math.isfinite(zeta) and zeta >= 0):
         raise ValueError(f"zeta must be a non-negative number, got {zeta}")
-    sched = schedule if schedule is not None else li_schedule(_posi("T", T, 2))
+    sched = schedule if schedule is not None else linear_schedule(_posi("T", T, 2))
     rule = sampler_rule("ddpm", sched)
     score = AnalyticScore(prior, sched)
     device = torch.device(device) if device is not None else prior.device

@@ -259,10 +259,14 @@ class Grid1D:
         return _normalise_log(self.log_prior + self.loglik_x)
 
     def pi_eta(self, eta: float) -> np.ndarray:
-        r""":math:`\pi_\eta` masses: :math:`p(x_i)\sum_j e^{\ell(z_j)}N(x_i - z_j; 0, \eta^2)`."""
+        r""":math:`\pi_\eta` masses: :math:`p(x_i)\sum_j e^{\ell(z_j)}N(x_i - z_j; 0, \eta^2)`
+        (in row blocks, so fine grids fit in memory)."""
         self._check_eta(eta)
-        d2 = (self.x[:, None] - self.z[None, :]) ** 2
-        conv = logsumexp(self.loglik_z[None, :] - d2 / (2 * eta ** 2), axis=1)
+        conv = np.empty(self.x.size)
+        step = max(1, int(4e6 // self.z.size))
+        for i in range(0, self.x.size, step):
+            d2 = (self.x[i:i + step, None] - self.z[None, :]) ** 2
+            conv[i:i + step] = logsumexp(self.loglik_z[None, :] - d2 / (2 * eta ** 2), axis=1)
         return _normalise_log(self.log_prior + conv)
 
     def _check_eta(self, eta):
@@ -326,7 +330,10 @@ class Grid1D:
         zm = self.init_z_mass(init, etas[0])
         out = [zm @ self.dds_matrix(etas[0])]
         for eta in etas[1:]:
-            out.append(out[-1] @ self.kernel(eta))
+            if eta in self._kernels:
+                out.append(out[-1] @ self._kernels[eta])
+            else:   # two vector-matrix products: no N x N kernel is formed
+                out.append((out[-1] @ self.pcs_matrix(eta)) @ self.dds_matrix(eta))
         return out
 
     def run(self, etas: Sequence[float], init: str = "standard-normal",

@@ -1,0 +1,118 @@
+"""Experiment ``dpnp-stationary``: TV(law x_k, pi_eta) against the outer step k for fixed eta.
+
+Claim checked (THEORY.md section 6; Xu & Chi, arXiv:2403.17042): with exact PCS and DDS the
+x-chain is a reversible Gibbs chain with stationary law pi_eta and geometric convergence,
+TV(law x_k, pi_eta) ~ C lambda_2^k with lambda_2 the second eigenvalue of the kernel.
+Problems: bimodal prior (d = 1), Gaussian likelihood (y = 0.7, sigma = 0.5) and the 1-bit
+logistic likelihood (y = +1, lambda = 0.4); init N(0, 1). Laws, distances and lambda_2 are
+exact grid computations (theory.posterior_exact), errors by refinement. The measured decay
+is the least-squares slope of log TV on k over the second half of the curve.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .store import ResultStore
+
+NAME = "dpnp-stationary"
+PROBLEMS = {"gaussian": {"likelihood": "gaussian", "y": 0.7, "sigma": 0.5},
+            "logistic": {"likelihood": "logistic", "y": 1.0, "lam": 0.4}}
+
+
+def problem(cfg):
+    """Prior (``cfg["prior"]``, default bimodal; d = 1) and likelihood (A = I) of a
+    configuration."""
+    import torch
+
+    from theory.likelihoods import make_likelihood
+    from theory.priors import make_prior
+    lik = make_likelihood(cfg["likelihood"], torch.eye(1), [cfg["y"]],
+                          sigma=cfg.get("sigma", 0.5), lam=cfg.get("lam", 0.4))
+    return make_prior(cfg.get("prior", "bimodal"), 1), lik
+
+
+def configs(fast: bool):
+    etas = (0.5, 0.7, 1.0) if fast else (0.4, 0.5, 0.7, 1.0, 1.4)
+    K = 25 if fast else 40
+    return [{**PROBLEMS[p], "problem": p, "eta": e, "K": K, "init": "standard-normal"}
+            for p in PROBLEMS for e in etas]
+
+
+def compute(cfg):
+    from theory.posterior_exact import grid_refinement
+    prior, lik = problem(cfg)
+    fine, _, err = grid_refinement(prior, lik, [cfg["eta"]] * cfg["K"], cfg["init"])
+    e = cfg["eta"]
+    tv = np.asarray(fine.tv_pi)
+    k = np.arange(1, tv.size + 1)
+    ok = tv > 1e-10
+    kk, tt = k[ok], tv[ok]
+    half = kk.size // 2
+    slope = float(np.polyfit(kk[half:], np.log(tt[half:]), 1)[0]) if kk.size - half >= 3 else None
+    return {"tv_pi": fine.tv_pi, "err_pi": err["tv_pi"], "tv_post": fine.tv_post,
+            "tv_pi_post": fine.tv_pi_post[0], "rate": fine.rates[e], "rate_err": err["rates"][e],
+            "measured_rate": None if slope is None else math.exp(slope),
+            "fit_k": None if slope is None else [int(kk[half]), int(kk[-1])],
+            "grid": fine.info}
+
+
+def run(fast: bool = False, root=None, figures_dir="figures") -> dict:
+    import torch
+    torch.set_num_threads(1)
+    store = ResultStore(NAME, root)
+    recs = [store.get_or_compute(c, lambda c=c: compute(c)) for c in configs(fast)]
+    rates = [{"problem": r["config"]["problem"], "eta": r["config"]["eta"],
+              "exact_rate": r["result"]["rate"], "measured_rate": r["result"]["measured_rate"],
+              "fit_k": r["result"]["fit_k"],
+              "rel_diff": (None if r["result"]["measured_rate"] is None else
+                           abs(r["result"]["measured_rate"] / r["result"]["rate"] - 1))}
+             for r in recs]
+    summary = {"experiment": NAME, "fast": fast, "rates": rates, "fits": [],
+               "points": len(recs), "computed": store.computed, "reused": store.reused,
+               "records": [{"config": r["config"], "result": r["result"]} for r in recs]}
+    store.write_summary(summary)
+    summary["figure"] = str(figure(summary, figures_dir))
+    return summary
+
+
+def figure(summary, figures_dir="figures"):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from theory.figures import save_figure
+    probs = list(PROBLEMS)
+    fig, axes = plt.subplots(1, len(probs), figsize=(5.2 * len(probs), 3.8), squeeze=False)
+    for ax, p in zip(axes[0], probs):
+        recs = [r for r in summary["records"] if r["config"]["problem"] == p]
+        cols = sns.color_palette("colorblind", len(recs))
+        for r, col in zip(recs, cols):
+            res, e = r["result"], r["config"]["eta"]
+            tv = np.asarray(res["tv_pi"])
+            k = np.arange(1, tv.size + 1)
+            keep = tv > 1e-13
+            mr = res["measured_rate"]
+            ax.semilogy(k[keep], tv[keep], "o", ms=3, color=col,
+                        label=f"eta={e:g}: lambda2={res['rate']:.4f}, measured "
+                              + ("-" if mr is None else f"{mr:.4f}"))
+            # exact rate line through the last point above rounding
+            j = int(np.nonzero(keep)[0][-1])
+            ax.semilogy(k[keep], tv[j] * res["rate"] ** (k[keep] - k[j]), "-", lw=0.9,
+                        color=col, alpha=0.7)
+        ax.set_xlabel("outer step k")
+        ax.set_ylabel("TV(law x_k, pi_eta)")
+        cfg = recs[0]["config"]
+        lik = (f"gaussian y={cfg['y']}, sigma={cfg['sigma']}" if p == "gaussian"
+               else f"1-bit logistic y=+1, lambda={cfg['lam']}")
+        ax.set_title(f"bimodal d=1, {lik}", fontsize=9)
+        ax.grid(True, which="both", alpha=0.25)
+        ax.legend(fontsize=6.5)
+    fig.suptitle("DPnP with exact PCS/DDS: exact TV to pi_eta (dots, grid Gibbs kernel) and "
+                 "C lambda_2^k (lines, second eigenvalue of the kernel)", fontsize=9)
+    fig.tight_layout()
+    path = save_figure(fig, f"{figures_dir}/dpnp_stationary.png")
+    plt.close(fig)
+    return path
