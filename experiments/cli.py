@@ -37,7 +37,11 @@ def _parser():
     m.add_argument("--metric", default="tv", help="tv | kl | hellinger | w2")
     m.add_argument("--c0", default="2", help="li schedule: beta_1 = T^-c0 (default 2)")
     m.add_argument("--c1", default="4", help="li schedule: growth constant (default 4)")
-    m.add_argument("--seed", default="0", help="seed of the gmm preset's parameters")
+    m.add_argument("--method", default="exact",
+                   help="exact | pushforward | samples | auto (auto: the most accurate that applies)")
+    m.add_argument("--samples", default="20000", help="samples for pushforward / samples methods")
+    m.add_argument("--seed", default="0", help="seed of the sampling methods")
+    m.add_argument("--prior-seed", default="0", help="seed of the gmm preset's parameters")
     m.add_argument("--perturbation", default="none",
                    help="score error: none | additive-field | wrong-weights | wrong-variances | "
                         "step-noise (product priors)")
@@ -87,7 +91,9 @@ def _cmd_measure(a) -> int:
     cfg = normalise_config({"prior": a.prior, "d": a.d, "sampler": a.sampler,
                             "schedule": a.schedule, "T": a.T, "metric": a.metric,
                             "c0": a.c0, "c1": a.c1, "seed": a.seed, "device": a.device,
-                            "perturbation": a.perturbation, "eps": a.eps})
+                            "perturbation": a.perturbation, "eps": a.eps,
+                            "method": a.method, "samples": a.samples,
+                            "prior_seed": a.prior_seed})
     from theory.output_laws import NoExactLaw
     try:
         res = measure(cfg)
@@ -95,8 +101,8 @@ def _cmd_measure(a) -> int:
         raise UsageError(str(exc)) from None
     if a.json:
         from .store import provenance
-        out = {**{k: res[k] for k in ("value", "lower", "upper", "error", "method", "interval",
-                                      "injected") if k in res},
+        out = {**{k: res[k] for k in ("value", "lower", "upper", "error", "method", "method_kind",
+                                      "interval", "injected") if k in res},
                "config": cfg, "provenance": provenance(cfg["device"]),
                "details": res["details"]}
         print(json.dumps(out, default=float))
@@ -105,7 +111,7 @@ def _cmd_measure(a) -> int:
                 "w2": "W2"}[cfg["metric"]]
         print(f"{name}(q_1, law Y_1) = {res['value']:.6g}   in [{res['lower']:.6g}, "
               f"{res['upper']:.6g}]")
-        print(f"  method: {res['method']}")
+        print(f"  method: {res['method']} ({res['interval']})")
         if "injected" in res:
             print(f"  injected: eps_score = {res['injected']['eps_score']:.4g}, "
                   f"eps_Jacobi = {res['injected']['eps_jacobi']:.4g}")

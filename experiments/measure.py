@@ -14,7 +14,10 @@ __all__ = ["normalise_config", "measure", "DEFAULTS"]
 
 DEFAULTS = {"prior": "bimodal", "d": 1, "sampler": "li-ode", "schedule": "li", "T": 1000,
             "metric": "tv", "c0": 2.0, "c1": 4.0, "device": "cpu", "seed": 0,
-            "method": "exact", "perturbation": "none", "eps": 0.0}
+            "method": "exact", "perturbation": "none", "eps": 0.0, "samples": 20000,
+            "prior_seed": 0}
+
+METHODS = ("exact", "pushforward", "samples", "auto")
 
 
 def _int(name, v, lo):
@@ -67,12 +70,16 @@ def normalise_config(cfg: dict) -> dict:
         "metric": _choice("metric", c["metric"], METRICS),
         "device": str(c["device"]),
         "seed": _int("seed", c["seed"], 0),
-        "method": _choice("method", c["method"], ("exact",)),
+        "method": _choice("method", c["method"], METHODS),
         "perturbation": _choice("perturbation", c["perturbation"],
                                 ("none",) + tuple(PERTURBATIONS)),
     }
     if out["perturbation"] != "none":
         out["eps"] = _nonneg("eps", c["eps"])
+    if out["method"] != "exact":
+        out["samples"] = _int("samples", c["samples"], 10)
+    if out["prior"] == "gmm":
+        out["prior_seed"] = _int("prior_seed", c["prior_seed"], 0)
     if out["schedule"] == "li":
         out["c0"] = _pos("c0", c["c0"])
         out["c1"] = _pos("c1", c["c1"])
@@ -87,23 +94,87 @@ def normalise_config(cfg: dict) -> dict:
 
 def build(cfg: dict):
     """Prior, schedule and sampler rule of a normalised configuration."""
-    kw = {"seed": cfg["seed"]} if cfg["prior"] == "gmm" else {}
+    kw = {"seed": cfg.get("prior_seed", 0)} if cfg["prior"] == "gmm" else {}
     prior = make_prior(cfg["prior"], cfg["d"], **kw)
     sparams = {"c0": cfg["c0"], "c1": cfg["c1"]} if cfg["schedule"] == "li" else {}
     schedule = make_schedule(cfg["schedule"], cfg["T"], **sparams)
     return prior, schedule, sampler_rule(cfg["sampler"], schedule)
 
 
+def applicable_methods(cfg: dict, prior, rule) -> list:
+    """The methods that can compute this configuration, most accurate first."""
+    from theory.output_laws import NoExactLaw
+    out = []
+    try:
+        pert = None
+        if cfg["perturbation"] != "none":
+            pert = make_perturbation(cfg["perturbation"], cfg["eps"])
+        _exact_possible(prior, pert)
+        out.append("exact")
+    except NoExactLaw:
+        pass
+    if cfg["perturbation"] == "none":
+        if rule.deterministic and cfg["metric"] in ("tv", "kl"):
+            out.append("pushforward")
+        if cfg["metric"] == "w2":
+            out.append("samples")
+    return out
+
+
+def _exact_possible(prior, pert):
+    from theory.output_laws import NoExactLaw
+    from theory.priors import Gaussian, ProductPrior, SubspaceMixture
+    if pert is not None and not pert.affine and not isinstance(prior, ProductPrior):
+        raise NoExactLaw("exact laws under a score perturbation need a product prior")
+    if isinstance(prior, (Gaussian, ProductPrior)):
+        return
+    if isinstance(prior, SubspaceMixture) and isinstance(prior.inner, (Gaussian, ProductPrior)):
+        return
+    raise NoExactLaw("no exact output law for this prior")
+
+
 def measure(cfg: dict) -> dict:
     """Distance between law(Y_1) and q_1 for one configuration, with interval and method."""
     cfg = normalise_config(cfg)
     prior, schedule, rule = build(cfg)
+    methods = applicable_methods(cfg, prior, rule)
+    method = cfg["method"]
+    if method == "auto":
+        if not methods:
+            raise ValueError(f"no method computes metric {cfg['metric']} for prior "
+                             f"{cfg['prior']} with sampler {cfg['sampler']}")
+        method = methods[0]
+    elif method not in methods:
+        raise ValueError(f"method {method} does not apply to this configuration; methods that "
+                         f"do: {', '.join(methods) or 'none'} (pushforward: deterministic "
+                         f"samplers, tv or kl; samples: w2)")
     pert = None
     if cfg["perturbation"] != "none":
         pert = make_perturbation(cfg["perturbation"], cfg["eps"])
-    est = exact_distance(prior, rule, cfg["metric"], perturbation=pert)
+    if method == "exact":
+        est = exact_distance(prior, rule, cfg["metric"], perturbation=pert)
+        interval = "numerical error bound (refinement estimate)"
+    elif method == "pushforward":
+        from theory.pushforward import pushforward_kl, pushforward_tv
+        if cfg["metric"] == "tv":
+            est = pushforward_tv(prior, rule, cfg["samples"], estimator="tanh", seed=cfg["seed"])
+        else:
+            est = pushforward_kl(prior, rule, cfg["samples"], direction="qp", seed=cfg["seed"])
+        interval = "95% confidence interval (Monte Carlo)"
+    else:
+        import torch
+
+        from theory.sample_distances import w2_distance
+        from theory.samplers import AnalyticScore, run_sampler
+        g = torch.Generator().manual_seed(cfg["seed"])
+        x = run_sampler(rule, AnalyticScore(prior, schedule), cfg["samples"], prior.dim,
+                        generator=g)
+        q1 = prior.marginal(float(schedule.alpha_bar[1]))
+        y = q1.sample(cfg["samples"], generator=g)
+        est = w2_distance(x.numpy(), y.numpy(), target=q1, seed=cfg["seed"])
+        interval = "95% bootstrap confidence interval; details.floor is the noise floor"
     out = {"value": est.value, "lower": est.lower, "upper": est.upper, "error": est.error,
-           "method": est.method, "interval": "numerical error bound (refinement estimate)",
+           "method": est.method, "method_kind": method, "interval": interval,
            "details": est.details}
     if pert is not None:
         out["injected"] = pert.injected(prior, schedule)

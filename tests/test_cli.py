@@ -65,3 +65,27 @@ def test_console_script_exit_status():
 def test_run_unknown_experiment(capsys):
     code, _, err = run_cli(capsys, "run", "no-such-experiment")
     assert code == 2 and "unknown experiment" in err
+
+
+def test_measure_method_auto_and_refusals(capsys):
+    """auto picks exact where it exists; pushforward agrees with exact within its CI; a method
+    that does not apply is refused with the list of those that do."""
+    code, out, _ = run_cli(capsys, "measure", "--prior", "bimodal", "--d", "2", "--sampler",
+                           "li-ode", "--T", "100", "--method", "auto", "--json")
+    exact = json.loads(out)
+    assert code == 0 and exact["method_kind"] == "exact"
+    code, out, _ = run_cli(capsys, "measure", "--prior", "bimodal", "--d", "2", "--sampler",
+                           "li-ode", "--T", "100", "--method", "pushforward", "--samples",
+                           "20000", "--seed", "1", "--json")
+    pf = json.loads(out)
+    assert code == 0 and pf["method_kind"] == "pushforward"
+    half = (pf["upper"] - pf["lower"]) / 2
+    assert abs(pf["value"] - exact["value"]) < 1.3 * half      # 99%-level check of a 95% CI
+    code, _, err = run_cli(capsys, "measure", "--prior", "gmm", "--d", "3", "--sampler",
+                           "li-sde", "--method", "auto")
+    assert code == 2 and "no method" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(capsys, "measure", "--sampler", "li-sde", "--method", "pushforward")
+    assert code == 2 and "methods that do: exact" in err
+    code, _, err = run_cli(capsys, "measure", "--method", "samples", "--metric", "w2",
+                           "--samples", "5")
+    assert code == 2 and "samples must be >= 10" in err
