@@ -92,11 +92,7 @@ def figure(summary, figures_dir="figures"):
     fig, ax = plt.subplots(figsize=(5.6, 4.2))
     curves = []
     for f in summary["fits"]:
-        fit = None
-        if "exponent" in f["fit"]:
-            fd = dict(f["fit"])
-            fd["ci"], fd["x_range"] = tuple(fd["ci"]), tuple(fd["x_range"])
-            fit = RateFit(**fd)
+        fit = RateFit.from_dict(f["fit"])
         curves.append({"x": f["eta"], "value": f["tv"], "lower": f["lower"], "upper": f["upper"],
                        "label": f["sampler"].split("/")[1], "fit": fit})
     plot_rate_panel(ax, curves, [(2.0, "eta^2 (slope 2)")], xlabel="eta",

@@ -104,11 +104,7 @@ def figure(summary: dict, figures_dir="figures"):
         for f in summary["fits"]:
             if f["vs"] != vs:
                 continue
-            fit = None
-            if "exponent" in f["fit"]:
-                fd = dict(f["fit"])
-                fd["ci"], fd["x_range"] = tuple(fd["ci"]), tuple(fd["x_range"])
-                fit = RateFit(**fd)
+            fit = RateFit.from_dict(f["fit"])
             curves.append({"x": f[vs], "value": f["tv"], "lower": f["lower"], "upper": f["upper"],
                            "label": f["sampler"], "fit": fit})
         if vs == "d":

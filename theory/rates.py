@@ -31,6 +31,13 @@ class RateFit:
     r2: float
     method: str = "OLS on log-log, 95% t-interval + propagated numerical error"
 
+    @classmethod
+    def from_dict(cls, d: dict):
+        """Inverse of :meth:`to_dict`; ``None`` for a failed fit (no ``exponent``)."""
+        if "exponent" not in d:
+            return None
+        return cls(**{**d, "ci": tuple(d["ci"]), "x_range": tuple(d["x_range"])})
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["ci"] = list(self.ci)
