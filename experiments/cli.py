@@ -49,26 +49,24 @@ def _parser():
     m.add_argument("--device", default="cpu", help="cpu | cuda[:N]")
     m.add_argument("--json", action="store_true", help="print one JSON object")
 
+    def sweep_options(parser, figures=True, fast_help="coarser grids: minutes on 2 cores"):
+        parser.add_argument("--fast", action="store_true", help=fast_help)
+        parser.add_argument("--results", default=None, help="results folder (default: ./results)")
+        if figures:
+            parser.add_argument("--figures", default="figures",
+                                help="figures folder (default: ./figures)")
+        parser.add_argument("--executor", default="local",
+                            help="local (processes up to the core count) | serial | dask | "
+                                 "dask=ADDRESS")
+
     r = sub.add_parser("run", help="run a registered experiment (cached, resumable)")
     r.add_argument("name", help="experiment name (see `diffrates list`)")
-    r.add_argument("--fast", action="store_true", help="coarser grids, minutes on 2 cores")
-    r.add_argument("--results", default=None, help="results folder (default: ./results)")
-    r.add_argument("--figures", default="figures", help="figures folder (default: ./figures)")
-    r.add_argument("--executor", default="local",
-                   help="local (processes up to the core count) | serial | dask | dask=ADDRESS")
-
-    rp = sub.add_parser("reproduce", help="run every registered experiment (cached, resumable)")
-    rp.add_argument("--fast", action="store_true", help="coarser grids: minutes on 2 cores")
-    rp.add_argument("--results", default=None, help="results folder (default: ./results)")
-    rp.add_argument("--figures", default="figures", help="figures folder (default: ./figures)")
-    rp.add_argument("--executor", default="local",
-                    help="local (processes up to the core count) | serial | dask | dask=ADDRESS")
-
-    rr = sub.add_parser("report", help="tightness report: measured exponents beside every bound")
-    rr.add_argument("--fast", action="store_true", help="run missing experiments in fast mode")
-    rr.add_argument("--results", default=None, help="results folder (default: ./results)")
-    rr.add_argument("--executor", default="local",
-                    help="local | serial | dask | dask=ADDRESS (for missing experiments)")
+    sweep_options(r)
+    sweep_options(sub.add_parser("reproduce",
+                                 help="run every registered experiment (cached, resumable)"))
+    sweep_options(sub.add_parser("report",
+                                 help="tightness report: measured exponents beside every bound"),
+                  figures=False, fast_help="run missing experiments in fast mode")
 
     sub.add_parser("list", help="list the registered experiments")
     for mod in _extra_commands():

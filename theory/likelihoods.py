@@ -38,6 +38,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from .priors import _as_tensor
+
 __all__ = ["Likelihood", "LinearGaussian", "PhaseRetrieval", "LogisticQuantisation",
            "make_operator", "make_likelihood", "LIKELIHOODS", "OPERATORS"]
 
@@ -47,13 +49,7 @@ OPERATORS = ("identity", "mask", "random")
 
 
 def _tensor(v, name, device):
-    try:
-        t = torch.as_tensor(v, dtype=DTYPE, device=device)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise ValueError(f"{name} must be numeric: {exc}") from None
-    if not torch.isfinite(t).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return t
+    return _as_tensor(v, name, device, DTYPE)
 
 
 def _positive(v, name) -> float:

@@ -80,7 +80,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from .likelihoods import Likelihood
+from .likelihoods import Likelihood, _positive
 from .priors import GaussianMixture, Prior, ProductPrior, SubspaceMixture
 from .samplers import SAMPLERS, AnalyticScore, run_sampler, sampler_rule
 from .schedules import Schedule, linear_schedule
@@ -130,13 +130,7 @@ ANNEALINGS = ("constant", "reference", "geometric", "polynomial", "list")
 
 
 def _posf(name, v):
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {v!r}") from None
-    if not (math.isfinite(f) and f > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {v!r}")
-    return f
+    return _positive(v, name)
 
 
 def _posi(name, v, lo=1):
