@@ -153,26 +153,26 @@ def _print_summary(name, summary):
 
 
 def _cmd_run(a) -> int:
-    from .executors import parse_executor
-    parse_executor(a.executor)
-    _print_summary(a.name, _run_experiment(a.name, a.fast, a.results, a.figures, a.executor))
+    from .executors import Executor
+    with Executor(a.executor) as ex:
+        _print_summary(a.name, _run_experiment(a.name, a.fast, a.results, a.figures, ex))
     return 0
 
 
 def _cmd_reproduce(a) -> int:
     import time
 
-    from .executors import parse_executor
+    from .executors import Executor
     from .registry import EXPERIMENTS
-    parse_executor(a.executor)
+    from .report import build_report, to_markdown
     t0 = time.perf_counter()
     if a.fast:
         print("fast mode: coarser sweeps (fewer T and d values, smaller d ranges, fewer "
               "samples); every figure is still drawn. Run without --fast for full precision.")
-    for name in EXPERIMENTS:
-        _print_summary(name, _run_experiment(name, a.fast, a.results, a.figures, a.executor))
-    from .report import build_report, to_markdown
-    rep = build_report(a.results, fast=a.fast, executor=a.executor)
+    with Executor(a.executor) as ex:       # one pool (or cluster) for every experiment
+        for name in EXPERIMENTS:
+            _print_summary(name, _run_experiment(name, a.fast, a.results, a.figures, ex))
+        rep = build_report(a.results, fast=a.fast, executor=ex)
     print("tightness report:")
     print(to_markdown(rep), end="")
     print("written: " + ", ".join(rep["files"]))

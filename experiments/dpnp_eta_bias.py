@@ -16,6 +16,7 @@ import numpy as np
 from theory.rates import fit_exponent
 
 from .store import ResultStore
+from .sweep import run_points
 
 NAME = "dpnp-eta-bias"
 ETA_FIT_MAX = 0.2
@@ -54,11 +55,12 @@ def compute(cfg):
     return out
 
 
-def run(fast: bool = False, root=None, figures_dir="figures") -> dict:
+def run(fast: bool = False, root=None, figures_dir="figures", executor=None) -> dict:
     import torch
     torch.set_num_threads(1)
     store = ResultStore(NAME, root)
-    recs = [store.get_or_compute(c, lambda c=c: compute(c)) for c in configs(fast)]
+    recs = run_points(store, configs(fast), desc=NAME, compute=compute, executor=executor,
+                      normalise=None)
     fits = []
     for p in PROBLEMS:
         rs = sorted([r for r in recs if r["config"]["problem"] == p],

@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from .store import ResultStore
+from .sweep import run_points
 
 NAME = "dpnp-stationary"
 PROBLEMS = {"gaussian": {"likelihood": "gaussian", "y": 0.7, "sigma": 0.5},
@@ -58,11 +59,12 @@ def compute(cfg):
             "grid": fine.info}
 
 
-def run(fast: bool = False, root=None, figures_dir="figures") -> dict:
+def run(fast: bool = False, root=None, figures_dir="figures", executor=None) -> dict:
     import torch
     torch.set_num_threads(1)
     store = ResultStore(NAME, root)
-    recs = [store.get_or_compute(c, lambda c=c: compute(c)) for c in configs(fast)]
+    recs = run_points(store, configs(fast), desc=NAME, compute=compute, executor=executor,
+                      normalise=None)
     rates = [{"problem": r["config"]["problem"], "eta": r["config"]["eta"],
               "exact_rate": r["result"]["rate"], "measured_rate": r["result"]["measured_rate"],
               "fit_k": r["result"]["fit_k"],

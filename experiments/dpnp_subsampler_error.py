@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .store import ResultStore
+from .sweep import run_points
 
 NAME = "dpnp-subsampler-error"
 ETA = {"gaussian": 0.7, "logistic": 1.0}     # exact lambda_2 = 0.613 and 0.633
@@ -71,11 +72,12 @@ def compute(cfg):
             "exact_tv_at_K": grid.run([cfg["eta"]] * cfg["K"], cfg["init"], False).tv_pi[-1]}
 
 
-def run(fast: bool = False, root=None, figures_dir="figures") -> dict:
+def run(fast: bool = False, root=None, figures_dir="figures", executor=None) -> dict:
     import torch
     torch.set_num_threads(1)
     store = ResultStore(NAME, root)
-    recs = [store.get_or_compute(c, lambda c=c: compute(c)) for c in configs(fast)]
+    recs = run_points(store, configs(fast), desc=NAME, compute=compute, executor=executor,
+                      normalise=None)
     curves = {}
     base = None
     for r in recs:

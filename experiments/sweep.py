@@ -11,7 +11,7 @@ import time
 
 from tqdm.auto import tqdm
 
-from .executors import Executor
+from .executors import Executor, bind_device
 from .measure import measure, normalise_config
 from .store import ResultStore
 
@@ -19,11 +19,16 @@ __all__ = ["run_points"]
 
 
 def _timed_group(args):
+    """Compute one group of configurations in this worker: ``(result, seconds, device)`` each.
+    A configuration on ``cuda`` runs on this worker's own GPU (:func:`bind_device`)."""
     fn, cfgs = args
     out = []
     for cfg in cfgs:
+        device = str(cfg.get("device", "cpu"))
+        used = bind_device(device)
         t0 = time.perf_counter()
-        out.append((fn(cfg), time.perf_counter() - t0))
+        result = fn(cfg if used == device else {**cfg, "device": used})
+        out.append((result, time.perf_counter() - t0, used))
     return out
 
 
@@ -39,9 +44,10 @@ def run_points(store: ResultStore, configs, desc: str = "points", compute=measur
 
     Missing points are grouped by ``group_key`` (one task per group, computed in order in
     one worker, so that memoised laws are shared). ``compute`` must be a module-level
-    function (it may run in another process).
+    function (it may run in another process). ``normalise=None`` takes the configurations
+    as they are (experiments with their own configuration format).
     """
-    configs = [normalise(c) for c in configs]
+    configs = [dict(c) if normalise is None else normalise(c) for c in configs]
     records = [store.load(c) for c in configs]
     store.reused += sum(r is not None for r in records)
     groups: dict = {}
@@ -57,9 +63,8 @@ def run_points(store: ResultStore, configs, desc: str = "points", compute=measur
     try:
         jobs = [(compute, [configs[i] for i in idx]) for idx in tasks]
         for j, results in ex.imap(_timed_group, jobs):
-            for i, (result, seconds) in zip(tasks[j], results):
-                records[i] = store.save(configs[i], result, seconds,
-                                        configs[i].get("device", "cpu"))
+            for i, (result, seconds, device) in zip(tasks[j], results):
+                records[i] = store.save(configs[i], result, seconds, device)
                 bar.update(1)
     finally:
         bar.close()

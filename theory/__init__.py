@@ -15,12 +15,12 @@ Quick use::
 from .schedules import Schedule, li_schedule, linear_schedule, cosine_schedule, make_schedule
 from .priors import (Prior, GaussianMixture, Gaussian, ProductPrior, SubspaceMixture,
                      make_prior, PRESETS)
-from .samplers import AffineRule, sampler_rule, SAMPLERS, AnalyticScore, run_sampler
+from .samplers import AffineRule, StepSampler, sampler_rule, SAMPLERS, AnalyticScore, run_sampler
 from .output_laws import exact_factors, NoExactLaw
 from .distances import DistanceEstimate, exact_distance, METRICS
 
 __all__ = ["Schedule", "li_schedule", "linear_schedule", "cosine_schedule", "make_schedule",
            "Prior", "GaussianMixture", "Gaussian", "ProductPrior", "SubspaceMixture",
-           "make_prior", "PRESETS", "AffineRule", "sampler_rule", "SAMPLERS", "AnalyticScore",
+           "make_prior", "PRESETS", "AffineRule", "StepSampler", "sampler_rule", "SAMPLERS", "AnalyticScore",
            "run_sampler", "exact_factors", "NoExactLaw", "DistanceEstimate", "exact_distance",
            "METRICS"]

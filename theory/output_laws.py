@@ -48,7 +48,7 @@ from .priors import Gaussian, GaussianMixture, Prior, ProductPrior, SubspaceMixt
 from .samplers import AffineRule
 
 __all__ = ["QuadratureLaw1D", "GaussianFactor", "QuadratureFactor", "NoExactLaw",
-           "gaussian_output", "flow_law_1d", "grid_law_1d", "output_law_1d", "exact_factors"]
+           "gaussian_output", "gaussian_output_law", "flow_law_1d", "grid_law_1d", "output_law_1d", "exact_factors"]
 
 
 class NoExactLaw(ValueError):
@@ -123,6 +123,30 @@ def gaussian_output(prior_mean, prior_var, rule: AffineRule):
         M = gain * M + rule.b[t] * m / C
         V = gain * gain * (V + rule.pre_c[t] ** 2) + rule.c[t] ** 2
     return M, V
+
+
+def gaussian_output_law(prior: Prior, rule: AffineRule):
+    r"""Mean and covariance of :math:`Y_1` and of :math:`q_1` in the original basis, for a
+    Gaussian prior (:class:`~theory.priors.Gaussian`, or a :class:`~theory.priors.ProductPrior`
+    whose coordinates are all single Gaussians, such as the ``gauss`` preset).
+
+    Returns ``(mean_p, cov_p, mean_q, cov_q)`` as float64 numpy arrays, shapes (d,) and
+    (d, d): the scalar recursion of :func:`gaussian_output` in the eigenbasis, rotated back.
+    """
+    if isinstance(prior, Gaussian):
+        lam, Q = prior.eig()
+        Q = Q.cpu().numpy().astype(np.float64)
+        mu = Q.T @ prior.mean.cpu().numpy().astype(np.float64)
+        lam = np.maximum(lam.cpu().numpy().astype(np.float64), 0.0)
+    elif isinstance(prior, ProductPrior) and prior.weights.shape[1] == 1:
+        Q = np.eye(prior.dim)
+        mu = prior.means[:, 0].cpu().numpy().astype(np.float64)
+        lam = (prior.stds[:, 0] ** 2).cpu().numpy().astype(np.float64)
+    else:
+        raise NoExactLaw("gaussian_output_law needs a Gaussian prior")
+    mp, vp = gaussian_output(mu, lam, rule)
+    mq, vq = _gaussian_target(mu, lam, rule)
+    return Q @ mp, (Q * vp) @ Q.T, Q @ mq, (Q * vq) @ Q.T
 
 
 def _gaussian_target(prior_mean, prior_var, rule):

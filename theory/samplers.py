@@ -41,7 +41,8 @@ import torch
 from .priors import Prior
 from .schedules import Schedule
 
-__all__ = ["AffineRule", "sampler_rule", "SAMPLERS", "AnalyticScore", "run_sampler"]
+__all__ = ["AffineRule", "StepSampler", "sampler_rule", "SAMPLERS", "AnalyticScore",
+           "run_sampler"]
 
 ScoreFn = Callable[[torch.Tensor, int], torch.Tensor]
 
@@ -178,15 +179,67 @@ class AnalyticScore:
         return self.marginal(t).score_jacobian(x)
 
 
-def run_sampler(rule: AffineRule, score: ScoreFn, n: int, dim: int, *,
-                generator: Optional[torch.Generator] = None, device=None,
-                dtype: torch.dtype = torch.float64, y_T: Optional[torch.Tensor] = None,
-                callback: Optional[Callable[[int, torch.Tensor], None]] = None) -> torch.Tensor:
-    """Run an affine rule from ``Y_T ~ N(0, I)`` (or the given ``y_T``) down to ``Y_1``.
+StepFn = Callable[[torch.Tensor, int, ScoreFn, Optional[torch.Generator]], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class StepSampler:
+    r"""A sampler given by its step function (any update, any number of score calls):
+    ``step(y_t, t, score, generator) -> y_{t-1}``, run for ``t = T, ..., 2`` from
+    :math:`Y_T \sim N(0, I)` by :func:`run_sampler`.
+
+    ``score(x, u)`` can be called at any step index ``u = 0..T`` (analytic scores exist at
+    every noise level), so multistep and predictor-corrector rules fit. The step must draw
+    all its noise from ``generator`` (same seed, same numbers), on ``y_t``'s device and dtype.
+    A :class:`StepSampler` gets the sample-based distances (:mod:`theory.sample_distances`);
+    a sampler that is affine in the score should be written as an :class:`AffineRule`, which
+    also gets exact output laws.
 
     Parameters
     ----------
-    rule : AffineRule
+    name : str
+    step : callable ``(y, t, score, generator) -> tensor``
+    schedule : Schedule
+        The noise levels the score is evaluated at (and the target ``q_1``).
+    deterministic : bool
+        True if ``step`` uses no randomness.
+    score_calls_per_step : int
+        Recorded with results (cost comparisons).
+    """
+
+    name: str
+    step: StepFn
+    schedule: Schedule = field(repr=False)
+    deterministic: bool = False
+    score_calls_per_step: int = 1
+
+    def __post_init__(self):
+        if not callable(self.step):
+            raise ValueError("step must be a callable (y, t, score, generator) -> y_prev")
+        if not isinstance(self.schedule, Schedule):
+            raise ValueError("schedule must be a theory.schedules.Schedule")
+        k = self.score_calls_per_step
+        if isinstance(k, bool) or not float(k).is_integer() or int(k) < 0:
+            raise ValueError(f"score_calls_per_step must be a non-negative integer, got {k}")
+
+    @property
+    def T(self) -> int:
+        return self.schedule.T
+
+    def describe(self) -> dict:
+        return {"sampler": self.name, "deterministic": self.deterministic,
+                "kind": "step function", "score_calls_per_step": int(self.score_calls_per_step)}
+
+
+def run_sampler(rule, score: ScoreFn, n: int, dim: int, *,
+                generator: Optional[torch.Generator] = None, device=None,
+                dtype: torch.dtype = torch.float64, y_T: Optional[torch.Tensor] = None,
+                callback: Optional[Callable[[int, torch.Tensor], None]] = None) -> torch.Tensor:
+    """Run a sampler from ``Y_T ~ N(0, I)`` (or the given ``y_T``) down to ``Y_1``.
+
+    Parameters
+    ----------
+    rule : AffineRule or StepSampler
     score : callable ``(x, t) -> tensor``
         Any score, exact (:class:`AnalyticScore`) or perturbed.
     n, dim : int
@@ -205,9 +258,21 @@ def run_sampler(rule: AffineRule, score: ScoreFn, n: int, dim: int, *,
         y = torch.randn(int(n), int(dim), generator=generator, dtype=dtype, device=device)
     else:
         y = torch.as_tensor(y_T, dtype=dtype, device=device).clone()
+    if not isinstance(rule, (AffineRule, StepSampler)):
+        raise ValueError(f"rule must be an AffineRule or a StepSampler, got {type(rule).__name__}")
     T = rule.T
     if callback is not None:
         callback(T, y)
+    if isinstance(rule, StepSampler):
+        for t in range(T, 1, -1):
+            y_next = rule.step(y, t, score, generator)
+            if not (isinstance(y_next, torch.Tensor) and y_next.shape == y.shape):
+                raise ValueError(f"step of {rule.name!r} must return a tensor of shape "
+                                 f"{tuple(y.shape)} at t = {t}")
+            y = y_next
+            if callback is not None:
+                callback(t - 1, y)
+        return y
     det = rule.deterministic
     for t in range(T, 1, -1):
         if rule.pre_c[t] > 0:
