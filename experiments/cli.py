@@ -34,7 +34,9 @@ def _parser():
     m.add_argument("--sampler", default="li-ode", help="li-ode | li-sde | li-yan | ddpm | ddim")
     m.add_argument("--schedule", default="li", help="li | linear | cosine")
     m.add_argument("--T", default="1000", help="number of steps (integer >= 2)")
-    m.add_argument("--metric", default="tv", help="tv | kl | hellinger | w2")
+    m.add_argument("--metric", default="tv",
+                   help="tv | kl | hellinger | w2 | sliced_w2 | sinkhorn (the last two: "
+                        "--method samples)")
     m.add_argument("--c0", default="2", help="li schedule: beta_1 = T^-c0 (default 2)")
     m.add_argument("--c1", default="4", help="li schedule: growth constant (default 4)")
     m.add_argument("--method", default="exact",
@@ -106,10 +108,15 @@ def _cmd_measure(a) -> int:
         print(json.dumps(out, default=float))
     else:
         name = {"tv": "TV", "kl": "KL(q_1 || law Y_1)", "hellinger": "Hellinger",
-                "w2": "W2"}[cfg["metric"]]
+                "w2": "W2", "sliced_w2": "SW2", "sinkhorn": "S_eps"}[cfg["metric"]]
         print(f"{name}(q_1, law Y_1) = {res['value']:.6g}   in [{res['lower']:.6g}, "
               f"{res['upper']:.6g}]")
         print(f"  method: {res['method']} ({res['interval']})")
+        floor = res["details"].get("floor") if isinstance(res.get("details"), dict) else None
+        if floor:
+            print(f"  noise floor: {floor['value']:.4g} (upper {floor['upper']:.4g})"
+                  + ("; the value is BELOW the floor: not told apart from sampling noise"
+                     if res["details"].get("below_floor") else ""))
         if "injected" in res:
             print(f"  injected: eps_score = {res['injected']['eps_score']:.4g}, "
                   f"eps_Jacobi = {res['injected']['eps_jacobi']:.4g}")

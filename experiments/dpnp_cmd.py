@@ -12,9 +12,15 @@ Methods (THEORY.md section 6; theory.posterior_exact):
 * product prior, diagonal linear-Gaussian likelihood (denoising, inpainting), exact
   sub-samplers, any d: the 1-D computation per distinct coordinate, combined exactly (TV of a
   product through the law of the log-likelihood ratio, theory.distances);
-* inexact sub-samplers (mala, ula, sde, ode) or nonlinear likelihoods in d = 1: n chains of
-  the actual sampler, binned TV against the exact grid laws, basic-bootstrap CI, and the
-  estimator's floor (its value on exact draws).
+* exact sub-samplers, d = 2, any prior density and likelihood: the same on a 2-D grid
+  (theory.posterior_grid2d: separable Gaussian blurs, the rate by Lanczos);
+* inexact sub-samplers (mala, ula, sde, ode) in d = 1 or 2: n chains of the actual sampler,
+  binned TV against the exact grid laws, basic-bootstrap CI, and the estimator's floor (its
+  value on exact draws);
+* ``--metric w2 | sliced_w2 | sinkhorn``, gaussian likelihood, any d and prior (mixtures):
+  n chains against exact draws of pi_eta and of the posterior (Gaussian mixtures in closed
+  form), each distance with its interval and floor (theory.sample_distances); the exact
+  rate where the prior is Gaussian (the chain is then a Gaussian autoregression).
 
 Bad input raises ValueError (status 2, one line).
 """
@@ -26,12 +32,13 @@ import math
 import numpy as np
 
 NAME = "dpnp"
+METRICS = ("tv", "w2", "sliced_w2", "sinkhorn")
 
 DEFAULTS = {"prior": "bimodal", "d": 1, "likelihood": "gaussian", "operator": "identity",
             "m": None, "cond": 10.0, "keep": 0.5, "sigma": 0.5, "lam": 0.4, "y": "0.7",
             "eta": 0.3, "schedule": None, "K": None, "pcs": "exact", "pcs_steps": 100,
             "pcs_step": None, "dds": "exact", "dds_steps": 50, "dds_rule": None,
-            "init": "standard-normal", "metric": "tv", "n": 100000, "seed": 0, "h": None,
+            "init": "standard-normal", "metric": "tv", "n": None, "seed": 0, "h": None,
             "device": "cpu"}
 
 
@@ -63,8 +70,12 @@ def add_parser(sub):
     p.add_argument("--dds-steps", default="50", help="reverse-diffusion steps per DDS")
     p.add_argument("--dds-rule", default=None, help="affine rule (sde: ddpm, ode: ddim)")
     p.add_argument("--init", default="standard-normal", help="standard-normal | prior | point:V")
-    p.add_argument("--metric", default="tv", help="tv (the only metric with exact laws here)")
-    p.add_argument("--n", default="100000", help="chains for sample-based estimates")
+    p.add_argument("--metric", default="tv",
+                   help="tv (exact or grid laws where d <= 2 or the problem is diagonal) | w2 | "
+                        "sliced_w2 | sinkhorn (sample-based against closed-form targets: "
+                        "gaussian likelihood, any d)")
+    p.add_argument("--n", default=None, help="chains for sample-based estimates (default "
+                                             "100000 for tv, 5000 otherwise)")
     p.add_argument("--seed", default="0", help="seed (random operator, chains)")
     p.add_argument("--h", default=None, help="grid spacing (default automatic)")
     p.add_argument("--device", default="cpu", help="cpu | cuda[:N]")
@@ -138,10 +149,12 @@ def normalise_config(c: dict) -> dict:
     out["dds_steps"] = _num("dds-steps", c["dds_steps"], lo=1, integer=True)
     out["dds_rule"] = c["dds_rule"]
     out["init"] = str(c["init"])
-    if c["metric"] != "tv":
-        raise ValueError(f"metric {c['metric']!r} is not available for dpnp; use tv")
-    out["metric"] = "tv"
-    out["n"] = _num("n", c["n"], lo=100, integer=True)
+    if c["metric"] not in METRICS:
+        raise ValueError(f"unknown metric {c['metric']!r} for dpnp; choose from "
+                         f"{', '.join(METRICS)} (the last three are sample-based)")
+    out["metric"] = c["metric"]
+    n_default = 100000 if out["metric"] == "tv" else 5000
+    out["n"] = _num("n", n_default if c["n"] is None else c["n"], lo=100, integer=True)
     out["seed"] = _num("seed", c["seed"], lo=0, integer=True)
     out["h"] = None if c["h"] is None else _num("h", c["h"], positive=True)
     out["device"] = str(c["device"])
@@ -154,6 +167,15 @@ def normalise_config(c: dict) -> dict:
     if out["pcs"] == "exact" and out["likelihood"] != "gaussian":
         raise ValueError(f"exact PCS needs the gaussian likelihood, not {out['likelihood']}; "
                          "use --pcs mala or ula")
+    if out["metric"] != "tv" and out["likelihood"] != "gaussian":
+        raise ValueError(f"sample-based metrics compare against pi_eta and the posterior in "
+                         f"closed form, which needs the gaussian likelihood, not "
+                         f"{out['likelihood']}; use --metric tv with d <= 2")
+    from .measure import EMD_MAX_POINTS
+    if out["metric"] == "w2" and out["d"] > 1 and out["n"] > EMD_MAX_POINTS:
+        raise ValueError(f"exact OT (w2) on n = {out['n']} chains in d = {out['d']} needs an "
+                         f"n x n cost matrix and O(n^3) time: use --n {EMD_MAX_POINTS} or fewer, "
+                         "or --metric sliced_w2")
     return out
 
 
@@ -221,35 +243,57 @@ def _measured_decay(tv, floor=0.0):
 
 
 def compute(cfg: dict) -> dict:
-    """Run one configuration (normalised); returns the result dictionary."""
+    """Run one configuration (normalised); returns the result dictionary.
+
+    Routes: metric tv and d = 1 or 2: grid laws (exact sub-samplers) or chains against grid
+    laws (inexact ones); tv on a product prior with a diagonal gaussian likelihood, any d:
+    exact per-coordinate laws; sample metrics (w2, sliced_w2, sinkhorn), any d: chains
+    against exact draws of the closed-form pi_eta and posterior."""
     import torch
+
+    from theory.priors import ProductPrior
     prior, lik, sched = build(cfg)
     d = cfg["d"]
     exact_sub = cfg["pcs"] == "exact" and cfg["dds"] == "exact"
-    if d == 1:
-        if exact_sub:
-            res = _grid_exact(prior, lik, sched, cfg)
-        else:
-            res = _sample_based(prior, lik, sched, cfg)
-    else:
-        from theory.priors import ProductPrior
-        if not (exact_sub and isinstance(prior, ProductPrior) and lik.diagonal
-                and lik.linear_gaussian):
-            raise ValueError("for d > 1 dpnp computes exact laws only for product priors "
-                             "(bimodal, gauss) with a diagonal gaussian likelihood (identity or "
-                             "mask) and exact sub-samplers")
+    if cfg["metric"] != "tv":
+        res = _sample_closed_form(prior, lik, sched, cfg)
+    elif exact_sub and d > 1 and isinstance(prior, ProductPrior) and lik.diagonal \
+            and lik.linear_gaussian:
         res = _product_exact(prior, lik, sched, cfg)
+    elif d <= 2:
+        res = (_grid_exact if exact_sub else _sample_based)(prior, lik, sched, cfg)
+    else:
+        raise ValueError(f"tv in d = {d} needs a product prior (bimodal, gauss) with a diagonal "
+                         "gaussian likelihood (identity or mask) and exact sub-samplers; for "
+                         "other problems use a sample-based metric (--metric sliced_w2, w2 or "
+                         "sinkhorn; gaussian likelihood)")
     res["schedule"] = sched.describe()
     res["torch_threads"] = torch.get_num_threads()
     return res
 
 
+def _grid(prior, lik, etas, h):
+    """The 1-D or 2-D grid engine for these levels."""
+    from theory.posterior_exact import Grid1D
+    from theory.posterior_grid2d import Grid2D
+    kw = {"h": h, "eta_max": max(etas), "eta_min": min(etas)}
+    return Grid1D(prior, lik, **kw) if prior.dim == 1 else Grid2D(prior, lik, **kw)
+
+
 def _grid_exact(prior, lik, sched, cfg):
     from theory.posterior_exact import grid_refinement
+    from theory.posterior_grid2d import grid_refinement_2d
     etas = [float(e) for e in sched.etas]
-    fine, coarse, err = grid_refinement(prior, lik, etas, cfg["init"], h=cfg["h"])
-    meth = (f"grid Gibbs kernel, quadrature (h = {fine.info['h']:.4g}, {fine.info['n_x']} x / "
-            f"{fine.info['n_z']} z points), error = |h - 2h| difference")
+    refine = grid_refinement if prior.dim == 1 else grid_refinement_2d
+    fine, coarse, err = refine(prior, lik, etas, cfg["init"], h=cfg["h"])
+    if prior.dim == 1:
+        meth = (f"grid Gibbs kernel, quadrature (h = {fine.info['h']:.4g}, {fine.info['n_x']} x "
+                f"/ {fine.info['n_z']} z points), error = |h - 2h| difference")
+    else:
+        nx, nz = fine.info["n_x"], fine.info["n_z"]
+        meth = (f"2-D grid Gibbs chain, separable Gaussian blurs (h = {fine.info['h']:.4g}, "
+                f"{nx[0]} x {nx[1]} x nodes, {nz[0]} x {nz[1]} z nodes), error = |h - 2h| "
+                "difference")
     per_k = []
     for k, eta in enumerate(etas, start=1):
         per_k.append({"k": k, "eta": eta,
@@ -263,7 +307,8 @@ def _grid_exact(prior, lik, sched, cfg):
         pipost.append({"eta": eta, **_est(fine.tv_pi_post[k], err["tv_pi_post"][k] + 1e-12,
                                           "grid quadrature, error by refinement")})
         rates.append({"eta": eta, "value": fine.rates[eta], "error": err["rates"][eta] + 1e-12,
-                      "method": "second eigenvalue modulus of the grid Gibbs kernel M = P D"})
+                      "method": "second eigenvalue modulus of the grid Gibbs kernel M = P D"
+                                + ("" if prior.dim == 1 else " (Lanczos, matrix-free)")})
     out = {"per_k": per_k, "tv_pi_eta_posterior": pipost, "exact_rate": rates,
            "grid": fine.info}
     if sched.constant:
@@ -272,25 +317,35 @@ def _grid_exact(prior, lik, sched, cfg):
 
 
 def _sample_based(prior, lik, sched, cfg):
+    """Chains of the actual (inexact) sampler against the exact grid laws, d = 1 or 2."""
     import torch
 
     from theory.plug_and_play import DDSConfig, PCSConfig, init_samples, run_dpnp
-    from theory.posterior_exact import Grid1D, binned_tv, tv_masses
+    from theory.posterior_exact import binned_tv, binned_tv_2d, tv_masses
+    from theory.posterior_grid2d import tv_masses_2d
     etas = [float(e) for e in sched.etas]
-    grid = Grid1D(prior, lik, h=cfg["h"], eta_max=max(etas), eta_min=min(etas))
+    grid = _grid(prior, lik, etas, cfg["h"])
     post = grid.posterior()
     pis = {e: grid.pi_eta(e) for e in set(etas)}
     g = torch.Generator(device=cfg["device"]).manual_seed(cfg["seed"])
     x0 = init_samples(cfg["init"], prior, cfg["n"], generator=g, device=cfg["device"])
     pcs = PCSConfig(cfg["pcs"], cfg["pcs_steps"], cfg["pcs_step"])
     dds = DDSConfig(cfg["dds"], cfg["dds_steps"], cfg["dds_rule"])
+    if prior.dim == 1:
+        def distance(x, mass, seed):
+            return binned_tv(x[:, 0], grid.x, mass, seed=seed).to_dict()
+        tv_grid = tv_masses
+    else:
+        def distance(x, mass, seed):
+            return binned_tv_2d(x, grid.axes, mass, seed=seed).to_dict()
+        tv_grid = tv_masses_2d
     per_k = []
 
     def cb(k, zh, x):
         eta = etas[k - 1]
-        a = binned_tv(x[:, 0], grid.x, pis[eta], seed=cfg["seed"] + k).to_dict()
-        b = binned_tv(x[:, 0], grid.x, post, seed=cfg["seed"] + 7919 + k).to_dict()
-        per_k.append({"k": k, "eta": eta, "to_pi_eta": a, "to_posterior": b})
+        per_k.append({"k": k, "eta": eta,
+                      "to_pi_eta": distance(x, pis[eta], cfg["seed"] + k),
+                      "to_posterior": distance(x, post, cfg["seed"] + 7919 + k)})
 
     res = run_dpnp(prior, lik, sched, x0, pcs=pcs, dds=dds, generator=g, keep=False, callback=cb)
     seen, pipost, rates = [], [], []
@@ -298,17 +353,91 @@ def _sample_based(prior, lik, sched, cfg):
         if eta in seen:
             continue
         seen.append(eta)
-        pipost.append({"eta": eta, "value": tv_masses(pis[eta], post),
+        pipost.append({"eta": eta, "value": tv_grid(pis[eta], post),
                        "method": f"grid quadrature (h = {grid.h:.4g})"})
-        rate = grid.rate(eta)
-        rates.append({"eta": eta, "value": rate, "method": "second eigenvalue modulus of the "
-                      "grid Gibbs kernel of the exact sub-samplers (the inexact chain's rate "
-                      "may differ)"})
+        rates.append({"eta": eta, "value": grid.rate(eta), "method": "second eigenvalue "
+                      "modulus of the grid Gibbs kernel of the exact sub-samplers (the inexact "
+                      "chain's rate may differ)"})
     return {"per_k": per_k, "tv_pi_eta_posterior": pipost, "exact_rate": rates,
             "cost_per_chain": {"score_calls": res.score_calls,
                                "likelihood_gradient_calls": res.lik_grad_calls},
             "pcs_acceptance": res.acceptance or None,
-            "grid": {"h": grid.h, "n_x": int(grid.x.size)}}
+            "grid": {"h": grid.h, "n_x": [int(a.size) for a in getattr(grid, "axes", [grid.x])]}}
+
+
+def _gaussian_chain_rate(prior, lik, eta):
+    r"""Exact rate of DPnP with exact sub-samplers for a Gaussian prior and a linear-Gaussian
+    likelihood: the chain is the Gaussian autoregression :math:`x_{k+1} = B x_k + c + \xi`,
+    :math:`B = C_x C_z / \eta^4` with :math:`C_z = (A^\top A/\sigma^2 + I/\eta^2)^{-1}` (PCS) and
+    :math:`C_x = (\Sigma^{-1} + I/\eta^2)^{-1}` (DDS); its L2 spectral gap is set by the
+    spectral radius of B."""
+    A = lik.A.cpu().numpy().astype(float)
+    S = prior.covs[0].cpu().numpy().astype(float)
+    d = A.shape[1]
+    Cz = np.linalg.inv(A.T @ A / lik.sigma ** 2 + np.eye(d) / eta ** 2)
+    Cx = np.linalg.inv(np.linalg.inv(S) + np.eye(d) / eta ** 2)
+    return float(np.max(np.abs(np.linalg.eigvals(Cx @ Cz / eta ** 4))))
+
+
+def _sample_closed_form(prior, lik, sched, cfg):
+    """n chains of the actual sampler against exact draws of pi_eta and the posterior (both
+    Gaussian mixtures in closed form for a linear-Gaussian likelihood): sample-based
+    distance with its interval and floor at every k."""
+    import torch
+
+    from theory.plug_and_play import DDSConfig, PCSConfig, init_samples, run_dpnp
+    from theory.posterior_exact import as_gmm, pi_eta_closed_form, posterior_closed_form
+    from theory.sample_distances import sample_distance
+    etas = [float(e) for e in sched.etas]
+    n, metric = cfg["n"], cfg["metric"]
+    try:
+        as_gmm(prior)
+    except ValueError as exc:
+        raise ValueError(f"no closed-form target for this prior: {exc}") from None
+    gt = torch.Generator(device=cfg["device"]).manual_seed(cfg["seed"] + 1)
+    post = posterior_closed_form(prior, lik)
+    targets = {"posterior": (post.sample(n, generator=gt), post.sample(n, generator=gt))}
+    for eta in sorted(set(etas)):
+        pe = pi_eta_closed_form(prior, lik, eta)
+        targets[eta] = (pe.sample(n, generator=gt), pe.sample(n, generator=gt))
+    kw = {"n_boot": 30, **({"n_projections": 100} if metric == "sliced_w2" else {})}
+
+    def distance(x, key, seed):
+        y, yf = targets[key]
+        est = sample_distance(x, y, metric, y_floor=yf, seed=seed, **kw)
+        return {"value": est.value, "lower": est.lower, "upper": est.upper,
+                "method": est.method + "; " + est.details["interval"],
+                "floor": est.details["floor"]["value"],
+                "floor_upper": est.details["floor"]["upper"],
+                "below_floor": est.details["below_floor"]}
+
+    g = torch.Generator(device=cfg["device"]).manual_seed(cfg["seed"])
+    x0 = init_samples(cfg["init"], prior, n, generator=g, device=cfg["device"])
+    pcs = PCSConfig(cfg["pcs"], cfg["pcs_steps"], cfg["pcs_step"])
+    dds = DDSConfig(cfg["dds"], cfg["dds_steps"], cfg["dds_rule"])
+    per_k = []
+
+    def cb(k, zh, x):
+        eta = etas[k - 1]
+        per_k.append({"k": k, "eta": eta, "to_pi_eta": distance(x, eta, cfg["seed"] + k),
+                      "to_posterior": distance(x, "posterior", cfg["seed"] + 7919 + k)})
+
+    res = run_dpnp(prior, lik, sched, x0, pcs=pcs, dds=dds, generator=g, keep=False, callback=cb)
+    pipost, rates = [], []
+    gaussian = as_gmm(prior).n_components == 1
+    for eta in sorted(set(etas), reverse=True):
+        pipost.append({"eta": eta, **distance(targets[eta][1], "posterior", cfg["seed"])})
+        rates.append({"eta": eta,
+                      "value": _gaussian_chain_rate(as_gmm(prior), lik, eta) if gaussian else None,
+                      "method": ("spectral radius of the autoregression matrix of the Gaussian "
+                                 "chain (exact sub-samplers)" if gaussian else
+                                 "not known in closed form for a mixture prior in d > 2")})
+    return {"per_k": per_k, "tv_pi_eta_posterior": None, "distance_pi_eta_posterior": pipost,
+            "exact_rate": rates, "metric": metric,
+            "cost_per_chain": {"score_calls": res.score_calls,
+                               "likelihood_gradient_calls": res.lik_grad_calls},
+            "pcs_acceptance": res.acceptance or None,
+            "targets": "exact draws of the closed-form Gaussian mixtures pi_eta and posterior"}
 
 
 def _product_exact(prior, lik, sched, cfg):
@@ -410,7 +539,8 @@ def run(a) -> int:
     print(f"DPnP  prior={cfg['prior']} d={cfg['d']} likelihood={cfg['likelihood']} "
           f"operator={cfg['operator']} pcs={cfg['pcs']} dds={cfg['dds']} init={cfg['init']} "
           f"schedule={res['schedule']['name']} K={res['schedule']['K']}")
-    print(f"{'k':>4} {'eta':>8} {'TV(x_k, pi_eta)':>30} {'TV(x_k, posterior)':>30}")
+    name = {"tv": "TV", "w2": "W2", "sliced_w2": "SW2", "sinkhorn": "S_eps"}[cfg["metric"]]
+    print(f"{'k':>4} {'eta':>8} {name + '(x_k, pi_eta)':>30} {name + '(x_k, posterior)':>30}")
     for r in res["per_k"]:
         a_, b_ = r["to_pi_eta"], r["to_posterior"]
         flag = lambda e: " (below floor)" if e.get("below_floor") else ""  # noqa: E731
@@ -418,9 +548,9 @@ def run(a) -> int:
               f"{a_['upper']:.3g}]{flag(a_)} {b_['value']:12.6g} [{b_['lower']:.3g}, "
               f"{b_['upper']:.3g}]{flag(b_)}")
     print("  method: " + res["per_k"][0]["to_pi_eta"]["method"])
-    if res.get("tv_pi_eta_posterior"):
-        for r in res["tv_pi_eta_posterior"]:
-            print(f"  TV(pi_eta, posterior) at eta={r['eta']:.4g}: {r['value']:.6g}")
+    for r in res.get("tv_pi_eta_posterior") or res.get("distance_pi_eta_posterior") or []:
+        print(f"  {name}(pi_eta, posterior) at eta={r['eta']:.4g}: {r['value']:.6g}"
+              + (f" in [{r['lower']:.4g}, {r['upper']:.4g}]" if "lower" in r else ""))
     for r in res.get("exact_rate") or []:
         if r.get("value") is not None:
             print(f"  exact geometric rate at eta={r['eta']:.4g}: {r['value']:.8g}  ({r['method']})")

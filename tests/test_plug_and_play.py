@@ -467,8 +467,10 @@ def test_cli_sample_based_reports_floor(capsys):
 
 @pytest.mark.parametrize("args", [
     ["--prior", "nope"], ["--eta", "-1"], ["--K", "0"], ["--pcs", "exact", "--likelihood", "phase"],
-    ["--dds", "magic"], ["--metric", "w2"], ["--y", "abc"], ["--schedule", "bogus"],
-    ["--init", "uniform"], ["--d", "2", "--operator", "random"], ["--y", "1,2"],
+    ["--dds", "magic"], ["--metric", "w1"], ["--y", "abc"], ["--schedule", "bogus"],
+    ["--init", "uniform"], ["--d", "3", "--operator", "random"], ["--y", "1,2"],
+    ["--metric", "w2", "--likelihood", "phase", "--pcs", "mala"],
+    ["--metric", "w2", "--d", "4", "--n", "20000"],
     ["--likelihood", "logistic", "--y", "0.5", "--pcs", "mala"]])
 def test_cli_bad_input_exits_2(capsys, args):
     assert main(["dpnp", *args]) == 2

@@ -196,49 +196,50 @@ class GaussianMixture(Prior):
             self._prec = (P, torch.einsum("kde,ke->kd", P, self.means), const)
         return self._prec
 
-    _BLOCK = 1024  # rows per block: keeps the (n, K, d) temporaries in cache
+    _BLOCK = 1024  # CPU rows per block: keeps the (n, K, d) temporaries in cache
+    _GPU_BLOCK_ELEMENTS = 1 << 23  # CUDA: (rows, K, d) temporaries of at most 64 MB per block
 
-    def _component_terms(self, x):
-        """Per-component log(pi_k N(x; m_k, C_k)) and C_k^{-1}(m_k - x), shapes (n,K), (n,K,d).
+    def _block_rows(self) -> int:
+        """Rows per block of the score computations: the (rows, K, d) temporaries stay in
+        cache on the CPU and within 64 MB on a GPU, so n is bounded by the (n, d) output
+        alone, whatever K and d."""
+        if self.device.type == "cuda":
+            return max(1, self._GPU_BLOCK_ELEMENTS // (self.n_components * self.dim))
+        return self._BLOCK
 
-        Uses the cached precision matrices (one batched product per call instead of a
-        triangular solve), in blocks of rows.
-        """
+    def _blocks(self, x):
+        """Per-component log(pi_k N(x; m_k, C_k)) and C_k^{-1}(m_k - x), shapes (b, K) and
+        (b, K, d), for each block of rows of x (cached precision matrices: one batched
+        product per block instead of a triangular solve)."""
         P, Pm, const = self._precision()
-        logcs, pds = [], []
-        for xb in x.split(self._BLOCK):
-            prec_diff = Pm[None] - torch.einsum("nd,kde->nke", xb, P)         # (n,K,d)
+        for xb in x.split(self._block_rows()):
+            prec_diff = Pm[None] - torch.einsum("nd,kde->nke", xb, P)         # (b,K,d)
             maha = ((self.means[None] - xb[:, None, :]) * prec_diff).sum(-1)
-            logcs.append(const - 0.5 * maha)
-            pds.append(prec_diff)
-        if len(logcs) == 1:
-            return logcs[0], pds[0]
-        return torch.cat(logcs), torch.cat(pds)
+            yield const - 0.5 * maha, prec_diff
+
+    def _per_block(self, x, fn):
+        out = [fn(logc, v) for logc, v in self._blocks(self._prep(x))]
+        return out[0] if len(out) == 1 else torch.cat(out)
 
     def log_prob(self, x):
-        x = self._prep(x)
-        logc, _ = self._component_terms(x)
-        return torch.logsumexp(logc, dim=1)
+        return self._per_block(x, lambda logc, v: torch.logsumexp(logc, dim=1))
 
     def responsibilities(self, x):
-        x = self._prep(x)
-        logc, _ = self._component_terms(x)
-        return torch.softmax(logc, dim=1)
+        return self._per_block(x, lambda logc, v: torch.softmax(logc, dim=1))
 
     def score(self, x):
-        x = self._prep(x)
-        logc, v = self._component_terms(x)
-        r = torch.softmax(logc, dim=1)
-        return (r[:, :, None] * v).sum(1)
+        return self._per_block(x, lambda logc, v: (torch.softmax(logc, dim=1)[:, :, None]
+                                                   * v).sum(1))
 
     def score_jacobian(self, x):
-        x = self._prep(x)
-        logc, v = self._component_terms(x)
-        r = torch.softmax(logc, dim=1)
-        s = (r[:, :, None] * v).sum(1)
         prec = self._precision()[0]                                       # (K,d,d)
-        outer = torch.einsum("nk,nki,nkj->nij", r, v, v)
-        return -torch.einsum("nk,kij->nij", r, prec) + outer - s[:, :, None] * s[:, None, :]
+
+        def jac(logc, v):
+            r = torch.softmax(logc, dim=1)
+            s = (r[:, :, None] * v).sum(1)
+            outer = torch.einsum("nk,nki,nkj->nij", r, v, v)
+            return -torch.einsum("nk,kij->nij", r, prec) + outer - s[:, :, None] * s[:, None, :]
+        return self._per_block(x, jac)
 
 
 class Gaussian(GaussianMixture):

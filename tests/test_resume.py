@@ -1,0 +1,100 @@
+"""Interrupting a sweep and rerunning it: the rerun recomputes only what had not finished,
+and every number equals the one of an uninterrupted run (atomic per-point files).
+
+The command runs in a subprocess and gets SIGINT once some points are on disk, as a user's
+Ctrl-C would; the slow test does the same to the whole of ``diffrates reproduce --fast``.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args, cwd):
+    env = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "experiments.cli", *args], cwd=cwd,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _interrupt_after(proc, points_dir: Path, at_least: int, timeout: float = 600):
+    """SIGINT ``proc`` once ``points_dir`` holds ``at_least`` finished point files."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        done = len(list(points_dir.glob("*/points/*.json"))) if points_dir.exists() else 0
+        if done >= at_least or proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    return proc.returncode, out, err
+
+
+def _point_values(results: Path):
+    """Every cached point: configuration key -> result (as stored)."""
+    out = {}
+    for f in results.glob("*/points/*.json"):
+        rec = json.loads(f.read_text())
+        out[f"{f.parent.parent.name}/{f.name}"] = rec["result"]
+    return out
+
+
+def _counts(stdout):
+    """(computed, reused) summed over the experiments a run printed."""
+    pairs = re.findall(r"\((\d+) computed, (\d+) reused from cache\)", stdout)
+    return sum(int(a) for a, _ in pairs), sum(int(b) for _, b in pairs)
+
+
+def test_interrupted_run_resumes_without_recomputing(tmp_path):
+    name = "dpnp-eta-bias"
+    args = ("run", name, "--fast", "--executor", "local", "--figures", str(tmp_path / "f"))
+    broken = tmp_path / "broken"
+    code, out, err = _interrupt_after(_cli(*args, "--results", str(broken), cwd=ROOT),
+                                      broken, at_least=6)
+    assert code == 130 and "interrupted" in err and "Traceback" not in err
+    finished = _point_values(broken)
+    assert 6 <= len(finished) < 27
+    assert not list(broken.glob("*/points/.tmp-*"))            # no half-written file left
+    rerun = _cli(*args, "--results", str(broken), cwd=ROOT)
+    out, err = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, err
+    computed, reused = _counts(out)
+    assert reused == len(finished) and computed + reused == 27
+    clean_dir = tmp_path / "clean"
+    clean = _cli(*args, "--results", str(clean_dir), cwd=ROOT)
+    clean.communicate(timeout=600)
+    resumed, fresh = _point_values(broken), _point_values(clean_dir)
+    assert resumed.keys() == fresh.keys()
+    assert all(resumed[k] == fresh[k] for k in fresh)         # identical numbers
+    assert all(resumed[k] == finished[k] for k in finished)   # finished points untouched
+
+
+@pytest.mark.slow
+def test_interrupted_reproduce_resumes_without_recomputing(tmp_path):
+    """The issue's check on the whole main job: Ctrl-C during ``reproduce --fast``, rerun,
+    same numbers as a clean run, nothing finished recomputed."""
+    args = ("reproduce", "--fast", "--figures", str(tmp_path / "f"))
+    broken = tmp_path / "broken"
+    code, _, err = _interrupt_after(_cli(*args, "--results", str(broken), cwd=ROOT), broken,
+                                    at_least=120)
+    assert code == 130 and "Traceback" not in err
+    finished = _point_values(broken)
+    rerun = _cli(*args, "--results", str(broken), cwd=ROOT)
+    out, err = rerun.communicate(timeout=1200)
+    assert rerun.returncode == 0, err
+    computed, reused = _counts(out)
+    assert reused == len(finished)
+    clean_dir = tmp_path / "clean"
+    clean = _cli(*args, "--results", str(clean_dir), cwd=ROOT)
+    clean.communicate(timeout=1200)
+    resumed, fresh = _point_values(broken), _point_values(clean_dir)
+    assert resumed.keys() == fresh.keys() and computed + reused == len(fresh)
+    assert all(resumed[k] == fresh[k] for k in fresh)
