@@ -282,10 +282,8 @@ def _grid(prior, lik, etas, h):
 
 def _grid_exact(prior, lik, sched, cfg):
     from theory.posterior_exact import grid_refinement
-    from theory.posterior_grid2d import grid_refinement_2d
     etas = [float(e) for e in sched.etas]
-    refine = grid_refinement if prior.dim == 1 else grid_refinement_2d
-    fine, coarse, err = refine(prior, lik, etas, cfg["init"], h=cfg["h"])
+    fine, coarse, err = grid_refinement(prior, lik, etas, cfg["init"], h=cfg["h"])
     if prior.dim == 1:
         meth = (f"grid Gibbs kernel, quadrature (h = {fine.info['h']:.4g}, {fine.info['n_x']} x "
                 f"/ {fine.info['n_z']} z points), error = |h - 2h| difference")

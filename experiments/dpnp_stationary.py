@@ -4,8 +4,10 @@ Claim checked (THEORY.md section 6; Xu & Chi, arXiv:2403.17042): with exact PCS 
 x-chain is a reversible Gibbs chain with stationary law pi_eta and geometric convergence,
 TV(law x_k, pi_eta) ~ C lambda_2^k with lambda_2 the second eigenvalue of the kernel.
 Problems: bimodal prior (d = 1), Gaussian likelihood (y = 0.7, sigma = 0.5) and the 1-bit
-logistic likelihood (y = +1, lambda = 0.4); init N(0, 1). Laws, distances and lambda_2 are
-exact grid computations (theory.posterior_exact), errors by refinement. The measured decay
+logistic likelihood (y = +1, lambda = 0.4); and in d = 2 the bimodal prior with a Gaussian
+likelihood through a random mixing operator (condition number 3), which does not split into
+1-D chains; init N(0, I). Laws, distances and lambda_2 are exact grid computations
+(theory.posterior_exact in 1-D, theory.posterior_grid2d in 2-D), errors by refinement. The measured decay
 is the least-squares slope of log TV on k over the second half of the curve.
 """
 from __future__ import annotations
@@ -19,26 +21,38 @@ from .sweep import run_points
 
 NAME = "dpnp-stationary"
 PROBLEMS = {"gaussian": {"likelihood": "gaussian", "y": 0.7, "sigma": 0.5},
-            "logistic": {"likelihood": "logistic", "y": 1.0, "lam": 0.4}}
+            "logistic": {"likelihood": "logistic", "y": 1.0, "lam": 0.4},
+            # d = 2, a random mixing operator (condition number 3): the 2-D grid engine
+            "gaussian-2d": {"likelihood": "gaussian", "y": [0.7, -0.4], "sigma": 0.5, "d": 2,
+                            "operator": "random", "cond": 3.0, "operator_seed": 0}}
+ETAS = {"fast": {"gaussian-2d": (1.0, 1.4)}, "full": {"gaussian-2d": (0.7, 1.0, 1.4, 2.0)}}
 
 
 def problem(cfg):
-    """Prior (``cfg["prior"]``, default bimodal; d = 1) and likelihood (A = I) of a
-    configuration."""
+    """Prior (``cfg["prior"]``, default bimodal) and likelihood of a configuration: d = 1
+    with A = I, or d = 2 with a random operator (``cond``, ``operator_seed``)."""
     import torch
 
-    from theory.likelihoods import make_likelihood
+    from theory.likelihoods import make_likelihood, make_operator
     from theory.priors import make_prior
-    lik = make_likelihood(cfg["likelihood"], torch.eye(1), [cfg["y"]],
-                          sigma=cfg.get("sigma", 0.5), lam=cfg.get("lam", 0.4))
-    return make_prior(cfg.get("prior", "bimodal"), 1), lik
+    d = cfg.get("d", 1)
+    if d == 1:
+        A, y = torch.eye(1), [cfg["y"]]
+    else:
+        A = make_operator(cfg["operator"], d, cond=cfg["cond"],
+                          generator=torch.Generator().manual_seed(cfg["operator_seed"]))
+        y = cfg["y"]
+    lik = make_likelihood(cfg["likelihood"], A, y, sigma=cfg.get("sigma", 0.5),
+                          lam=cfg.get("lam", 0.4))
+    return make_prior(cfg.get("prior", "bimodal"), d), lik
 
 
 def configs(fast: bool):
     etas = (0.5, 0.7, 1.0) if fast else (0.4, 0.5, 0.7, 1.0, 1.4)
     K = 25 if fast else 40
+    special = ETAS["fast" if fast else "full"]
     return [{**PROBLEMS[p], "problem": p, "eta": e, "K": K, "init": "standard-normal"}
-            for p in PROBLEMS for e in etas]
+            for p in PROBLEMS for e in special.get(p, etas)]
 
 
 def compute(cfg):
@@ -107,9 +121,11 @@ def figure(summary, figures_dir="figures"):
         ax.set_xlabel("outer step k")
         ax.set_ylabel("TV(law x_k, pi_eta)")
         cfg = recs[0]["config"]
-        lik = (f"gaussian y={cfg['y']}, sigma={cfg['sigma']}" if p == "gaussian"
+        lik = (f"gaussian y={cfg['y']}, sigma={cfg['sigma']}" if cfg["likelihood"] == "gaussian"
                else f"1-bit logistic y=+1, lambda={cfg['lam']}")
-        ax.set_title(f"bimodal d=1, {lik}", fontsize=9)
+        d = cfg.get("d", 1)
+        where = "" if d == 1 else f", A random (cond {cfg['cond']:g}), 2-D grid"
+        ax.set_title(f"bimodal d={d}, {lik}{where}", fontsize=9)
         ax.grid(True, which="both", alpha=0.25)
         ax.legend(fontsize=6.5)
     fig.suptitle("DPnP with exact PCS/DDS: exact TV to pi_eta (dots, grid Gibbs kernel) and "

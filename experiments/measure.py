@@ -14,7 +14,7 @@ __all__ = ["normalise_config", "measure", "DEFAULTS"]
 
 DEFAULTS = {"prior": "bimodal", "d": 1, "sampler": "li-ode", "schedule": "li", "T": 1000,
             "metric": "tv", "c0": 2.0, "c1": 4.0, "device": "cpu", "seed": 0,
-            "method": "exact", "perturbation": "none", "eps": 0.0, "samples": 20000,
+            "method": "exact", "perturbation": "none", "eps": 0.0, "samples": None,
             "prior_seed": 0}
 
 METHODS = ("exact", "pushforward", "samples", "auto")
@@ -80,7 +80,10 @@ def normalise_config(cfg: dict) -> dict:
     if out["perturbation"] != "none":
         out["eps"] = _nonneg("eps", c["eps"])
     if out["method"] != "exact":
-        out["samples"] = _int("samples", c["samples"], 10)
+        # default: 20000, but 1000 for exact OT in d > 1 (each of its ~400 bootstrap and
+        # floor solves is an n x n network simplex)
+        default_n = 1000 if out["metric"] == "w2" and out["d"] > 1 else 20000
+        out["samples"] = _int("samples", default_n if c["samples"] is None else c["samples"], 10)
     if out["prior"] == "gmm":
         out["prior_seed"] = _int("prior_seed", c["prior_seed"], 0)
     if out["schedule"] == "li":

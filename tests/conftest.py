@@ -3,7 +3,10 @@
 * matplotlib runs headless (Agg backend);
 * ``device``: "cpu", plus "cuda" when a GPU is visible;
 * ``generator``: a CPU ``torch.Generator`` seeded with 0 (a fresh one per test);
-* ``device_generator``: the same on ``device``.
+* ``device_generator``: the same on ``device``;
+* ``one_thread``: torch on one intra-op thread for the test, restored afterwards (small
+  tensors: threads only add overhead, and OpenMP stalls on shared CI cores); modules opt in
+  with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
 
 The ``slow`` marker is registered in pyproject.toml and deselected by default.
 """
@@ -34,3 +37,11 @@ def device_generator(device):
     """A generator seeded with 0 living on ``device`` (torch draws on a device only with a
     generator on that device)."""
     return torch.Generator(device=device).manual_seed(0)
+
+
+@pytest.fixture
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

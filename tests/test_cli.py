@@ -89,3 +89,26 @@ def test_measure_method_auto_and_refusals(capsys):
     code, _, err = run_cli(capsys, "measure", "--method", "samples", "--metric", "w2",
                            "--samples", "5")
     assert code == 2 and "samples must be >= 10" in err
+
+
+def test_measure_samples_sliced_w2_contains_closed_form(capsys):
+    """--method samples --metric sliced_w2 on the gauss preset in d = 2 (output law Gaussian):
+    the interval holds the closed-form sliced W2 of law(Y_1) against q_1, the floor is
+    reported, and exact OT above 5000 points in d > 1 is refused in one line."""
+    from theory.gaussian_distances import gaussian_sliced_w2
+    from theory.output_laws import gaussian_output_law
+    code, out, _ = run_cli(capsys, "measure", "--prior", "gauss", "--d", "2", "--sampler",
+                           "li-sde", "--T", "30", "--metric", "sliced_w2", "--method", "samples",
+                           "--samples", "2000", "--json")
+    rec = json.loads(out)
+    assert code == 0 and rec["method_kind"] == "samples"
+    exact = gaussian_sliced_w2(*gaussian_output_law(make_prior("gauss", 2),
+                                                    sampler_rule("li-sde", li_schedule(30))))[0]
+    assert rec["lower"] <= exact <= rec["upper"], (rec["lower"], exact, rec["upper"])
+    assert rec["details"]["floor"]["value"] > 0 and rec["upper"] < 3 * exact
+    code, _, err = run_cli(capsys, "measure", "--prior", "gauss", "--d", "2", "--sampler",
+                           "li-sde", "--metric", "w2", "--method", "samples", "--samples", "6000")
+    assert code == 2 and "sliced_w2" in err and len(err.strip().splitlines()) == 1
+    from experiments.measure import normalise_config
+    assert normalise_config({"prior": "gauss", "d": 2, "metric": "w2",
+                             "method": "samples"})["samples"] == 1000

@@ -1,6 +1,7 @@
 """Executors: local processes and a real Dask LocalCluster give the serial numbers, and only
 the client writes results."""
 import pytest
+import torch
 
 from experiments.executors import Executor, parse_executor
 from experiments.store import ResultStore
@@ -52,3 +53,50 @@ def test_parse_executor(spec, expected):
 def test_parse_executor_rejects(spec):
     with pytest.raises(ValueError):
         parse_executor(spec)
+
+
+def test_bind_device_spreads_workers_over_gpus():
+    """cuda (no index) goes to the worker's own GPU, rank mod the visible count; explicit
+    devices and CPU pass through; with one GPU every worker takes cuda:0."""
+    from experiments.executors import bind_device
+    assert [bind_device("cuda", rank=r, n_gpus=4) for r in range(6)] == \
+        ["cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:0", "cuda:1"]
+    assert bind_device("cuda:3", rank=1, n_gpus=4) == "cuda:3"
+    assert bind_device("cpu", rank=1, n_gpus=4) == "cpu"
+    assert bind_device("cuda", rank=5, n_gpus=1) == "cuda:0"
+
+
+def test_pool_initializer_gives_consecutive_ranks(monkeypatch):
+    """Each local worker runs the pool initializer once: ranks 0, 1, ... in start order."""
+    import multiprocessing as mp
+
+    import experiments.executors as ex
+    ctx = mp.get_context("spawn")
+    counter, lock = ctx.Value("i", 0), ctx.Lock()
+    monkeypatch.setattr(ex, "_RANK", None)
+    seen = []
+    n = torch.get_num_threads()
+    try:
+        for _ in range(3):
+            ex._init_worker(counter, lock, 1)
+            seen.append(ex.worker_rank())
+    finally:
+        torch.set_num_threads(n)
+    assert seen == [0, 1, 2]
+
+
+def test_records_name_the_device_the_worker_used(tmp_path, monkeypatch):
+    """The sweep computes a cuda point on the worker's bound device and records it there
+    (simulated: bind_device patched, compute only reads the device)."""
+    import experiments.sweep as sweep
+    monkeypatch.setattr(sweep, "bind_device", lambda dev: "cuda:1" if dev == "cuda" else dev)
+    store = ResultStore("dev", tmp_path)
+    recs = run_points(store, [{"device": "cuda", "x": 1}], compute=_echo_device,
+                      normalise=None, executor="serial")
+    assert recs[0]["result"] == {"device": "cuda:1"}
+    assert recs[0]["provenance"]["device"] == "cuda:1"
+    assert recs[0]["config"]["device"] == "cuda"          # the cache key keeps "cuda"
+
+
+def _echo_device(cfg):
+    return {"device": cfg["device"]}

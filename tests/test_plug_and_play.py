@@ -27,13 +27,7 @@ from theory.posterior_exact import (Grid1D, as_gmm, binned_tv, grid_refinement,
 from theory.priors import GaussianMixture, make_prior
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: torch threads only add overhead (and contention on shared machines)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def bimodal_gauss(y=0.7, sigma=0.5):

@@ -22,18 +22,13 @@ from experiments.cli import main
 from theory.likelihoods import LinearGaussian, make_likelihood
 from theory.plug_and_play import (DDSConfig, PCSConfig, init_samples, make_annealing,
                                   run_dpnp)
-from theory.posterior_exact import (Grid1D, binned_tv_2d, pi_eta_closed_form,
+from theory.posterior_exact import (Grid1D, binned_tv_2d, grid_refinement, pi_eta_closed_form,
                                     posterior_closed_form)
-from theory.posterior_grid2d import Grid2D, grid_refinement_2d, tv_masses_2d
+from theory.posterior_grid2d import Grid2D, tv_masses_2d
 from theory.priors import Gaussian, bimodal
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_separable_problem_is_two_1d_chains():
@@ -106,7 +101,7 @@ def test_refinement_error_bounds_the_grid_error_and_annealed_levels():
     the Gaussian recursion."""
     prior, lik = _gaussian_problem()
     etas = [0.8, 0.6, 0.45, 0.3]
-    fine, coarse, err = grid_refinement_2d(prior, lik, etas, with_rates=False)
+    fine, coarse, err = grid_refinement(prior, lik, etas, with_rates=False)
     finer = Grid2D(prior, lik, h=fine.info["h"] / 4, eta_max=0.8, eta_min=0.3).run(
         etas, with_rates=False)
     for which in ("tv_pi", "tv_post"):

@@ -25,14 +25,7 @@ from theory.schedules import li_schedule
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small batched ops: one intra-op thread avoids OpenMP stalls on shared CI cores
-    (measured here: 0.8 s with 1 thread vs 23 s with 2 threads under load). Restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class DenseScore:

@@ -32,13 +32,7 @@ from theory.samplers import AnalyticScore, run_sampler, sampler_rule
 from theory.schedules import li_schedule
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread (OpenMP stalls on shared CI cores); restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _gaussian_w2(m1, S1, m2, S2):

@@ -30,7 +30,8 @@ Each outer step costs :math:`O(n\,m^2)` flops (m z nodes per axis) and the memor
 :math:`m^2` arrays. The grid (x range, spacing) follows :class:`Grid1D`'s rules per axis,
 at 4 nodes per narrowest standard deviation (the Riemann sum of a Gaussian of standard
 deviation s at spacing h errs by about :math:`2e^{-2\pi^2 s^2/h^2}`, 1e-137 at s/h = 4); the
-error of every quantity is estimated by refinement (:func:`grid_refinement_2d`, h vs 2h).
+error of every quantity is estimated by refinement
+(:func:`theory.posterior_exact.grid_refinement`, h vs 2h).
 Arithmetic is float64 numpy in linear space, each exponent shifted by its maximum: blurs
 sum positive terms, so tails keep their relative accuracy down to the float64 range;
 cells whose normaliser underflows carry no mass, and the mass lost is ``info["lost"]``.
@@ -55,7 +56,7 @@ from .likelihoods import Likelihood
 from .posterior_exact import GridResult, kink_correction
 from .priors import GaussianMixture, Prior, ProductPrior, SubspaceMixture
 
-__all__ = ["Grid2D", "grid_refinement_2d", "tv_masses_2d"]
+__all__ = ["Grid2D", "tv_masses_2d"]
 
 DTYPE = torch.float64
 _TINY = 1e-290          # normalisers below this count as underflowed (1/x stays finite)
@@ -288,24 +289,3 @@ class Grid2D:
                            "kink": {"tv_pi": [t[1] for t in tv_pi],
                                     "tv_post": [t[1] for t in tv_post],
                                     "tv_pi_post": [t[1] for t in tv_pp]}})
-
-
-def grid_refinement_2d(prior: Prior, lik: Likelihood, etas: Sequence[float],
-                       init: str = "standard-normal", h: Optional[float] = None,
-                       with_rates: bool = True):
-    """Run the 2-D engine at spacing h and 2h; returns ``(fine, coarse, errors)``. The error
-    of each TV is the refinement difference ``|TV_h - TV_2h|`` plus the size of the fine
-    grid's kink correction (module docstring), plus the mass lost to underflow; of the rates,
-    the refinement difference."""
-    eta_max = max(float(e) for e in etas)
-    eta_min = min(float(e) for e in etas)
-    fine_grid = Grid2D(prior, lik, h=h, eta_max=eta_max, eta_min=eta_min)
-    fine = fine_grid.run(etas, init, with_rates)
-    coarse = Grid2D(prior, lik, h=2 * fine_grid.h, eta_max=eta_max,
-                    eta_min=eta_min).run(etas, init, with_rates)
-    lost = fine.info["lost"]
-    err = {key: [abs(a - b) + c + lost for a, b, c in zip(getattr(fine, key), getattr(coarse, key),
-                                                         fine.info["kink"][key])]
-           for key in ("tv_pi", "tv_post", "tv_pi_post")}
-    err["rates"] = {e: abs(fine.rates[e] - coarse.rates[e]) for e in fine.rates}
-    return fine, coarse, err
