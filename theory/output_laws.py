@@ -116,12 +116,41 @@ def gaussian_output(prior_mean, prior_var, rule: AffineRule):
     ab, omab = s.alpha_bar, s.one_minus_alpha_bar
     M = np.zeros_like(mu)
     V = np.ones_like(mu)
+    if rule.multistep:
+        return _gaussian_output_two_step(mu, lam, rule)
     for t in range(s.T, 1, -1):
         C = ab[t] * lam + omab[t]
         m = math.sqrt(ab[t]) * mu
         gain = rule.a[t] - rule.b[t] / C
         M = gain * M + rule.b[t] * m / C
         V = gain * gain * (V + rule.pre_c[t] ** 2) + rule.c[t] ** 2
+    return M, V
+
+
+def _gaussian_output_two_step(mu, lam, rule):
+    """The recursion of :func:`gaussian_output` for a rule with ``b_prev`` (the previous
+    step's score): the pair (Y_t, Y_{t+1}) is jointly Gaussian; with the affine scores
+    ``s_t(y) = (m_t - y)/C_t``, ``Y_{t-1} = g Y_t + r Y_{t+1} + k + c Z``,
+    ``g = a - b/C_t``, ``r = -b_prev/C_{t+1}``, ``k = b m_t/C_t + b_prev m_{t+1}/C_{t+1}``,
+    and means, variances and the lag-one covariance follow."""
+    s = rule.schedule
+    ab, omab = s.alpha_bar, s.one_minus_alpha_bar
+    M, V = np.zeros_like(mu), np.ones_like(mu)          # Y_T
+    M1 = V1 = K = np.zeros_like(mu)                      # Y_{T+1} (unused: b_prev[T] = 0)
+    for t in range(s.T, 1, -1):
+        C = ab[t] * lam + omab[t]
+        g = rule.a[t] - rule.b[t] / C
+        k = rule.b[t] * math.sqrt(ab[t]) * mu / C
+        r = np.zeros_like(mu)
+        if rule.b_prev[t] != 0:
+            C1 = ab[t + 1] * lam + omab[t + 1]
+            r = -rule.b_prev[t] / C1
+            k = k + rule.b_prev[t] * math.sqrt(ab[t + 1]) * mu / C1
+        M_new = g * M + r * M1 + k
+        V_new = g * g * V + 2 * g * r * K + r * r * V1 + rule.c[t] ** 2
+        K_new = g * V + r * K                            # Cov(Y_{t-1}, Y_t)
+        M1, V1, K = M, V, K_new
+        M, V = M_new, V_new
     return M, V
 
 
@@ -167,13 +196,28 @@ def flow_law_1d(mix: Mixture1D, rule: AffineRule, n_nodes: int = 2001, z_max: fl
     hz = z[1] - z[0]
     y = z.copy()
     logJ = np.zeros_like(z)
-    for t in range(s.T, 1, -1):
-        sc, dsc = mix.marginal(ab[t], omab[t]).score_and_derivative(y)
-        J = rule.a[t] + rule.b[t] * dsc
-        if np.any(J <= 0):
-            return None
-        logJ += np.log(J)
-        y = rule.a[t] * y + rule.b[t] * sc
+    if rule.multistep:          # chain rule through (Y_t, Y_{t+1}): dY/dz tracked directly
+        dy, s_prev, ds_prev, dy_prev = np.ones_like(z), None, None, None
+        for t in range(s.T, 1, -1):
+            sc, dsc = mix.marginal(ab[t], omab[t]).score_and_derivative(y)
+            y_new = rule.a[t] * y + rule.b[t] * sc
+            dy_new = (rule.a[t] + rule.b[t] * dsc) * dy
+            if rule.b_prev[t] != 0:
+                y_new = y_new + rule.b_prev[t] * s_prev
+                dy_new = dy_new + rule.b_prev[t] * ds_prev * dy_prev
+            if np.any(dy_new <= 0):
+                return None
+            s_prev, ds_prev, dy_prev = sc, dsc, dy
+            y, dy = y_new, dy_new
+        logJ = np.log(dy)
+    else:
+        for t in range(s.T, 1, -1):
+            sc, dsc = mix.marginal(ab[t], omab[t]).score_and_derivative(y)
+            J = rule.a[t] + rule.b[t] * dsc
+            if np.any(J <= 0):
+                return None
+            logJ += np.log(J)
+            y = rule.a[t] * y + rule.b[t] * sc
     wz = np.full_like(z, hz)
     wz[0] = wz[-1] = hz / 2
     logphi = -0.5 * z * z - 0.5 * LOG_2PI
@@ -257,6 +301,33 @@ def _pull_back(x, logp, score, a, b, h):
     return lp
 
 
+def _pull_back_two_step(x, logp, score, score_prev, prev, a, b, e, h):
+    """:func:`_pull_back` for the two-step map ``y -> a y + b s_t(y) + e s_{t+1}(prev(y))``,
+    where ``prev`` (values on the grid ``x``) is the previous state as a function of the
+    current one (a monotone map, interpolated by a cubic spline). Returns ``(log density on
+    x, preimages on x)``: the preimages are the next step's ``prev``; ``None`` if the map is not
+    monotone."""
+    spline = CubicSpline(x, prev, extrapolate=True)
+
+    def step_map(y):
+        sc, dsc = score(y)
+        py, dpy = spline(y), spline(y, 1)
+        sp, dsp = score_prev(py)
+        return a * y + b * sc + e * sp, a + b * dsc + e * dsp * dpy
+
+    u, J = step_map(x)
+    if np.any(J <= 0):
+        return None
+    y = np.interp(x, u, x)
+    for _ in range(2):                       # Newton steps from the inverse interpolation
+        uy, Jy = step_map(y)
+        y = y - (uy - x) / Jy
+    _, Jy = step_map(y)
+    lp = map_coordinates(logp, [(y - x[0]) / h], order=3, mode="nearest") - np.log(Jy)
+    lp[(x < u[0]) | (x > u[-1])] = -np.inf
+    return lp, y
+
+
 def grid_law_1d(mix: Mixture1D, rule: AffineRule, h: float = 0.01, half_width=None,
                 score_1d=None):
     """Output law of any affine rule by grid propagation with spacing ``h``.
@@ -264,14 +335,33 @@ def grid_law_1d(mix: Mixture1D, rule: AffineRule, h: float = 0.01, half_width=No
     ``score_1d(t, x) -> (s, s')`` replaces the exact score of ``mix``'s marginals (for
     perturbed scores, :mod:`theory.score_errors`); by default the exact score is used.
     """
-    s = rule.schedule
-    ab, omab = s.alpha_bar, s.one_minus_alpha_bar
     if half_width is None:
         lo, hi = mix.spread(11.0)
         half_width = max(10.0, abs(lo), abs(hi))
     n = int(math.ceil(half_width / h))
     x = np.arange(-n, n + 1) * h
     logp = -0.5 * x * x - 0.5 * LOG_2PI
+    step = _grid_two_step if rule.multistep else _grid_one_step
+    logp = step(mix, rule, x, logp, h, score_1d)
+    p = np.exp(logp)
+    dx = np.full_like(x, h)
+    dx[0] = dx[-1] = h / 2
+    total = float((dx * p).sum())
+    # cumulative Simpson rule for the CDF, normalised by the represented mass
+    cum = cumulative_simpson(p, dx=h, initial=0.0)
+    cum = np.maximum.accumulate(np.maximum(cum, 0.0))
+    cdf = cum / cum[-1]
+    sf = (cum[-1] - cum) / cum[-1]
+    return QuadratureLaw1D(x=x, dx=dx, logp=logp - math.log(total), cdf=cdf, sf=sf,
+                           method="grid-propagation", lost_mass=abs(1 - total),
+                           info={"h": h, "half_width": half_width})
+
+
+def _grid_one_step(mix, rule, x, logp, h, score_1d):
+    """Grid propagation of a one-step rule: move the density by each step's map (pull-back,
+    or push-forward run by run where the map folds), blur by its noise."""
+    s = rule.schedule
+    ab, omab = s.alpha_bar, s.one_minus_alpha_bar
     for t in range(s.T, 1, -1):
         if rule.pre_c[t] > 0:          # noise before the score (accelerated sampler)
             logp = _blur(logp, rule.pre_c[t], h)
@@ -291,18 +381,34 @@ def grid_law_1d(mix: Mixture1D, rule: AffineRule, h: float = 0.01, half_width=No
         if rule.c[t] > 0:
             logp = _blur(logp, rule.c[t], h)
         logp = np.maximum(logp, logp.max() + _LOG_FLOOR)
-    p = np.exp(logp)
-    dx = np.full_like(x, h)
-    dx[0] = dx[-1] = h / 2
-    total = float((dx * p).sum())
-    # cumulative Simpson rule for the CDF, normalised by the represented mass
-    cum = cumulative_simpson(p, dx=h, initial=0.0)
-    cum = np.maximum.accumulate(np.maximum(cum, 0.0))
-    cdf = cum / cum[-1]
-    sf = (cum[-1] - cum) / cum[-1]
-    return QuadratureLaw1D(x=x, dx=dx, logp=logp - math.log(total), cdf=cdf, sf=sf,
-                           method="grid-propagation", lost_mass=abs(1 - total),
-                           info={"h": h, "half_width": half_width})
+    return logp
+
+
+def _grid_two_step(mix, rule, x, logp, h, score_1d):
+    """Grid propagation of a deterministic two-step rule (``b_prev``): the density of Y_t
+    and the map Y_t -> Y_{t+1} are carried on the grid (:func:`_pull_back_two_step`)."""
+    if not rule.deterministic:
+        raise NoExactLaw("a two-step rule with noise has no exact 1-D law here")
+    if score_1d is not None:
+        raise NoExactLaw("score perturbations are not supported for two-step rules")
+    s = rule.schedule
+    ab, omab = s.alpha_bar, s.one_minus_alpha_bar
+    prev = None
+    for t in range(s.T, 1, -1):
+        score = mix.marginal(ab[t], omab[t]).score_and_derivative
+        if rule.b_prev[t] == 0 or prev is None:
+            prev_score = mix.marginal(ab[t], omab[t]).score_and_derivative
+            res = _pull_back_two_step(x, logp, score, prev_score, np.zeros_like(x),
+                                      rule.a[t], rule.b[t], 0.0, h)
+        else:
+            prev_score = mix.marginal(ab[t + 1], omab[t + 1]).score_and_derivative
+            res = _pull_back_two_step(x, logp, score, prev_score, prev, rule.a[t], rule.b[t],
+                                      rule.b_prev[t], h)
+        if res is None:
+            raise NoExactLaw(f"the two-step map of {rule.name} is not monotone at step {t}")
+        logp, prev = res
+        logp = np.maximum(logp, logp.max() + _LOG_FLOOR)
+    return logp
 
 
 _LAW_CACHE: dict = {}
@@ -318,7 +424,8 @@ def output_law_1d(mix: Mixture1D, rule: AffineRule, level: float = 1,
     over d reuses the 1-D law).
     """
     key = (mix.w.tobytes(), mix.m.tobytes(), mix.v.tobytes(), rule.name, rule.a.tobytes(),
-           rule.b.tobytes(), rule.c.tobytes(), rule.pre_c.tobytes(), float(level),
+           rule.b.tobytes(), rule.c.tobytes(), rule.pre_c.tobytes(), rule.b_prev.tobytes(),
+           float(level),
            None if perturbation is None else perturbation.key())
     if key in _LAW_CACHE:
         return _LAW_CACHE[key]

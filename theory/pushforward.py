@@ -203,6 +203,10 @@ class _Stepper:
         if not rule.deterministic:
             raise ValueError(f"the push-forward density needs a deterministic rule (c_t = 0); "
                              f"{rule.name!r} has noise")
+        if rule.multistep:
+            raise ValueError(f"the push-forward density needs a one-step rule; {rule.name!r} "
+                             "uses the previous step's score (its log det would need the "
+                             "Jacobian of the two-step map)")
         self.prior, self.rule = prior, rule
         self.abar = rule.schedule.alpha_bar
         if score is None:

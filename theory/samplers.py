@@ -21,6 +21,35 @@ ddpm       1/sqrt(alpha_t)             (1 - alpha_t) / sqrt(alpha_t)            
 ddim       sqrt(abar_{t-1}/abar_t)     sqrt(abar_{t-1})(1-abar_t)/sqrt(abar_t) - sqrt((1-abar_{t-1})(1-abar_t))   0
 =========  ==========================  ===================================================  =====================================
 
+Two further rules of Li, Huang, Efimov, Wei, Chi, Chen (ICML 2024, arXiv:2403.03852):
+
+* ``accel-sde`` (THEORY.md section 2): noise *before* the score,
+  :math:`Y^+ = Y_t + \sqrt{(1-\alpha_t)/2}\,Z`,
+  :math:`Y_{t-1} = (Y^+ + (1-\alpha_t)s_t(Y^+))/\sqrt{\alpha_t} + \sqrt{(1-\alpha_t)/2}\,Z'`
+  (``pre_c``);
+* ``accel-ode``: the accelerated deterministic sampler as stated in the authors' code
+  repository (README of the official implementation; not yet in THEORY.md), with
+  :math:`\epsilon_t = -\sqrt{1-\bar\alpha_t}\,s_t`: the DDIM step plus a correction by the
+  previous step's noise prediction,
+
+  .. math::
+      Y_{t-1} = \frac{Y_t}{\sqrt{\alpha_t}} + \Big(\sqrt{1-\bar\alpha_{t-1}}
+      - \frac{\sqrt{1-\bar\alpha_t}}{\sqrt{\alpha_t}}\Big)\epsilon_t(Y_t)
+      + \frac{\sqrt{\bar\alpha_{t-1}}}{\bar\alpha_t - \bar\alpha_{t+1}}
+        \big(F_t(\bar\alpha_{t-1}) - F_t(\bar\alpha_t)\big)
+        \big(\epsilon_{t+1}(Y_{t+1}) - \epsilon_t(Y_t)\big),
+
+  :math:`F_t(a) = \bar\alpha_t\sqrt{1-a}/\sqrt a + \arcsin\sqrt a`. [derived] This is the
+  two-step Adams method for the probability-flow ODE in DDIM's variables: with
+  :math:`\bar y = y/\sqrt{\bar\alpha}` and :math:`\bar\sigma = \sqrt{(1-\bar\alpha)/\bar\alpha}`
+  the ODE is :math:`d\bar y/d\bar\sigma = \epsilon`; interpolating :math:`\epsilon` linearly in
+  :math:`\bar\alpha` through the values at steps t and t+1 and integrating over
+  :math:`[\bar\sigma_t, \bar\sigma_{t-1}]` gives the correction, because
+  :math:`\int (a - \bar\alpha_t)\,d\bar\sigma = -F_t(a)`. One score call per step (the
+  previous one is reused); the first step (t = T) is the plain DDIM step. As an affine rule it
+  has a fourth coefficient ``b_prev`` on the previous step's score,
+  :math:`Y_{t-1} = a_t Y_t + b_t s_t(Y_t) + b^{prev}_t s_{t+1}(Y_{t+1})`.
+
 ``li-yan`` and ``ddpm`` (Ho's posterior variance) have the same coefficients: written out,
 :math:`(1-\alpha_t)(\alpha_t-\bar\alpha_t)/((1-\bar\alpha_t)\alpha_t) = (1-\alpha_t)(1-\bar\alpha_{t-1})/(1-\bar\alpha_t)`.
 Both names are kept, each after the rule of its paper.
@@ -55,6 +84,9 @@ class AffineRule:
     Optional ``pre_c``: noise added *before* the score is evaluated,
     ``Y+ = Y_t + pre_c[t] Z'``, then ``Y_{t-1} = a[t] Y+ + b[t] s_t(Y+) + c[t] Z`` (the
     accelerated stochastic sampler); zero by default.
+    Optional ``b_prev``: a term ``b_prev[t] s_{t+1}(Y_{t+1})`` with the score of the previous
+    step (two-step rules such as the accelerated ODE; ``b_prev[T]`` must be 0); zero by
+    default. A rule cannot have both.
     """
 
     name: str
@@ -63,12 +95,14 @@ class AffineRule:
     c: np.ndarray
     schedule: Schedule = field(repr=False)
     pre_c: Optional[np.ndarray] = None
+    b_prev: Optional[np.ndarray] = None
 
     def __post_init__(self):
         T = self.schedule.T
-        if self.pre_c is None:
-            object.__setattr__(self, "pre_c", np.zeros(T + 1))
-        for key in ("a", "b", "c", "pre_c"):
+        for key in ("pre_c", "b_prev"):
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, np.zeros(T + 1))
+        for key in ("a", "b", "c", "pre_c", "b_prev"):
             arr = np.asarray(getattr(self, key), dtype=np.float64)
             if arr.shape != (T + 1,):
                 raise ValueError(f"coefficient {key} must have length T + 1 = {T + 1} "
@@ -78,6 +112,10 @@ class AffineRule:
             object.__setattr__(self, key, arr)
         if np.any(self.c[2:] < 0) or np.any(self.pre_c[2:] < 0):
             raise ValueError("noise coefficients c_t must be non-negative")
+        if self.b_prev[T] != 0:
+            raise ValueError("b_prev[T] must be 0: the first step has no previous score")
+        if self.multistep and np.any(self.pre_c[2:] != 0):
+            raise ValueError("a rule cannot have both b_prev and pre_c")
 
     @property
     def T(self) -> int:
@@ -87,8 +125,14 @@ class AffineRule:
     def deterministic(self) -> bool:
         return bool(np.all(self.c[2:] == 0) and np.all(self.pre_c[2:] == 0))
 
+    @property
+    def multistep(self) -> bool:
+        """True if the rule uses the previous step's score (``b_prev`` not all zero)."""
+        return bool(np.any(self.b_prev[2:] != 0))
+
     def describe(self) -> dict:
-        return {"sampler": self.name, "deterministic": self.deterministic}
+        return {"sampler": self.name, "deterministic": self.deterministic,
+                **({"multistep": True} if self.multistep else {})}
 
 
 # ``1 - alpha_t`` is taken as ``beta_t`` itself: recomputing it as ``1 - (1 - beta_t)`` loses
@@ -140,8 +184,39 @@ def _rule_accel_sde(s: Schedule):
     return 1 / np.sqrt(al), be / np.sqrt(al), half, half
 
 
+def _rule_accel_ode(s: Schedule):
+    """Accelerated deterministic sampler (module docstring) as ``(a, b, c, pre_c, b_prev)``.
+
+    With eps = -sqrt(1 - abar) s: ``Y_{t-1} = Y_t/sqrt(alpha_t) + k1_t eps_t + k2_t (eps_{t+1}
+    - eps_t)``, so ``b_t = -sqrt(1 - abar_t)(k1_t - k2_t)`` and ``b_prev_t = -sqrt(1 -
+    abar_{t+1}) k2_t``. Every difference of neighbouring quantities is formed without
+    cancellation (beta_t is tiny near t = 1).
+    """
+    T = s.T
+    al, be, ab, om = s.alpha, s.beta, s.alpha_bar, s.one_minus_alpha_bar
+    a = 1 / np.sqrt(al)
+    b, b_prev = np.zeros(T + 1), np.zeros(T + 1)
+    t = np.arange(2, T + 1)
+    # k1 = sqrt(1 - abar_{t-1}) - sqrt(1 - abar_t)/sqrt(alpha_t)
+    #    = (alpha_t (1 - abar_{t-1}) - (1 - abar_t)) / (sqrt(alpha_t)(...)) = -beta_t / (...)
+    k1 = -be[t] / (np.sqrt(al[t]) * (np.sqrt(al[t] * om[t - 1]) + np.sqrt(om[t])))
+    k2 = np.zeros(t.size)
+    inner = t < T
+    ti = t[inner]
+    sig_prev, sig = np.sqrt(om[ti - 1] / ab[ti - 1]), np.sqrt(om[ti] / ab[ti])
+    dsig = -(be[ti] / ab[ti]) / (sig_prev + sig)                     # sigma_{t-1} - sigma_t
+    den = np.sqrt(ab[ti - 1] * om[ti]) + np.sqrt(om[ti - 1] * ab[ti])
+    dasin = np.arcsin(ab[ti - 1] * be[ti] / den)     # arcsin sqrt(abar_{t-1}) - arcsin sqrt(abar_t)
+    dF = ab[ti] * dsig + dasin                                       # F_t(abar_{t-1}) - F_t(abar_t)
+    k2[inner] = np.sqrt(ab[ti - 1]) / (ab[ti] * be[ti + 1]) * dF   # abar_t - abar_{t+1} = abar_t beta_{t+1}
+    b[t] = -np.sqrt(om[t]) * (k1 - k2)
+    b_prev[ti] = -np.sqrt(om[ti + 1]) * k2[inner]
+    return a, b, np.zeros(T + 1), None, b_prev
+
+
 _RULES = {"li-ode": _rule_li_ode, "li-sde": _rule_li_sde, "li-yan": _rule_li_yan,
-          "ddpm": _rule_ddpm, "ddim": _rule_ddim, "accel-sde": _rule_accel_sde}
+          "ddpm": _rule_ddpm, "ddim": _rule_ddim, "accel-sde": _rule_accel_sde,
+          "accel-ode": _rule_accel_ode}
 SAMPLERS = tuple(_RULES)
 
 
@@ -274,12 +349,16 @@ def run_sampler(rule, score: ScoreFn, n: int, dim: int, *,
                 callback(t - 1, y)
         return y
     det = rule.deterministic
+    s_prev = None
     for t in range(T, 1, -1):
         if rule.pre_c[t] > 0:
             z = torch.randn(y.shape, generator=generator, dtype=dtype, device=device)
             y = y + rule.pre_c[t] * z
         s = score(y, t)
         y_next = rule.a[t] * y + rule.b[t] * s
+        if rule.b_prev[t] != 0:
+            y_next = y_next + rule.b_prev[t] * s_prev
+        s_prev = s
         if not det and rule.c[t] > 0:
             z = torch.randn(y.shape, generator=generator, dtype=dtype, device=device)
             y_next = y_next + rule.c[t] * z

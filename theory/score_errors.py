@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from .mixture1d import Mixture1D
+from .output_laws import NoExactLaw
 from .priors import ProductPrior
 from .samplers import AffineRule
 
@@ -215,9 +216,11 @@ class StepNoise(ScorePerturbation):
         return np.zeros_like(x), np.zeros_like(x)
 
     def adjust_rule(self, rule):
+        if rule.multistep:           # the noise of s_{t+1} would enter twice, correlated
+            raise NoExactLaw("step-noise perturbations of two-step rules have no exact law")
         c = np.sqrt(rule.c ** 2 + (rule.b * self.eps) ** 2)
         return AffineRule(f"{rule.name}+step-noise({self.eps:g})", rule.a, rule.b, c,
-                          rule.schedule)
+                          rule.schedule, rule.pre_c)
 
     def torch_score(self, prior, schedule, generator=None):
         from .samplers import AnalyticScore
