@@ -31,7 +31,8 @@ def _parser():
     m = sub.add_parser("measure", help="distance between law(Y_1) and q_1 for one configuration")
     m.add_argument("--prior", default="bimodal", help="bimodal | gauss | subspace | gmm")
     m.add_argument("--d", default="1", help="dimension (integer >= 1)")
-    m.add_argument("--sampler", default="li-ode", help="li-ode | li-sde | li-yan | ddpm | ddim")
+    m.add_argument("--sampler", default="li-ode",
+                   help="li-ode | li-sde | li-yan | ddpm | ddim | accel-sde | accel-ode")
     m.add_argument("--schedule", default="li", help="li | linear | cosine")
     m.add_argument("--T", default="1000", help="number of steps (integer >= 2)")
     m.add_argument("--metric", default="tv",
