@@ -389,7 +389,7 @@ def _sample_closed_form(prior, lik, sched, cfg):
     etas = [float(e) for e in sched.etas]
     n, metric = cfg["n"], cfg["metric"]
     try:
-        as_gmm(prior)
+        mixture = as_gmm(prior)
     except ValueError as exc:
         raise ValueError(f"no closed-form target for this prior: {exc}") from None
     gt = torch.Generator(device=cfg["device"]).manual_seed(cfg["seed"] + 1)
@@ -422,11 +422,11 @@ def _sample_closed_form(prior, lik, sched, cfg):
 
     res = run_dpnp(prior, lik, sched, x0, pcs=pcs, dds=dds, generator=g, keep=False, callback=cb)
     pipost, rates = [], []
-    gaussian = as_gmm(prior).n_components == 1
+    gaussian = mixture.n_components == 1
     for eta in sorted(set(etas), reverse=True):
         pipost.append({"eta": eta, **distance(targets[eta][1], "posterior", cfg["seed"])})
         rates.append({"eta": eta,
-                      "value": _gaussian_chain_rate(as_gmm(prior), lik, eta) if gaussian else None,
+                      "value": _gaussian_chain_rate(mixture, lik, eta) if gaussian else None,
                       "method": ("spectral radius of the autoregression matrix of the Gaussian "
                                  "chain (exact sub-samplers)" if gaussian else
                                  "not known in closed form for a mixture prior in d > 2")})

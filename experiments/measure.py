@@ -196,8 +196,7 @@ def _sample_estimate(cfg, rule):
     dev = torch.device(cfg["device"])
     kw = {"seed": cfg.get("prior_seed", 0)} if cfg["prior"] == "gmm" else {}
     prior = make_prior(cfg["prior"], d, device=dev, **kw)
-    extra = {"n_projections": 200} if cfg["metric"] == "sliced_w2" else {}
-    if cfg["metric"] == "sinkhorn":
-        extra = {"device": dev}
+    extra = {"sliced_w2": {"n_projections": 200},
+             "sinkhorn": {"device": dev}}.get(cfg["metric"], {})
     return sampler_distance(prior, rule, n, metric=cfg["metric"], seed=cfg["seed"],
                             device=dev, **extra)
