@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from theory import AnalyticScore, li_schedule, make_prior, run_sampler, sampler_rule
-from theory.output_laws import exact_factors, gaussian_output
+from theory.laws.factors import exact_factors
+from theory.laws.gaussian import gaussian_output
 
 
 def test_accel_coefficients_follow_theory():
@@ -101,8 +102,9 @@ def test_accel_ode_exact_laws_three_ways():
     """Gaussian prior: the joint (Y_t, Y_{t+1}) recursion against the 1-D grid engine (which
     carries the map Y_t -> Y_{t+1} on the grid) and against Monte Carlo; bimodal prior: the
     grid engine against the change-of-variables flow engine (chain rule through both states)."""
+    from theory.laws.flow1d import flow_law_1d
+    from theory.laws.grid1d import grid_law_1d
     from theory.mixture1d import Mixture1D
-    from theory.output_laws import flow_law_1d, grid_law_1d
     s = li_schedule(80)
     r = sampler_rule("accel-ode", s)
     g = Mixture1D(np.array([1.0]), np.array([0.3]), np.array([1.0]))
@@ -150,8 +152,8 @@ def test_two_step_rule_validation():
         AffineRule("x", r.a, r.b, r.c, s, None, bad)
     with pytest.raises(ValueError, match="both"):
         AffineRule("x", r.a, r.b, r.c, s, np.full(21, 0.1), r.b_prev)
-    from theory.output_laws import NoExactLaw
-    from theory.score_errors import make_perturbation
     from theory import exact_distance
+    from theory.checks import NoExactLaw
+    from theory.score_errors import make_perturbation
     with pytest.raises(NoExactLaw):
         exact_distance(make_prior("bimodal", 1), r, perturbation=make_perturbation("step-noise", 0.1))

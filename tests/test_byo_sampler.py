@@ -49,7 +49,7 @@ import math
 
 import torch
 from theory import StepSampler, linear_schedule, sampler_rule
-from theory.sample_distances import sweep_T
+from theory.distances.samples import sweep_T
 
 
 def my_ddpm(T):

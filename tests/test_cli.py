@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from experiments.cli import main
+from experiments.cli.main import main
 from theory import exact_distance, li_schedule, make_prior, sampler_rule
 
 
@@ -56,7 +56,7 @@ def test_measure_bad_input_is_status_2_one_line(capsys, args):
 
 def test_console_script_exit_status():
     """The installed entry point really exits with status 2 (no traceback)."""
-    proc = subprocess.run([sys.executable, "-m", "experiments.cli", "measure", "--T", "1"],
+    proc = subprocess.run([sys.executable, "-m", "experiments.cli.main", "measure", "--T", "1"],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "diffrates: error: T must be >= 2, got 1"
@@ -95,8 +95,8 @@ def test_measure_samples_sliced_w2_contains_closed_form(capsys):
     """--method samples --metric sliced_w2 on the gauss preset in d = 2 (output law Gaussian):
     the interval holds the closed-form sliced W2 of law(Y_1) against q_1, the floor is
     reported, and exact OT above 5000 points in d > 1 is refused in one line."""
-    from theory.gaussian_distances import gaussian_sliced_w2
-    from theory.output_laws import gaussian_output_law
+    from theory.distances.gaussian import gaussian_sliced_w2
+    from theory.laws.gaussian import gaussian_output_law
     code, out, _ = run_cli(capsys, "measure", "--prior", "gauss", "--d", "2", "--sampler",
                            "li-sde", "--T", "30", "--metric", "sliced_w2", "--method", "samples",
                            "--samples", "2000", "--json")
@@ -109,6 +109,6 @@ def test_measure_samples_sliced_w2_contains_closed_form(capsys):
     code, _, err = run_cli(capsys, "measure", "--prior", "gauss", "--d", "2", "--sampler",
                            "li-sde", "--metric", "w2", "--method", "samples", "--samples", "6000")
     assert code == 2 and "sliced_w2" in err and len(err.strip().splitlines()) == 1
-    from experiments.measure import normalise_config
+    from experiments.points.measure import normalise_config
     assert normalise_config({"prior": "gauss", "d": 2, "metric": "w2",
                              "method": "samples"})["samples"] == 1000

@@ -8,13 +8,18 @@ from scipy.integrate import quad
 from scipy.optimize import brentq
 from scipy.special import ndtr, ndtri
 
-from theory.distances import (factor_distance, gaussian_hellinger_sq, gaussian_kl,
-                              gaussian_tv_1d, gaussian_w2_sq)
-from theory.output_laws import exact_factors
+from theory import exact_distance
+from theory.distances.exact import factor_distance
+from theory.distances.gaussian import (
+    gaussian_hellinger_sq,
+    gaussian_kl,
+    gaussian_tv_1d,
+    gaussian_w2_sq,
+)
+from theory.laws.factors import exact_factors
 from theory.priors import ProductPrior, make_prior
 from theory.samplers import sampler_rule
 from theory.schedules import li_schedule
-from theory import exact_distance
 
 Z999 = 3.2905  # two-sided 99.9% normal quantile
 
@@ -235,7 +240,7 @@ def test_product_tv_gaussian_coordinates_with_means_vs_nested_quadrature():
     target's: the linear term of L matters)."""
     prior = ProductPrior([[1.0], [1.0]], [[1.5], [-0.7]], [[0.4], [1.8]])
     rule = sampler_rule("li-ode", li_schedule(25))
-    from theory.output_laws import gaussian_output
+    from theory.laws.gaussian import gaussian_output
     M, V = gaussian_output([1.5, -0.7], [0.16, 3.24], rule)
     ab1, om1 = rule.schedule.alpha_bar[1], rule.schedule.one_minus_alpha_bar[1]
     mq = math.sqrt(ab1) * np.array([1.5, -0.7])

@@ -3,9 +3,9 @@ the client writes results."""
 import pytest
 import torch
 
-from experiments.executors import Executor, parse_executor
-from experiments.store import ResultStore
-from experiments.sweep import run_points
+from experiments.runtime.executors import Executor, parse_executor
+from experiments.runtime.store import ResultStore
+from experiments.runtime.sweep import run_points
 
 CONFIGS = [{"prior": p, "d": d, "sampler": s, "T": T}
            for p in ("gauss", "bimodal") for d in (1, 3) for s in ("li-ode", "li-sde")
@@ -58,7 +58,7 @@ def test_parse_executor_rejects(spec):
 def test_bind_device_spreads_workers_over_gpus():
     """cuda (no index) goes to the worker's own GPU, rank mod the visible count; explicit
     devices and CPU pass through; with one GPU every worker takes cuda:0."""
-    from experiments.executors import bind_device
+    from experiments.runtime.executors import bind_device
     assert [bind_device("cuda", rank=r, n_gpus=4) for r in range(6)] == \
         ["cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:0", "cuda:1"]
     assert bind_device("cuda:3", rank=1, n_gpus=4) == "cuda:3"
@@ -70,7 +70,7 @@ def test_pool_initializer_gives_consecutive_ranks(monkeypatch):
     """Each local worker runs the pool initializer once: ranks 0, 1, ... in start order."""
     import multiprocessing as mp
 
-    import experiments.executors as ex
+    import experiments.runtime.executors as ex
     ctx = mp.get_context("spawn")
     counter, lock = ctx.Value("i", 0), ctx.Lock()
     monkeypatch.setattr(ex, "_RANK", None)
@@ -88,7 +88,7 @@ def test_pool_initializer_gives_consecutive_ranks(monkeypatch):
 def test_records_name_the_device_the_worker_used(tmp_path, monkeypatch):
     """The sweep computes a cuda point on the worker's bound device and records it there
     (simulated: bind_device patched, compute only reads the device)."""
-    import experiments.sweep as sweep
+    import experiments.runtime.sweep as sweep
     monkeypatch.setattr(sweep, "bind_device", lambda dev: "cuda:1" if dev == "cuda" else dev)
     store = ResultStore("dev", tmp_path)
     recs = run_points(store, [{"device": "cuda", "x": 1}], compute=_echo_device,

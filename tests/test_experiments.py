@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from experiments.store import ResultStore
-from experiments.sweep import run_points
+from experiments.runtime.store import ResultStore
+from experiments.runtime.sweep import run_points
 from theory import exact_distance, li_schedule, make_prior, sampler_rule
 from theory.rates import fit_exponent
 
@@ -20,7 +20,7 @@ def test_store_reuses_and_resumes(tmp_path):
     calls = []
 
     def counting(cfg):
-        from experiments.measure import measure
+        from experiments.points.measure import measure
         calls.append(cfg["T"])
         return measure(cfg)
 
@@ -37,7 +37,7 @@ def test_store_reuses_and_resumes(tmp_path):
 def test_store_ignores_corrupt_file(tmp_path):
     store = ResultStore("t", tmp_path)
     cfg = {"prior": "gauss", "d": 1, "sampler": "li-ode", "T": 30}
-    from experiments.measure import normalise_config
+    from experiments.points.measure import normalise_config
     cfg = normalise_config(cfg)
     store.path_for(cfg).parent.mkdir(parents=True)
     store.path_for(cfg).write_text("{not json")

@@ -1,4 +1,4 @@
-"""Closed forms between Gaussians (theory.gaussian_distances), each against a second,
+"""Closed forms between Gaussians (theory.distances.gaussian), each against a second,
 independent computation: the eigen-decomposition Bures formula, 1-D reductions, a
 discretised entropic OT solved by Sinkhorn on a grid, and exact identities."""
 import math
@@ -9,8 +9,12 @@ import pytest
 from scipy.linalg import sqrtm
 from scipy.stats import multivariate_normal, norm
 
-from theory.gaussian_distances import (gaussian_entropic_ot, gaussian_sinkhorn_divergence,
-                                       gaussian_sliced_w2, gaussian_w2)
+from theory.distances.gaussian import (
+    gaussian_entropic_ot,
+    gaussian_sinkhorn_divergence,
+    gaussian_sliced_w2,
+    gaussian_w2,
+)
 
 
 def _spd(rng, d, scale=1.0):

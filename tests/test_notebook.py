@@ -5,7 +5,7 @@ import os
 import nbformat
 import pytest
 
-from experiments.notebook import build
+from experiments.notebook.build import build
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NB = os.path.join(ROOT, "paper_figs.ipynb")

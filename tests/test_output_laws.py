@@ -9,11 +9,20 @@ import torch
 from scipy.interpolate import CubicSpline
 from scipy.special import ndtr
 
+from theory.checks import NoExactLaw
+from theory.laws.base import GaussianFactor, QuadratureFactor
+from theory.laws.factors import exact_factors
+from theory.laws.flow1d import flow_law_1d
+from theory.laws.gaussian import gaussian_output
+from theory.laws.grid1d import grid_law_1d
 from theory.mixture1d import Mixture1D
-from theory.output_laws import (GaussianFactor, NoExactLaw, QuadratureFactor, exact_factors,
-                                flow_law_1d, gaussian_output, grid_law_1d)
 from theory.priors import Gaussian, ProductPrior, make_prior
-from theory.samplers import SAMPLERS, AffineRule, AnalyticScore, run_sampler, sampler_rule
+from theory.samplers import (
+    AffineRule,
+    AnalyticScore,
+    run_sampler,
+    sampler_rule,
+)
 from theory.schedules import li_schedule
 
 BIMODAL = Mixture1D(np.array([0.5, 0.5]), np.array([-2.0, 2.0]), np.array([0.0625, 0.0625]))

@@ -3,7 +3,7 @@
 Tolerances: Monte Carlo checks use n independent chains and either a KS test (p > 1e-3, a
 false alarm once in a thousand runs; the seeds are fixed, so a pass is reproducible) or a
 moment bound of 5 standard errors. Grid checks use the refinement error of
-theory.posterior_exact (quadrature of smooth Gaussian-tailed integrands: the kernel, pi_eta
+theory.posterior (quadrature of smooth Gaussian-tailed integrands: the kernel, pi_eta
 and the posterior agree with closed forms to ~1e-12; TVs, integrals of |p - q| with kinks,
 converge as h^2).
 """
@@ -15,17 +15,37 @@ import pytest
 import torch
 from scipy import stats
 
-from experiments.cli import main
-from theory.likelihoods import (LinearGaussian, LogisticQuantisation, PhaseRetrieval,
-                                make_operator)
-from theory.plug_and_play import (DDSConfig, PCSConfig, dds_exact, dds_ode, dds_sde,
-                                  init_samples, make_annealing, parse_annealing, pcs_exact,
-                                  pcs_langevin, run_dpnp, run_dps)
-from theory.posterior_exact import (Grid1D, as_gmm, binned_tv, grid_refinement,
-                                    pi_eta_closed_form, posterior_closed_form, to_mixture1d,
-                                    tv_masses)
-from theory.priors import GaussianMixture, make_prior
-
+from experiments.cli.main import main
+from theory.posterior.annealing import make_annealing, parse_annealing
+from theory.posterior.closed_form import (
+    as_gmm,
+    pi_eta_closed_form,
+    posterior_closed_form,
+    to_mixture1d,
+)
+from theory.posterior.dps import run_dps
+from theory.posterior.estimators import binned_tv
+from theory.posterior.grid1d import Grid1D
+from theory.posterior.grid_base import tv_masses
+from theory.posterior.inits import init_samples
+from theory.posterior.likelihoods import (
+    LinearGaussian,
+    LogisticQuantisation,
+    PhaseRetrieval,
+    make_operator,
+)
+from theory.posterior.plug_and_play import (
+    DDSConfig,
+    PCSConfig,
+    dds_exact,
+    dds_ode,
+    dds_sde,
+    pcs_exact,
+    pcs_langevin,
+    run_dpnp,
+)
+from theory.posterior.refinement import grid_refinement
+from theory.priors import make_prior
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

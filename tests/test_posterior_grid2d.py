@@ -1,4 +1,4 @@
-"""The 2-D grid engine of the DPnP Gibbs chain (theory.posterior_grid2d), checked against
+"""The 2-D grid engine of the DPnP Gibbs chain (theory.posterior.grid2d), checked against
 independent computations:
 
 * a separable problem (product prior, likelihood with A = I) is two independent 1-D chains:
@@ -7,7 +7,7 @@ independent computations:
 * a Gaussian prior with a non-diagonal linear-Gaussian likelihood: the chain is a Gaussian
   autoregression x_{k+1} = B x_k + c + noise (THEORY.md section 6 with Gaussian PCS/DDS), so
   every law is Gaussian with a known mean and covariance, pi_eta and the posterior are the
-  closed forms of theory.posterior_exact, and the rate is the spectral radius of B;
+  closed forms of theory.posterior, and the rate is the spectral radius of B;
 * a nonlinear likelihood (1-bit logistic): chains of the real sampler (MALA PCS, exact DDS)
   against the grid law, within the estimator's floor.
 """
@@ -18,15 +18,18 @@ import pytest
 import torch
 from scipy.stats import multivariate_normal
 
-from experiments.cli import main
-from theory.likelihoods import LinearGaussian, make_likelihood
-from theory.plug_and_play import (DDSConfig, PCSConfig, init_samples, make_annealing,
-                                  run_dpnp)
-from theory.posterior_exact import (Grid1D, binned_tv_2d, grid_refinement, pi_eta_closed_form,
-                                    posterior_closed_form)
-from theory.posterior_grid2d import Grid2D, tv_masses_2d
+from experiments.cli.main import main
+from theory.posterior.annealing import make_annealing
+from theory.posterior.closed_form import pi_eta_closed_form, posterior_closed_form
+from theory.posterior.estimators import binned_tv_2d
+from theory.posterior.grid1d import Grid1D
+from theory.posterior.grid2d import Grid2D
+from theory.posterior.grid_base import tv_masses_2d
+from theory.posterior.inits import init_samples
+from theory.posterior.likelihoods import LinearGaussian, make_likelihood
+from theory.posterior.plug_and_play import DDSConfig, PCSConfig, run_dpnp
+from theory.posterior.refinement import grid_refinement
 from theory.priors import Gaussian, bimodal
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -166,7 +169,7 @@ def test_cli_2d_grid_route_json(capsys):
     out = json.loads(capsys.readouterr().out)
     assert rc == 0
     assert "2-D grid" in out["per_k"][0]["to_pi_eta"]["method"]
-    from experiments.dpnp_cmd import build, normalise_config
+    from experiments.points.dpnp import build, normalise_config
     cfg = normalise_config({"prior": "bimodal", "d": 2, "operator": "random", "cond": 3,
                             "y": "0.7", "eta": 1.0, "K": 6})
     prior, lik, _ = build(cfg)

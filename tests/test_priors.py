@@ -10,8 +10,13 @@ import torch
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
-from theory.priors import (Gaussian, GaussianMixture, ProductPrior, SubspaceMixture,
-                           make_prior)
+from theory.priors import (
+    Gaussian,
+    GaussianMixture,
+    ProductPrior,
+    SubspaceMixture,
+    make_prior,
+)
 
 F64 = torch.float64
 

@@ -1,7 +1,7 @@
-"""Push-forward densities and Monte Carlo TV/KL (theory.pushforward, THEORY.md section 5).
+"""Push-forward densities and Monte Carlo TV/KL (theory.laws.pushforward, THEORY.md section 5).
 
 Exactness checks are deterministic (per-sample log densities against exact output laws, to
-1e-8 or better). Monte Carlo checks compare with theory.distances.exact_distance: the
+1e-8 or better). Monte Carlo checks compare with theory.distances.exact.exact_distance: the
 estimate must lie within its 99% CLT interval widened by the exact engine's stated error
 (99% rather than 95% because the file runs about ten such comparisons at fixed seeds; the
 seeds are the first ones tried, not picked).
@@ -13,12 +13,20 @@ import numpy as np
 import pytest
 import torch
 
-from theory.distances import exact_distance, gaussian_kl
+from theory.distances.exact import exact_distance
+from theory.distances.gaussian import gaussian_kl
+from theory.distances.pushforward import pushforward_kl, pushforward_tv
+from theory.laws.flow1d import flow_law_1d
+from theory.laws.gaussian import gaussian_output
+from theory.laws.pushforward import (
+    FoldError,
+    flow_forward,
+    flow_inverse,
+    log_density,
+    sample_with_log_density,
+)
 from theory.mixture1d import Mixture1D
-from theory.output_laws import flow_law_1d, gaussian_output
 from theory.priors import Gaussian, bimodal, gauss, gmm, subspace
-from theory.pushforward import (FoldError, flow_forward, flow_inverse, log_density,
-                                pushforward_kl, pushforward_tv, sample_with_log_density)
 from theory.samplers import AffineRule, AnalyticScore, run_sampler, sampler_rule
 from theory.schedules import li_schedule
 
@@ -95,7 +103,7 @@ def test_log_density_equals_gaussian_output_law_dense(name):
 
 
 def test_log_density_equals_1d_change_of_variables_law():
-    """Bimodal 1-D prior: at the quadrature nodes of theory.output_laws.flow_law_1d (an
+    """Bimodal 1-D prior: at the quadrature nodes of theory.laws.flow1d.flow_law_1d (an
     independent numpy implementation) the images and log densities agree."""
     prior = bimodal(1)
     rule = sampler_rule("li-ode", li_schedule(100))

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from experiments.report import BOUNDS, _verdict, build_report, to_csv
+from experiments.runtime.report import BOUNDS, _verdict, build_report, to_csv
 
 
 @pytest.mark.parametrize("b, lo, hi, var, expected", [
@@ -59,7 +59,7 @@ def test_report_from_summaries(tmp_path):
 
 def test_report_names_rows_without_measurements(tmp_path, monkeypatch):
     """A bound with no sampler to measure it is listed as not measured, with the reason."""
-    import experiments.report as report
+    import experiments.runtime.report as report
     extra = {"result": "Someone 2030", "kind": "hypothetical", "bound": "1/T^3",
              "exponents": {"T": -3.0}, "sampler": None, "why": "no such sampler yet"}
     monkeypatch.setattr(report, "BOUNDS", report.BOUNDS + [extra])

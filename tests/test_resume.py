@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _cli(*args, cwd):
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "-m", "experiments.cli", *args], cwd=cwd,
+    return subprocess.Popen([sys.executable, "-m", "experiments.cli.main", *args], cwd=cwd,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -1,4 +1,4 @@
-"""Sample-based distances on POT (theory.sample_distances, THEORY.md section 5).
+"""Sample-based distances on POT (theory.distances.samples, THEORY.md section 5).
 
 Closed forms used as references:
 * W2 between Gaussians: W2^2 = |m1 - m2|^2 + tr(S1 + S2 - 2 (S2^1/2 S1 S2^1/2)^1/2);
@@ -20,17 +20,27 @@ import pytest
 import torch
 from scipy.linalg import sqrtm
 
-from theory.distances import exact_distance
-from theory.gaussian_distances import gaussian_sinkhorn_divergence, gaussian_sliced_w2, gaussian_w2
-from theory.output_laws import gaussian_output_law
+from theory.distances.exact import exact_distance
+from theory.distances.gaussian import (
+    gaussian_sinkhorn_divergence,
+    gaussian_sliced_w2,
+    gaussian_w2,
+)
+from theory.distances.samples import (
+    OTNotConverged,
+    _ot_eps,
+    _ot_eps_self,
+    emd_w2,
+    sample_distance,
+    sinkhorn_divergence,
+    sliced_w2_distance,
+    sweep_T,
+    w2_distance,
+)
+from theory.laws.gaussian import gaussian_output_law
 from theory.priors import Gaussian, bimodal, gauss
-from theory.sample_distances import (OTNotConverged, emd_w2, sample_distance,
-                                     sinkhorn_divergence, sliced_w2_distance, sweep_T,
-                                     w2_distance)
-from theory.sample_distances import _ot_eps, _ot_eps_self
 from theory.samplers import AnalyticScore, run_sampler, sampler_rule
 from theory.schedules import li_schedule
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -337,7 +347,7 @@ def test_sinkhorn_coverage(prior):
 def test_sliced_equal_size_path_matches_pot():
     """Equal sample sizes use the sorted-projection coupling; POT's quantile-function route
     (used for unequal sizes) gives the same number."""
-    from theory.sample_distances import _sliced_equal_size
+    from theory.distances.samples import _sliced_equal_size
     rng = np.random.default_rng(11)
     x, y = rng.normal(size=(700, 5)), rng.normal(0.2, 1.3, size=(700, 5))
     proj = ot.sliced.get_random_projections(5, 40, seed=np.random.RandomState(0))

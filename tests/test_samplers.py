@@ -1,16 +1,23 @@
 """Samplers (THEORY.md section 2): the coefficient table against formulas written out
 here from the update rules, and run_sampler against exact Gaussian output laws."""
-import math
 import functools
-from decimal import Decimal as D, localcontext
+import math
+from decimal import Decimal as D
+from decimal import localcontext
 
 import numpy as np
 import pytest
 import torch
 
-from theory.output_laws import gaussian_output
+from theory.laws.gaussian import gaussian_output
 from theory.priors import Gaussian, make_prior
-from theory.samplers import SAMPLERS, AffineRule, AnalyticScore, run_sampler, sampler_rule
+from theory.samplers import (
+    SAMPLERS,
+    AffineRule,
+    AnalyticScore,
+    run_sampler,
+    sampler_rule,
+)
 from theory.schedules import cosine_schedule, li_schedule, linear_schedule
 
 F64 = torch.float64

@@ -4,8 +4,13 @@ import math
 import numpy as np
 import pytest
 
-from theory.schedules import (Schedule, cosine_schedule, li_schedule, linear_schedule,
-                              make_schedule)
+from theory.schedules import (
+    Schedule,
+    cosine_schedule,
+    li_schedule,
+    linear_schedule,
+    make_schedule,
+)
 
 
 def li_betas_loop(T, c0, c1):

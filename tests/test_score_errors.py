@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from theory import AnalyticScore, exact_distance, li_schedule, make_prior, run_sampler, sampler_rule
-from theory.output_laws import exact_factors, gaussian_output
+from theory import (
+    AnalyticScore,
+    exact_distance,
+    li_schedule,
+    make_prior,
+    run_sampler,
+    sampler_rule,
+)
+from theory.laws.factors import exact_factors
+from theory.laws.gaussian import gaussian_output
 from theory.score_errors import AdditiveField, StepNoise, WrongVariances, WrongWeights
 
 N = 100_000

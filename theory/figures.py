@@ -1,11 +1,22 @@
 """Figures: measured rate curves beside the reference slopes of THEORY.md section 3."""
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_rate_panel", "save_figure"]
+from matplotlib.figure import Figure
+
+__all__ = ["plot_rate_panel", "new_figure", "save_figure"]
+
+
+def new_figure(nrows: int = 1, ncols: int = 1, figsize=(5.0, 3.8)):
+    """A figure and its (nrows, ncols) array of axes, without pyplot (no global state, no
+    backend switch in a notebook): ``fig.savefig`` renders with Agg."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
 
 
 def plot_rate_panel(ax, curves, references=(), xlabel="T", ylabel="TV(q_1, law Y_1)",
@@ -66,9 +77,17 @@ def plot_rate_panel(ax, curves, references=(), xlabel="T", ylabel="TV(q_1, law Y
 
 
 def save_figure(fig, path) -> Path:
+    """Write ``fig`` to ``path`` atomically (a temporary file in the same folder, then a
+    rename), so that a reader never sees a half-written figure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(".tmp-" + path.name)
-    fig.savefig(tmp, dpi=130, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as fh:     # a unique name: concurrent runs never collide
+            fig.savefig(fh, dpi=130, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
     return path

@@ -100,6 +100,13 @@ class Prior:
     def describe(self) -> dict:
         raise NotImplementedError
 
+    def _parameters(self, device, dtype, **arrays):
+        """Set the device and dtype, and return the named parameter arrays as checked
+        tensors (numeric, finite) on them, in the order given."""
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.dtype = dtype
+        return [_as_tensor(v, name, self.device, dtype) for name, v in arrays.items()]
+
     def _prep(self, x) -> torch.Tensor:
         x = torch.as_tensor(x, dtype=self.dtype, device=self.device)
         if x.ndim == 1 and self.dim == 1:
@@ -124,11 +131,7 @@ class GaussianMixture(Prior):
     """
 
     def __init__(self, weights, means, covs, *, device=None, dtype=DEFAULT_DTYPE):
-        self.device = torch.device(device) if device is not None else torch.device("cpu")
-        self.dtype = dtype
-        w = _as_tensor(weights, "weights", self.device, dtype)
-        mu = _as_tensor(means, "means", self.device, dtype)
-        cov = _as_tensor(covs, "covs", self.device, dtype)
+        w, mu, cov = self._parameters(device, dtype, weights=weights, means=means, covs=covs)
         if w.ndim != 1:
             raise ValueError(f"weights must have shape (K,), got {tuple(w.shape)}")
         K = w.shape[0]
@@ -287,11 +290,7 @@ class ProductPrior(Prior):
     """
 
     def __init__(self, weights, means, stds, *, device=None, dtype=DEFAULT_DTYPE):
-        self.device = torch.device(device) if device is not None else torch.device("cpu")
-        self.dtype = dtype
-        w = _as_tensor(weights, "weights", self.device, dtype)
-        mu = _as_tensor(means, "means", self.device, dtype)
-        sd = _as_tensor(stds, "stds", self.device, dtype)
+        w, mu, sd = self._parameters(device, dtype, weights=weights, means=means, stds=stds)
         if w.ndim != 2:
             raise ValueError(f"weights must have shape (d, K), got {tuple(w.shape)}")
         if mu.shape != w.shape or sd.shape != w.shape:

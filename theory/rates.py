@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
-__all__ = ["RateFit", "fit_exponent"]
+__all__ = ["RateFit", "fit_exponent", "fit_points", "scaled_points", "asymptotic_range_start"]
 
 
 @dataclass
@@ -88,3 +88,29 @@ def fit_exponent(x, value, lower=None, upper=None, x_min=None, x_max=None) -> Ra
     k = float(coef[1])
     return RateFit(k, (k - half, k + half), float(math.exp(coef[0])),
                    (float(x[keep].min()), float(x[keep].max())), n, r2)
+
+
+def fit_points(x, points, x_min=None, x_max=None) -> dict:
+    """:func:`fit_exponent` of result dicts (``value``, ``lower``, ``upper`` each) against
+    ``x``, as a dict: the fit's :meth:`RateFit.to_dict`, or ``{"error": reason}`` where no
+    power law can be fitted (fewer than 3 points in range)."""
+    try:
+        return fit_exponent(x, [p["value"] for p in points], [p["lower"] for p in points],
+                            [p["upper"] for p in points], x_min=x_min, x_max=x_max).to_dict()
+    except ValueError as exc:
+        return {"error": str(exc)}
+
+
+def scaled_points(points, divisors) -> list:
+    """The result dicts with value and interval divided by ``divisors`` (one per point), e.g.
+    TV / log(T)^k for a fit that ignores log factors."""
+    return [{k: p[k] / float(s) for k in ("value", "lower", "upper")}
+            for p, s in zip(points, divisors)]
+
+
+def asymptotic_range_start(x, values, x_min, value_max) -> float:
+    """The smallest x from which a decaying curve is in its power-law regime: ``>= x_min``
+    and past every point whose value still exceeds ``value_max`` (a saturated distance near
+    1 follows no power law)."""
+    big = [xi for xi, v in zip(x, values) if v > value_max]
+    return max([x_min] + [xi + 1 for xi in big])

@@ -7,7 +7,7 @@ Every sampler here that evaluates the score once per step is the affine rule
 
 run for ``t = T, T-1, ..., 2`` from :math:`Y_T \sim N(0, I_d)`, producing :math:`Y_1`.
 An :class:`AffineRule` holds the coefficient arrays; the exact-law engine
-(:mod:`theory.output_laws`) works from them, so a user-defined rule gets exact output laws
+(:mod:`theory.laws`) works from them, so a user-defined rule gets exact output laws
 wherever the built-in ones do. Coefficients, with :math:`\alpha_t, \bar\alpha_t` from the
 schedule:
 
@@ -266,7 +266,7 @@ class StepSampler:
     ``score(x, u)`` can be called at any step index ``u = 0..T`` (analytic scores exist at
     every noise level), so multistep and predictor-corrector rules fit. The step must draw
     all its noise from ``generator`` (same seed, same numbers), on ``y_t``'s device and dtype.
-    A :class:`StepSampler` gets the sample-based distances (:mod:`theory.sample_distances`);
+    A :class:`StepSampler` gets the sample-based distances (:mod:`theory.distances.samples`);
     a sampler that is affine in the score should be written as an :class:`AffineRule`, which
     also gets exact output laws.
 

@@ -8,7 +8,7 @@ The theorems charge an imperfect score through
 
 (sums over the steps the sampler uses, t = 2..T). Each perturbation below acts coordinate by
 coordinate on a product prior, so the sampler's output law stays exact
-(:func:`theory.distances.exact_distance` with ``perturbation=``), and
+(:func:`theory.distances.exact.exact_distance` with ``perturbation=``), and
 :meth:`ScorePerturbation.injected` returns the two quantities it actually injected, computed
 by Gauss-Hermite quadrature under each :math:`q_t` (not by sampling).
 
@@ -28,9 +28,9 @@ import numpy as np
 import torch
 
 from .mixture1d import Mixture1D
-from .output_laws import NoExactLaw
+from .checks import NoExactLaw
 from .priors import ProductPrior
-from .samplers import AffineRule
+from .samplers import AffineRule, AnalyticScore
 
 __all__ = ["ScorePerturbation", "AdditiveField", "WrongWeights", "WrongVariances", "StepNoise",
            "make_perturbation", "PERTURBATIONS"]
@@ -223,7 +223,6 @@ class StepNoise(ScorePerturbation):
                           rule.schedule, rule.pre_c)
 
     def torch_score(self, prior, schedule, generator=None):
-        from .samplers import AnalyticScore
         exact = AnalyticScore(prior, schedule)
 
         def score(x, t):

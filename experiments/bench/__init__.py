@@ -1,0 +1,1 @@
+"""Benchmarks (scripts, not timed tests): ratios measured in one run."""

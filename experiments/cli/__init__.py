@@ -1,0 +1,1 @@
+"""The ``diffrates`` commands (``main`` dispatches; one module per group of subcommands)."""

@@ -1,0 +1,102 @@
+"""``diffrates dpnp``: one DPnP configuration, the distance of law(x_k) to pi_eta and to the
+posterior for k = 1..K, with errors and methods (computed by :mod:`experiments.points.dpnp`).
+
+    diffrates dpnp --prior bimodal --d 1 --likelihood gaussian --sigma 0.5 --y 0.7 --eta 0.3 \\
+        --K 30 --pcs exact --dds exact --init standard-normal --metric tv --json
+"""
+from __future__ import annotations
+
+import json
+
+NAME = "dpnp"
+
+
+def add_parser(sub):
+    p = sub.add_parser("dpnp", help="DPnP posterior sampling: law(x_k) against pi_eta and the "
+                                    "posterior for one configuration")
+    p.add_argument("--prior", default="bimodal", help="bimodal | gauss | gmm (default bimodal)")
+    p.add_argument("--d", default="1", help="dimension (default 1)")
+    p.add_argument("--likelihood", default="gaussian", help="gaussian | phase | logistic")
+    p.add_argument("--operator", default="identity",
+                   help="identity | mask | random (A of the measurement; default identity)")
+    p.add_argument("--m", default=None, help="rows of the random operator (default d)")
+    p.add_argument("--cond", default="10", help="condition number of the random operator")
+    p.add_argument("--keep", default="0.5", help="fraction of coordinates a mask keeps")
+    p.add_argument("--sigma", default="0.5", help="noise sd (gaussian, phase)")
+    p.add_argument("--lam", default="0.4", help="lambda of the 1-bit logistic model")
+    p.add_argument("--y", default="0.7", help="observation: one value (repeated) or m "
+                                              "comma-separated values")
+    p.add_argument("--eta", default="0.3", help="constant eta (replaced by --schedule)")
+    p.add_argument("--schedule", default=None,
+                   help="annealing: constant:ETA | reference[:EMAX,EMIN,KSTART,K] | "
+                        "geometric[:EMAX,EMIN] | polynomial[:EMAX,EMIN,POWER] | list:E0,E1,...")
+    p.add_argument("--K", default=None, help="outer steps (default 30; reference: 16)")
+    p.add_argument("--pcs", default="exact", help="exact | mala | ula")
+    p.add_argument("--pcs-steps", default="100", help="Langevin steps per PCS")
+    p.add_argument("--pcs-step", default=None, help="Langevin step h (default 0.2 min(eta^2, "
+                                                    "1/Lip grad loglik))")
+    p.add_argument("--dds", default="exact", help="exact | sde | ode")
+    p.add_argument("--dds-steps", default="50", help="reverse-diffusion steps per DDS")
+    p.add_argument("--dds-rule", default=None, help="affine rule (sde: ddpm, ode: ddim)")
+    p.add_argument("--init", default="standard-normal", help="standard-normal | prior | point:V")
+    p.add_argument("--metric", default="tv",
+                   help="tv (exact or grid laws where d <= 2 or the problem is diagonal) | w2 | "
+                        "sliced_w2 | sinkhorn (sample-based against closed-form targets: "
+                        "gaussian likelihood, any d)")
+    p.add_argument("--n", default=None, help="chains for sample-based estimates (default "
+                                             "100000 for tv, 5000 otherwise)")
+    p.add_argument("--seed", default="0", help="seed (random operator, chains)")
+    p.add_argument("--h", default=None, help="grid spacing (default automatic)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda[:N]")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def config_from_args(a) -> dict:
+    from ..points.dpnp import normalise_config    # the library loads when a command runs
+    return normalise_config({"prior": a.prior, "d": a.d, "likelihood": a.likelihood,
+                             "operator": a.operator, "m": a.m, "cond": a.cond, "keep": a.keep,
+                             "sigma": a.sigma, "lam": a.lam, "y": a.y, "eta": a.eta,
+                             "schedule": a.schedule, "K": a.K, "pcs": a.pcs,
+                             "pcs_steps": a.pcs_steps, "pcs_step": a.pcs_step, "dds": a.dds,
+                             "dds_steps": a.dds_steps, "dds_rule": a.dds_rule, "init": a.init,
+                             "metric": a.metric, "n": a.n, "seed": a.seed, "h": a.h,
+                             "device": a.device})
+
+
+def run(a) -> int:
+    import torch                                   # the library loads when a command runs
+
+    from ..points.dpnp import compute
+    from ..runtime.store import provenance
+    cfg = config_from_args(a)
+    if cfg["d"] <= 2 and cfg["device"] == "cpu":
+        torch.set_num_threads(1)   # small tensors: threads only add overhead
+    res = compute(cfg)
+    if a.json:
+        print(json.dumps({"config": cfg, **res, "provenance": provenance(cfg["device"])},
+                         default=float))
+        return 0
+    print(f"DPnP  prior={cfg['prior']} d={cfg['d']} likelihood={cfg['likelihood']} "
+          f"operator={cfg['operator']} pcs={cfg['pcs']} dds={cfg['dds']} init={cfg['init']} "
+          f"schedule={res['schedule']['name']} K={res['schedule']['K']}")
+    name = {"tv": "TV", "w2": "W2", "sliced_w2": "SW2", "sinkhorn": "S_eps"}[cfg["metric"]]
+    print(f"{'k':>4} {'eta':>8} {name + '(x_k, pi_eta)':>30} {name + '(x_k, posterior)':>30}")
+    for r in res["per_k"]:
+        a_, b_ = r["to_pi_eta"], r["to_posterior"]
+        flag = lambda e: " (below floor)" if e.get("below_floor") else ""  # noqa: E731
+        print(f"{r['k']:4d} {r['eta']:8.4g} {a_['value']:12.6g} [{a_['lower']:.3g}, "
+              f"{a_['upper']:.3g}]{flag(a_)} {b_['value']:12.6g} [{b_['lower']:.3g}, "
+              f"{b_['upper']:.3g}]{flag(b_)}")
+    print("  method: " + res["per_k"][0]["to_pi_eta"]["method"])
+    for r in res.get("tv_pi_eta_posterior") or res.get("distance_pi_eta_posterior") or []:
+        print(f"  {name}(pi_eta, posterior) at eta={r['eta']:.4g}: {r['value']:.6g}"
+              + (f" in [{r['lower']:.4g}, {r['upper']:.4g}]" if "lower" in r else ""))
+    for r in res.get("exact_rate") or []:
+        if r.get("value") is not None:
+            print(f"  exact geometric rate at eta={r['eta']:.4g}: {r['value']:.8g}  ({r['method']})")
+    if res.get("measured_decay"):
+        md = res["measured_decay"]
+        print(f"  measured decay of TV(x_k, pi_eta): {md['rate']:.8g} over k in "
+              f"{md['k_range'][0]}..{md['k_range'][1]}")
+    return 0

@@ -1,0 +1,155 @@
+"""One configuration -> one distance: the function behind ``diffrates measure`` and the
+experiments. Validates every field and raises ``ValueError`` with a one-line message."""
+from __future__ import annotations
+
+import torch
+
+from theory.checks import NoExactLaw, choice, integer, nonnegative, positive
+from theory.distances.exact import METRICS, exact_distance
+from theory.distances.pushforward import pushforward_kl, pushforward_tv
+from theory.distances.samples import sampler_distance
+from theory.priors import PRESETS, Gaussian, ProductPrior, SubspaceMixture, make_prior
+from theory.rng import check_device_name
+from theory.samplers import SAMPLERS, sampler_rule
+from theory.schedules import SCHEDULES, make_schedule
+from theory.score_errors import PERTURBATIONS, make_perturbation
+
+__all__ = ["normalise_config", "measure", "DEFAULTS"]
+
+DEFAULTS = {"prior": "bimodal", "d": 1, "sampler": "li-ode", "schedule": "li", "T": 1000,
+            "metric": "tv", "c0": 2.0, "c1": 4.0, "device": "cpu", "seed": 0,
+            "method": "exact", "perturbation": "none", "eps": 0.0, "samples": None,
+            "prior_seed": 0}
+
+METHODS = ("exact", "pushforward", "samples", "auto")
+SAMPLE_ONLY_METRICS = ("sliced_w2", "sinkhorn")   # sample-based metrics (method samples)
+# exact OT between n-point clouds: an n x n float64 cost matrix and O(n^3) network simplex
+EMD_MAX_POINTS = 5000
+
+
+def normalise_config(cfg: dict) -> dict:
+    """Fill defaults and validate; the result is the canonical configuration (cache key)."""
+    c = {**DEFAULTS, **{k: v for k, v in cfg.items() if v is not None}}
+    out = {
+        "prior": choice("prior", c["prior"], tuple(PRESETS)),
+        "d": integer("d", c["d"], lo=1),
+        "sampler": choice("sampler", c["sampler"], SAMPLERS),
+        "schedule": choice("schedule", c["schedule"], tuple(SCHEDULES)),
+        "T": integer("T", c["T"], lo=2),
+        "metric": choice("metric", c["metric"], METRICS + SAMPLE_ONLY_METRICS),
+        "device": check_device_name(c["device"]),
+        "seed": integer("seed", c["seed"], lo=0),
+        "method": choice("method", c["method"], METHODS),
+        "perturbation": choice("perturbation", c["perturbation"],
+                                ("none",) + tuple(PERTURBATIONS)),
+    }
+    if out["perturbation"] != "none":
+        out["eps"] = nonnegative("eps", c["eps"])
+    if out["method"] != "exact":
+        # default: 20000, but 1000 for exact OT in d > 1 (each of its ~400 bootstrap and
+        # floor solves is an n x n network simplex)
+        default_n = 1000 if out["metric"] == "w2" and out["d"] > 1 else 20000
+        out["samples"] = integer("samples", default_n if c["samples"] is None else c["samples"], lo=10)
+    if out["prior"] == "gmm":
+        out["prior_seed"] = integer("prior_seed", c["prior_seed"], lo=0)
+    if out["schedule"] == "li":
+        out["c0"] = positive("c0", c["c0"])
+        out["c1"] = positive("c1", c["c1"])
+    return out
+
+
+def build(cfg: dict):
+    """Prior, schedule and sampler rule of a normalised configuration."""
+    kw = {"seed": cfg.get("prior_seed", 0)} if cfg["prior"] == "gmm" else {}
+    prior = make_prior(cfg["prior"], cfg["d"], **kw)
+    sparams = {"c0": cfg["c0"], "c1": cfg["c1"]} if cfg["schedule"] == "li" else {}
+    schedule = make_schedule(cfg["schedule"], cfg["T"], **sparams)
+    return prior, schedule, sampler_rule(cfg["sampler"], schedule)
+
+
+def applicable_methods(cfg: dict, prior, rule) -> list:
+    """The methods that can compute this configuration, most accurate first."""
+    out = []
+    try:
+        pert = None
+        if cfg["perturbation"] != "none":
+            pert = make_perturbation(cfg["perturbation"], cfg["eps"])
+        _exact_possible(prior, pert)
+        out.append("exact")
+    except NoExactLaw:
+        pass
+    if cfg["metric"] in SAMPLE_ONLY_METRICS:       # no exact engine computes these
+        out = []
+    if cfg["perturbation"] == "none":
+        if rule.deterministic and cfg["metric"] in ("tv", "kl"):
+            out.append("pushforward")
+        if cfg["metric"] in ("w2",) + SAMPLE_ONLY_METRICS:
+            out.append("samples")
+    return out
+
+
+def _exact_possible(prior, pert):
+    if pert is not None and not pert.affine and not isinstance(prior, ProductPrior):
+        raise NoExactLaw("exact laws under a score perturbation need a product prior")
+    if isinstance(prior, (Gaussian, ProductPrior)):
+        return
+    if isinstance(prior, SubspaceMixture) and isinstance(prior.inner, (Gaussian, ProductPrior)):
+        return
+    raise NoExactLaw("no exact output law for this prior")
+
+
+def measure(cfg: dict) -> dict:
+    """Distance between law(Y_1) and q_1 for one configuration, with interval and method."""
+    cfg = normalise_config(cfg)
+    prior, schedule, rule = build(cfg)
+    methods = applicable_methods(cfg, prior, rule)
+    method = cfg["method"]
+    if method == "auto":
+        if not methods:
+            raise ValueError(f"no method computes metric {cfg['metric']} for prior "
+                             f"{cfg['prior']} with sampler {cfg['sampler']}")
+        method = methods[0]
+    elif method not in methods:
+        raise ValueError(f"method {method} does not apply to this configuration; methods that "
+                         f"do: {', '.join(methods) or 'none'} (pushforward: deterministic "
+                         f"samplers, tv or kl; samples: w2)")
+    pert = None
+    if cfg["perturbation"] != "none":
+        pert = make_perturbation(cfg["perturbation"], cfg["eps"])
+    if method == "exact":
+        est = exact_distance(prior, rule, cfg["metric"], perturbation=pert)
+        interval = "numerical error bound (refinement estimate)"
+    elif method == "pushforward":
+        if cfg["metric"] == "tv":
+            est = pushforward_tv(prior, rule, cfg["samples"], estimator="tanh", seed=cfg["seed"])
+        else:
+            est = pushforward_kl(prior, rule, cfg["samples"], direction="qp", seed=cfg["seed"])
+        interval = "95% confidence interval (Monte Carlo)"
+    else:
+        est = _sample_estimate(cfg, rule)
+        interval = ("95% bootstrap interval widened by the noise floor (details.floor); "
+                    "details.below_floor says whether the value is above sampling noise")
+    out = {"value": est.value, "lower": est.lower, "upper": est.upper, "error": est.error,
+           "method": est.method, "method_kind": method, "interval": interval,
+           "details": est.details}
+    if pert is not None:
+        out["injected"] = pert.injected(prior, schedule)
+    return out
+
+
+def _sample_estimate(cfg, rule):
+    """The samples method: ``cfg["samples"]`` sampler outputs on ``cfg["device"]`` against as
+    many exact draws of q_1 (and as many again for the floor), by
+    :func:`theory.sample_distances.sampler_distance`."""
+    n, d = cfg["samples"], cfg["d"]
+    if cfg["metric"] == "w2" and d > 1 and n > EMD_MAX_POINTS:
+        raise ValueError(f"exact OT (w2) on {n} points in d = {d} needs a {n} x {n} cost matrix "
+                         f"({8 * n * n / 1e9:.1f} GB) and O(n^3) time: use --samples "
+                         f"{EMD_MAX_POINTS} or fewer, or --metric sliced_w2")
+    dev = torch.device(cfg["device"])
+    kw = {"seed": cfg.get("prior_seed", 0)} if cfg["prior"] == "gmm" else {}
+    prior = make_prior(cfg["prior"], d, device=dev, **kw)
+    extra = {"sliced_w2": {"n_projections": 200},
+             "sinkhorn": {"device": dev}}.get(cfg["metric"], {})
+    return sampler_distance(prior, rule, n, metric=cfg["metric"], seed=cfg["seed"],
+                            device=dev, **extra)

@@ -1,0 +1,49 @@
+"""The skeleton every study (one figure of the paper) runs through:
+
+    configs(fast) -> points (cached, computed by the executor) -> summarise -> summary.json
+    -> figure -> figures/<name>.png
+
+A study module holds only what is its own:
+
+* ``NAME`` (the registered name), ``CLAIM`` (the sentence it checks);
+* ``configs(fast) -> list[dict]``: the points of the sweep;
+* ``compute(cfg) -> dict`` (optional, module-level so that it can run in a worker; default
+  :func:`experiments.points.measure.measure`) and ``NORMALISE`` (optional: ``None`` takes
+  the configurations as they are; default the measure configuration's normaliser);
+* ``summarise(records, fast) -> dict``: fits and curves from the finished points (each record
+  is ``{"config", "result", ...}`` in the order of ``configs``);
+* ``figure(summary, figures_dir) -> path``;
+* ``reading(summary) -> str`` (optional): one computed sentence on what the numbers say;
+* ``SINGLE_THREAD = True`` (optional): small tensors, where torch's threads only add overhead.
+
+:func:`run_study` does the rest: the result store (resume, provenance), the executor, the
+bookkeeping fields of the summary, writing it, drawing the figure.
+"""
+from __future__ import annotations
+
+from types import ModuleType
+
+import torch
+
+from ..points.measure import measure, normalise_config
+from .store import ResultStore
+from .sweep import run_points
+
+__all__ = ["run_study"]
+
+
+def run_study(study: ModuleType, fast: bool = False, root=None, figures_dir="figures",
+              executor=None) -> dict:
+    """Run one study end to end; returns its summary (with ``figure``, the path drawn)."""
+    if getattr(study, "SINGLE_THREAD", False):
+        torch.set_num_threads(1)
+    store = ResultStore(study.NAME, root)
+    records = run_points(store, study.configs(fast), desc=study.NAME,
+                         compute=getattr(study, "compute", measure), executor=executor,
+                         normalise=getattr(study, "NORMALISE", normalise_config))
+    summary = {"experiment": study.NAME, "fast": fast, **study.summarise(records, fast),
+               "points": len(records), "computed": store.computed, "reused": store.reused}
+    summary.setdefault("fits", [])
+    store.write_summary(summary)
+    summary["figure"] = str(study.figure(summary, figures_dir))
+    return summary

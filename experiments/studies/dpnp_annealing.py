@@ -1,0 +1,182 @@
+"""Experiment ``dpnp-annealing``: annealing schedules at equal numbers of score evaluations,
+with DPS (Chung et al. 2023) on the same axes.
+
+Claim checked (THEORY.md sections 6-7; Xu & Chi, arXiv:2403.17042): a diminishing eta_k
+removes the stationary bias TV(pi_eta, posterior) ~ eta^2 that a constant eta leaves, so
+DPnP approaches the posterior as its budget grows, whereas DPS, an approximation of the
+guidance term, keeps a bias that more steps do not remove.
+
+Problems (d = 1, A = I): the Gaussian prior N(0, 1) (preset ``gauss``) with the Gaussian
+likelihood (y = 0.7, sigma = 0.5), where DPnP mixes fast; and the bimodal prior with the
+1-bit logistic likelihood (y = +1, lambda = 0.4), where the chain must move mass between
+modes and small eta_k freezes the mode weights (the exact-sub-sampler limit shows how much
+of the remaining TV that explains). Schedules, K = 16 outer steps: constant eta = 0.5, the
+reference code's (0.4 for 4 steps, then 12 levels geometric to 0.16), geometric 1.0 -> 0.05,
+polynomial 1.0 (1+k)^(-1) floored at 0.05. PCS exact (Gaussian) or MALA with 100 steps
+(logistic); DDS by the reverse SDE from eta (ddpm rule) with s steps, so the budget is
+B = K (s + 1) score calls. DPS runs T = B steps of Ho's linear schedule (one score and one
+score Jacobian per step) for each zeta' in ZETAS; the figure shows, per budget, the zeta'
+with the smallest TV (DPS at its best, tuned on the exact answer).
+Distances: binned TV of n samples against the exact grid posterior (95% basic-bootstrap CI,
+estimator floor shaded, hollow markers below it); dotted lines: every schedule with exact
+sub-samplers (grid laws, no sampling).
+"""
+from __future__ import annotations
+
+import numpy as np
+import seaborn as sns
+import torch
+
+from theory.figures import new_figure, save_figure
+from theory.posterior.annealing import parse_annealing
+from theory.posterior.dps import run_dps
+from theory.posterior.estimators import binned_tv
+from theory.posterior.grid1d import Grid1D
+from theory.posterior.inits import init_samples
+from theory.posterior.plug_and_play import DDSConfig, PCSConfig, run_dpnp
+from theory.posterior.refinement import grid_refinement
+
+from .dpnp_stationary import problem
+
+NAME = "dpnp-annealing"
+NORMALISE = None
+SINGLE_THREAD = True
+K = 16
+SCHEDULES = {"constant": "constant:0.5", "reference": "reference",
+             "geometric": "geometric:1.0,0.05", "polynomial": "polynomial:1.0,0.05,1"}
+PROBLEMS = {"gaussian": {"prior": "gauss", "likelihood": "gaussian", "y": 0.7, "sigma": 0.5},
+            "logistic": {"prior": "bimodal", "likelihood": "logistic", "y": 1.0, "lam": 0.4}}
+ZETAS = (0.001, 0.003, 0.01, 0.03)
+
+
+def configs(fast: bool):
+    # fast mode: fewer samples and budgets (the full sweep took ~15 min in "fast" form)
+    n = 2000 if fast else 100000
+    budgets = (64, 256) if fast else (32, 64, 128, 256, 512, 1024, 2048)
+    zetas = (0.003, 0.03) if fast else ZETAS
+    out = []
+    for p, lk in PROBLEMS.items():
+        for s in SCHEDULES:        # the exact-sub-sampler limit: one point per schedule
+            out.append({"problem": p, **lk, "method": "exact-limit",
+                        "schedule": SCHEDULES[s], "label": s})
+        for B in budgets:
+            for s in SCHEDULES:
+                out.append({"problem": p, **lk, "method": "dpnp", "schedule": SCHEDULES[s],
+                            "label": s, "budget": B, "n": n, "seed": 0})
+            for z in zetas:
+                out.append({"problem": p, **lk, "method": "dps", "zeta": z, "label": "DPS",
+                            "budget": B, "n": n, "seed": 0})
+    return out
+
+
+def _grid(prior, lik):
+    return Grid1D(prior, lik, eta_max=1.0, eta_min=0.05, lo=-6.0, hi=6.0)
+
+
+def exact_limit(cfg):
+    """TV(law x_K, posterior) of a schedule with exact sub-samplers (grid laws, no sampling),
+    with its error by refinement (h against 2h)."""
+    prior, lik = problem(cfg)
+    etas = parse_annealing(cfg["schedule"], K).etas
+    fine, _, err = grid_refinement(prior, lik, etas, "standard-normal", with_rates=False)
+    return {"value": fine.tv_post[-1], "error": err["tv_post"][-1] + 1e-12,
+            "method": f"grid Gibbs kernel laws (h = {fine.info['h']:.4g}), error by refinement"}
+
+
+def compute(cfg):
+    if cfg["method"] == "exact-limit":
+        return exact_limit(cfg)
+    prior, lik = problem(cfg)
+    grid = _grid(prior, lik)
+    post = grid.posterior()
+    g = torch.Generator().manual_seed(cfg["seed"])
+    if cfg["method"] == "dps":
+        res = run_dps(prior, lik, cfg["n"], T=cfg["budget"], zeta=cfg["zeta"], generator=g)
+        x, calls = res.samples, res.score_calls
+    else:
+        sched = parse_annealing(cfg["schedule"], K)
+        s = cfg["budget"] // sched.K - 1
+        if s < 1:
+            raise ValueError(f"budget {cfg['budget']} too small for K = {sched.K}")
+        pcs = PCSConfig("exact") if lik.linear_gaussian else PCSConfig("mala", 100)
+        x0 = init_samples("standard-normal", prior, cfg["n"], g)
+        res = run_dpnp(prior, lik, sched, x0, pcs=pcs, dds=DDSConfig("sde", s), generator=g,
+                       keep=False)
+        x, calls = res.final, res.score_calls
+    est = binned_tv(x[:, 0], grid.x, post, seed=cfg["seed"])
+    return {**est.to_dict(), "score_calls": calls}
+
+
+def summarise(records, fast: bool) -> dict:
+    curves, limits = {}, {}
+    for r in records:
+        c = r["config"]
+        if c["method"] == "exact-limit":
+            limits[(c["problem"], c["label"])] = r["result"]
+            continue
+        res = dict(r["result"], zeta=c.get("zeta"))
+        curves.setdefault((c["problem"], c["label"]), []).append((c["budget"], res))
+    for key in [k for k in curves if k[1] == "DPS"]:    # best zeta' per budget
+        best = {}
+        for B, res in curves[key]:
+            if B not in best or res["value"] < best[B]["value"]:
+                best[B] = res
+        curves[key] = list(best.items())
+    out = []
+    for (p, lab), pts in curves.items():
+        pts.sort(key=lambda q: q[0])
+        out.append({"problem": p, "label": lab, "budget": [q[0] for q in pts],
+                    "score_calls": [q[1]["score_calls"] for q in pts],
+                    "tv": [q[1]["value"] for q in pts], "lower": [q[1]["lower"] for q in pts],
+                    "upper": [q[1]["upper"] for q in pts],
+                    "floor_q95": [q[1]["floor_q95"] for q in pts],
+                    "below_floor": [q[1]["below_floor"] for q in pts],
+                    "ks_lower": [q[1]["ks_lower"] for q in pts],
+                    "zeta": [q[1]["zeta"] for q in pts],
+                    "exact_subsampler_limit": (limits[(p, lab)]["value"]
+                                               if (p, lab) in limits else None),
+                    "exact_subsampler_limit_error": (limits[(p, lab)]["error"]
+                                                     if (p, lab) in limits else None)})
+    return {"K": K, "schedules": SCHEDULES, "zetas": list(ZETAS), "curves": out}
+
+
+def figure(summary, figures_dir="figures"):
+    probs = list(PROBLEMS)
+    fig, axes = new_figure(1, len(probs), figsize=(6 * len(probs), 4.3))
+    labels = list(SCHEDULES) + ["DPS"]
+    cols = dict(zip(labels, sns.color_palette("colorblind", len(labels))))
+    for ax, p in zip(axes[0], probs):
+        fl = None
+        for c in [c for c in summary["curves"] if c["problem"] == p]:
+            col = cols[c["label"]]
+            x = np.asarray(c["budget"], float)
+            y = np.asarray(c["tv"], float)
+            below = np.asarray(c["below_floor"], bool)
+            style = "s--" if c["label"] == "DPS" else "o-"
+            ax.plot(x, y, style[1:], color=col, lw=1.2,
+                    label=c["label"] if c["label"] == "DPS" else f"DPnP {c['label']}")
+            ax.plot(x[~below], y[~below], style[0], color=col, ms=4)
+            ax.plot(x[below], y[below], style[0], mfc="none", color=col, ms=4)
+            ax.fill_between(x, np.maximum(np.asarray(c["lower"]), 1e-3), c["upper"], color=col,
+                            alpha=0.18, lw=0)
+            if c["exact_subsampler_limit"] is not None:
+                ax.axhline(max(c["exact_subsampler_limit"], 1e-3), color=col, ls=":", lw=1)
+            fl = np.asarray(c["floor_q95"], float)
+            xs = x
+        ax.fill_between(xs, 1e-3, fl, color="0.6", alpha=0.3, lw=0,
+                        label="estimator floor (95% q.)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=1e-3)
+        ax.set_xlabel("score evaluations per sample (DPnP: K (s+1), DPS: T)")
+        ax.set_ylabel("TV(output law, posterior)")
+        lk = ("gauss prior N(0,1), gaussian y=0.7, sigma=0.5, PCS exact" if p == "gaussian"
+              else "bimodal prior, 1-bit logistic y=+1, lambda=0.4, PCS MALA(100)")
+        ax.set_title(f"d=1, {lk}", fontsize=9)
+        ax.grid(True, which="both", alpha=0.25)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"DPnP schedules (K={summary['K']}, DDS = reverse SDE) vs DPS (best zeta' "
+                 f"of {summary['zetas']} per budget); dotted: each schedule with exact "
+                 "sub-samplers (grid); hollow: below the estimator floor", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, f"{figures_dir}/dpnp_annealing.png")

@@ -1,0 +1,90 @@
+"""Experiment ``dpnp-eta-bias``: TV(pi_eta, posterior) against eta.
+
+Claim checked (THEORY.md section 6; Xu & Chi, arXiv:2403.17042): the stationary law of DPnP
+at a fixed eta, pi_eta ∝ p(x) (e^l * N(0, eta^2))(x), tends to the posterior as eta -> 0
+(hence the annealing). [derived] For a smooth likelihood e^l * N(0, eta^2) = e^l +
+(eta^2/2)(e^l)'' + O(eta^4), so TV(pi_eta, posterior) ~ C eta^2: slope +2 on log-log axes.
+Problems: bimodal prior (d = 1) with the Gaussian likelihood (y = 0.7, sigma = 0.5, also in
+closed form: pi_eta is the posterior with sigma^2 + eta^2), phase retrieval (y = |x| + noise,
+y = 1.5, sigma = 0.5) and 1-bit logistic (y = +1, lambda = 0.4). Exact grid quadrature,
+error by refinement; the exponent is fitted over eta <= ETA_FIT_MAX.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from theory.figures import new_figure, plot_rate_panel, save_figure
+from theory.posterior.closed_form import pi_eta_closed_form, posterior_closed_form, to_mixture1d
+from theory.posterior.grid1d import Grid1D
+from theory.posterior.grid_base import tv_masses
+from theory.rates import RateFit, fit_points
+
+from .dpnp_stationary import problem
+
+NAME = "dpnp-eta-bias"
+NORMALISE = None
+SINGLE_THREAD = True
+ETA_FIT_MAX = 0.2
+PROBLEMS = {"gaussian": {"likelihood": "gaussian", "y": 0.7, "sigma": 0.5},
+            "phase": {"likelihood": "phase", "y": 1.5, "sigma": 0.5},
+            "logistic": {"likelihood": "logistic", "y": 1.0, "lam": 0.4}}
+
+
+def configs(fast: bool):
+    etas = np.geomspace(0.02, 1.0, 9 if fast else 17)
+    return [{**PROBLEMS[p], "problem": p, "eta": float(round(e, 6))} for p in PROBLEMS
+            for e in etas]
+
+
+def _tv(prior, lik, eta, h):
+    g = Grid1D(prior, lik, h=h, lo=-5.5, hi=5.5, eta_max=eta, eta_min=eta)
+    return tv_masses(g.pi_eta(eta), g.posterior()), g.h
+
+
+def compute(cfg):
+    prior, lik = problem(cfg)
+    v, h = _tv(prior, lik, cfg["eta"], None)
+    v2, _ = _tv(prior, lik, cfg["eta"], 2 * h)
+    out = {"value": v, "error": abs(v - v2) + 1e-14, "h": h,
+           "method": "grid quadrature, error by refinement (h vs 2h)"}
+    if cfg["likelihood"] == "gaussian":
+        x = np.linspace(-5.5, 5.5, 40001)
+        p = np.exp(to_mixture1d(posterior_closed_form(prior, lik)).logpdf(x))
+        q = np.exp(to_mixture1d(pi_eta_closed_form(prior, lik, cfg["eta"])).logpdf(x))
+        out["closed_form"] = tv_masses(p * (x[1] - x[0]), q * (x[1] - x[0]))
+    return out
+
+
+def summarise(records, fast: bool) -> dict:
+    fits = []
+    for p in PROBLEMS:
+        rs = sorted([r for r in records if r["config"]["problem"] == p],
+                    key=lambda r: r["config"]["eta"])
+        x = [r["config"]["eta"] for r in rs]
+        pts = [{"value": r["result"]["value"],
+                "lower": max(r["result"]["value"] - r["result"]["error"], 1e-300),
+                "upper": r["result"]["value"] + r["result"]["error"]} for r in rs]
+        fits.append({"prior": "bimodal", "d": 1, "sampler": f"dpnp/{p}",
+                     "fit": fit_points(x, pts, x_max=ETA_FIT_MAX), "theory_exponent": 2.0,
+                     "eta": x, "tv": [q["value"] for q in pts], "lower": [q["lower"] for q in pts],
+                     "upper": [q["upper"] for q in pts],
+                     "closed_form": [r["result"].get("closed_form") for r in rs]})
+    return {"fit_range": f"eta <= {ETA_FIT_MAX}", "fits": fits}
+
+
+def figure(summary, figures_dir="figures"):
+    fig, axes = new_figure(figsize=(5.6, 4.2))
+    ax = axes[0, 0]
+    curves = []
+    for f in summary["fits"]:
+        fit = RateFit.from_dict(f["fit"])
+        curves.append({"x": f["eta"], "value": f["tv"], "lower": f["lower"], "upper": f["upper"],
+                       "label": f["sampler"].split("/")[1], "fit": fit})
+    plot_rate_panel(ax, curves, [(2.0, "eta^2 (slope 2)")], xlabel="eta",
+                    ylabel="TV(pi_eta, posterior)",
+                    title="bimodal d=1: stationary bias of DPnP at fixed eta (exact quadrature)")
+    g = [f for f in summary["fits"] if f["sampler"] == "dpnp/gaussian"][0]
+    if g["closed_form"][0] is not None:
+        ax.plot(g["eta"], g["closed_form"], "k+", ms=6, label="gaussian, closed form")
+        ax.legend(fontsize=6.5)
+    return save_figure(fig, f"{figures_dir}/dpnp_eta_bias.png")
