@@ -36,3 +36,8 @@ __all__ = ["GroundTruth", "GaussianSensingOperator", "MatrixSensing", "MatrixCom
            "Trajectory", "factor_distance", "spectral_init", "gd", "scaled_gd",
            "scaled_gd_lambda", "overparam_gd", "run_algorithm", "ALGORITHMS",
            "LinearRate", "Interval", "fit_linear_rate", "iterations_to", "seed_interval", "kappa_exponent"]
+from .sweeps import (run_point, configs_kappa, configs_noise, configs_stepsize,
+                     summarize_kappa)
+
+__all__ += ["run_point", "configs_kappa", "configs_noise", "configs_stepsize",
+            "summarize_kappa"]

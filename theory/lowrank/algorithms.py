@@ -181,9 +181,9 @@ class _FactorDistance:
         out = []
         if self.Q is not None:
             out.append(self.Q)
-        out.append(np.linalg.lstsq(L, self.Ls, rcond=None)[0])
-        P = np.linalg.lstsq(R, self.Rs, rcond=None)[0]  # R Q^{-T} ~ R*  =>  Q = P^{-T}
-        try:
+        try:  # least-squares alignments (normal equations: r x r solves)
+            out.append(np.linalg.solve(L.T @ L, L.T @ self.Ls))
+            P = np.linalg.solve(R.T @ R, R.T @ self.Rs)  # R Q^{-T} ~ R*  =>  Q = P^{-T}
             out.append(np.linalg.inv(P).T)
         except np.linalg.LinAlgError:
             pass
