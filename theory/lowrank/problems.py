@@ -638,7 +638,8 @@ def make_problem(kind: str, *, n: Optional[int] = None, r: Optional[int] = None,
                  m: Optional[int] = None, oversampling: Optional[float] = None,
                  p: Optional[float] = None, alpha: Optional[float] = None, gamma: float = 2.0,
                  outlier_scale: float = 1.0, dense: Optional[bool] = None,
-                 seed: Seed = 0, device=None, dtype=DEFAULT_DTYPE):
+                 gram: Optional[bool] = None, seed: Seed = 0, device=None,
+                 dtype=DEFAULT_DTYPE):
     r"""Build one of :data:`PROBLEMS` with square n x n ground truth of rank r.
 
     Sizes not given come from :data:`PAPER_SIZES` (or :data:`FAST_SIZES` with ``fast``).
@@ -662,8 +663,9 @@ def make_problem(kind: str, *, n: Optional[int] = None, r: Optional[int] = None,
         Robust PCA: outlier fraction per row/column; ``gamma``: the iterations' threshold
         ``gamma * alpha``; ``outlier_scale``: standard deviation of the outliers before
         thresholding.
-    dense : bool or None
-        Sensing design kept dense / matrix-free / by size.
+    dense, gram : bool or None
+        Sensing design kept dense / matrix-free / by size; normal operator through the
+        cached Gram matrix / not / when m > n^2 and it fits.
     seed : int or torch.Generator
         One seed for the whole problem (truth, then measurements, then noise).
     device, dtype
@@ -697,7 +699,7 @@ def make_problem(kind: str, *, n: Optional[int] = None, r: Optional[int] = None,
             m = max(1, int(round(ov * n * r)))
         m = _check_int(m, "number of measurements m")
         op = GaussianSensingOperator(n, n, m, seed=g, symmetric=(kind == "psd-sensing"),
-                                     dense=dense, device=dev, dtype=dtype)
+                                     dense=dense, gram=gram, device=dev, dtype=dtype)
         y = op.forward(truth.X)
         if s > 0:
             y = y + s * _randn((m,), g, dev, dtype)

@@ -50,7 +50,7 @@ KAPPAS_FIT = (1, 2, 5, 10, 20, 50, 100)
 RIP_OVERSAMPLING = 80.0
 
 _PROBLEM_KEYS = ("n", "r", "kappa", "snr", "oversampling", "m", "p", "alpha", "gamma",
-                 "outlier_scale", "dense")
+                 "outlier_scale", "dense", "gram")
 _DEFAULTS = {"eta": 0.5, "snr": None, "seed": 0, "iterations": 1000, "device": "cpu",
              "fast": False, "track_distance": True, "stop_tol": 1e-14, "diverge_tol": 1e3,
              "tol": 1e-10,
