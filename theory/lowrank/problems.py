@@ -47,6 +47,10 @@ Matrix-free sensing: a dense :math:`m \times n_1 n_2` design at the paper's size
 (10^4 x 4 * 10^4, 3.2 GB) does not fit comfortably, so :class:`GaussianSensingOperator`
 regenerates its rows block by block from per-block seeds on every application; the dense
 form is the same numbers (built from the same blocks), so the two agree exactly.
+Regenerating 4 * 10^8 normals costs about 15 s per gradient on one CPU core, so the
+paper-size sensing runs belong on a GPU (or pass ``dense=True`` where 3.2 GB fit). When
+m > n1 n2 (the RIP-regime tests) the normal operator goes through the cached
+(n1 n2)^2 Gram matrix instead.
 
 Every random draw comes from a seed (an int) or a ``torch.Generator``: the same seed gives
 the same problem. Ground truth, masks and outliers are drawn on the generator's device (CPU
