@@ -2,7 +2,8 @@ r"""diffrates.theory.lowrank: the low-rank vignette of seed 002 (ScaledGD and Sc
 
 Data flow, one module per arrow (THEORY.md section 7, ScaledGD entry):
 
-    problems (ground truth X* of rank r and condition number kappa; measurements)
+    operators (the Gaussian sensing design: dense, Gram or matrix-free)
+    -> problems (ground truth X* of rank r and condition number kappa; measurements)
     -> algorithms (GD, ScaledGD, ScaledGD(lambda): trajectories of the relative error and
        of the paper's factor distance)
     -> rates (linear contraction rate over the linear phase, iterations to a tolerance,
@@ -22,9 +23,10 @@ References:
     Xu, Shen, Ma, Chi, "The power of preconditioning in overparameterized low-rank matrix
     sensing", ICML 2023, arXiv:2302.01186.
 """
-from .problems import (GroundTruth, GaussianSensingOperator, MatrixSensing, MatrixCompletion,
-                       RobustPCA, PSDSensing, ground_truth, make_problem, sparse_threshold,
-                       PAPER_SIZES, FAST_SIZES, PROBLEMS)
+from .operators import GaussianSensingOperator
+from .problems import (GroundTruth, MatrixSensing, MatrixCompletion, RobustPCA, PSDSensing,
+                       ground_truth, make_problem, sparse_threshold, PAPER_SIZES, FAST_SIZES,
+                       PROBLEMS)
 from .algorithms import (Trajectory, factor_distance, spectral_init, gd, scaled_gd,
                          scaled_gd_lambda, overparam_gd, run_algorithm, ALGORITHMS)
 from .rates import (LinearRate, Interval, fit_linear_rate, iterations_to, seed_interval,

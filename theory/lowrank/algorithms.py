@@ -67,7 +67,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .problems import (_Asymmetric, PSDSensing, GroundTruth, Seed, _generator, _randn)
+from .operators import Seed, _generator, _randn
+from .problems import _Asymmetric, PSDSensing, GroundTruth
 
 __all__ = ["Trajectory", "factor_distance", "spectral_init", "gd", "scaled_gd",
            "scaled_gd_lambda", "overparam_gd", "run_algorithm", "ALGORITHMS"]

@@ -43,14 +43,8 @@ gets i.i.d. :math:`N(0, s^2)` noise with :math:`s = \|X_\star\|_F / (\sqrt{n_1 n
 so a full noise matrix has :math:`\|N\|_F \approx \|X_\star\|_F/\mathrm{snr}`; ``snr`` is the
 amplitude ratio (the code's 1e2, 1e3, 1e4 are 40, 60, 80 dB).
 
-Matrix-free sensing: a dense :math:`m \times n_1 n_2` design at the paper's size
-(10^4 x 4 * 10^4, 3.2 GB) does not fit comfortably, so :class:`GaussianSensingOperator`
-regenerates its rows block by block from per-block seeds on every application; the dense
-form is the same numbers (built from the same blocks), so the two agree exactly.
-Regenerating 4 * 10^8 normals costs about 15 s per gradient on one CPU core, so the
-paper-size sensing runs belong on a GPU (or pass ``dense=True`` where 3.2 GB fit). When
-m > n1 n2 (the RIP-regime tests) the normal operator goes through the cached
-(n1 n2)^2 Gram matrix instead.
+The sensing design (dense, Gram or matrix-free, by size) is
+:class:`theory.lowrank.operators.GaussianSensingOperator`.
 
 Every random draw comes from a seed (an int) or a ``torch.Generator``: the same seed gives
 the same problem. Ground truth, masks and outliers are drawn on the generator's device (CPU
@@ -64,18 +58,17 @@ References:
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Optional
 
 import torch
 
-__all__ = ["GroundTruth", "GaussianSensingOperator", "MatrixSensing", "MatrixCompletion",
-           "RobustPCA", "PSDSensing", "ground_truth", "make_problem", "sparse_threshold",
-           "PAPER_SIZES", "FAST_SIZES", "PROBLEMS"]
+from .operators import (DEFAULT_DTYPE, GaussianSensingOperator, Seed, _check_dtype, _check_int,
+                        _device, _generator, _rand, _randn)
 
-DEFAULT_DTYPE = torch.float64
-Seed = Union[int, torch.Generator]
+__all__ = ["GroundTruth", "MatrixSensing", "MatrixCompletion", "RobustPCA", "PSDSensing",
+           "ground_truth", "make_problem", "sparse_threshold", "PAPER_SIZES", "FAST_SIZES",
+           "PROBLEMS"]
 
 #: Sizes of the authors' code (Figure 2-4 scripts). ScaledGD(lambda): the paper's own sizes
 #: were not available to us; the PSD defaults mirror matrix sensing.
@@ -95,15 +88,6 @@ FAST_SIZES = {
 
 
 # ----------------------------------------------------------------------------- checks
-def _check_int(x, name, low=1) -> int:
-    if isinstance(x, bool) or not isinstance(x, numbers.Integral):
-        raise ValueError(f"{name} must be an integer >= {low}, got {x!r}")
-    x = int(x)
-    if x < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {x}")
-    return x
-
-
 def _check_kappa(kappa) -> float:
     try:
         k = float(kappa)
@@ -144,33 +128,6 @@ def _check_prob(p, name, *, allow_zero=False) -> float:
     elif not (0 < q <= 1):
         raise ValueError(f"{name} must lie in (0, 1], got {p!r}")
     return q
-
-
-def _check_dtype(dtype):
-    if dtype not in (torch.float64, torch.float32):
-        raise ValueError(f"dtype must be torch.float64 or torch.float32, got {dtype}")
-    return dtype
-
-
-def _device(device) -> torch.device:
-    return torch.device(device) if device is not None else torch.device("cpu")
-
-
-def _generator(seed: Seed) -> torch.Generator:
-    """A generator from an int seed (CPU) or the generator itself."""
-    if isinstance(seed, torch.Generator):
-        return seed
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int or a torch.Generator, got {seed!r}")
-    return torch.Generator().manual_seed(seed)
-
-
-def _randn(shape, g: torch.Generator, device, dtype):
-    return torch.randn(*shape, generator=g, device=g.device, dtype=dtype).to(device)
-
-
-def _rand(shape, g: torch.Generator, device, dtype):
-    return torch.rand(*shape, generator=g, device=g.device, dtype=dtype).to(device)
 
 
 # ----------------------------------------------------------------------------- ground truth
@@ -241,7 +198,7 @@ class GroundTruth:
 
     def describe(self) -> dict:
         return {"n1": self.n1, "n2": self.n2, "r": self.r, "kappa": self.kappa,
-                "psd": self.psd}
+                "psd": self.psd, "fro": self.fro}
 
 
 def _orth_sign(n, r, g, device, dtype):
@@ -294,157 +251,6 @@ def _noise_std(truth: GroundTruth, snr: Optional[float]) -> float:
     if snr is None:
         return 0.0
     return truth.fro / (math.sqrt(truth.n1 * truth.n2) * snr)
-
-
-# ----------------------------------------------------------------------------- sensing operator
-class GaussianSensingOperator:
-    r"""The Gaussian measurement ensemble :math:`\mathcal A(X)_k = \langle A_k, X\rangle`, k = 1..m.
-
-    Entries of :math:`A_k` are i.i.d. :math:`N(0, 1/m)`, so :math:`E\|\mathcal A(X)\|^2 = \|X\|_F^2`.
-    With ``symmetric=True`` the design is :math:`(A_k + A_k^\top)/2` (for PSD sensing): on a
-    symmetric X it gives the same values, and its adjoint is symmetric.
-
-    Rows are drawn in blocks of ``block_rows``, block b from a generator on ``device``
-    seeded with ``base_seed + b``. When the dense matrix (m x n1 n2) is at most
-    ``max_dense_bytes`` it is built once from those blocks; otherwise each application
-    regenerates them (matrix-free; memory one block). Either way the numbers are the same.
-
-    Parameters
-    ----------
-    n1, n2, m : int
-        Matrix shape and number of measurements.
-    seed : int or torch.Generator
-        Source of ``base_seed``.
-    symmetric : bool
-        Symmetrised design (needs ``n1 == n2``).
-    dense : bool or None
-        Force dense (True) or matrix-free (False); None picks by ``max_dense_bytes``.
-    max_dense_bytes : int
-        Largest dense design kept in memory.
-    block_rows : int or None
-        Rows per block (default: about 2**22 entries per block).
-    """
-
-    def __init__(self, n1: int, n2: int, m: int, *, seed: Seed = 0, symmetric: bool = False,
-                 dense: Optional[bool] = None, max_dense_bytes: int = 2 ** 28,
-                 block_rows: Optional[int] = None, gram: Optional[bool] = None, device=None,
-                 dtype=DEFAULT_DTYPE):
-        self.n1 = _check_int(n1, "n1")
-        self.n2 = _check_int(n2, "n2")
-        self.m = _check_int(m, "number of measurements m")
-        self.dtype = _check_dtype(dtype)
-        self.device = _device(device)
-        self.symmetric = bool(symmetric)
-        if self.symmetric and self.n1 != self.n2:
-            raise ValueError(f"a symmetric design needs n1 == n2, got {n1} and {n2}")
-        g = _generator(seed)
-        self.base_seed = int(torch.randint(0, 2 ** 62, (1,), generator=g))
-        d = self.n1 * self.n2
-        if block_rows is None:
-            block_rows = max(1, min(self.m, (1 << 22) // d))
-        self.block_rows = _check_int(block_rows, "block_rows")
-        nbytes = self.m * d * torch.finfo(self.dtype).bits // 8
-        self.dense = (nbytes <= max_dense_bytes) if dense is None else bool(dense)
-        self._A = None
-        if self.dense:
-            self._A = torch.cat([blk for _, blk in self._blocks()], dim=0)
-        gram_bytes = d * d * torch.finfo(self.dtype).bits // 8
-        if gram is None:
-            gram = self.m > d and gram_bytes <= max_dense_bytes
-        self._G = None
-        if gram:
-            self._G = torch.zeros(d, d, dtype=self.dtype, device=self.device)
-            for _, blk in self._iter_blocks():
-                self._G += blk.T @ blk
-        self._b_for = None  # (y, A^T y) of the last y seen by normal()
-
-    # -- blocks
-    def _blocks(self):
-        d = self.n1 * self.n2
-        std = 1.0 / math.sqrt(self.m)
-        for b, start in enumerate(range(0, self.m, self.block_rows)):
-            rows = min(self.block_rows, self.m - start)
-            g = torch.Generator(device=self.device).manual_seed(self.base_seed + b)
-            blk = torch.randn(rows, d, generator=g, device=self.device, dtype=self.dtype)
-            blk.mul_(std)
-            yield slice(start, start + rows), blk
-
-    def _iter_blocks(self):
-        if self._A is not None:
-            yield slice(0, self.m), self._A
-        else:
-            yield from self._blocks()
-
-    def _sym(self, X):
-        return 0.5 * (X + X.T) if self.symmetric else X
-
-    def _check_matrix(self, X):
-        if X.shape != (self.n1, self.n2):
-            raise ValueError(f"expected a matrix of shape ({self.n1}, {self.n2}), got {tuple(X.shape)}")
-
-    # -- applications
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        r""":math:`\mathcal A(X)`: X shape (n1, n2) -> shape (m,)."""
-        self._check_matrix(X)
-        x = self._sym(X).reshape(-1)
-        out = torch.empty(self.m, dtype=self.dtype, device=self.device)
-        for sl, blk in self._iter_blocks():
-            out[sl] = blk @ x
-        return out
-
-    __call__ = forward
-
-    def adjoint(self, z: torch.Tensor) -> torch.Tensor:
-        r""":math:`\mathcal A^*(z) = \sum_k z_k A_k`: z shape (m,) -> shape (n1, n2)."""
-        if z.shape != (self.m,):
-            raise ValueError(f"expected a vector of shape ({self.m},), got {tuple(z.shape)}")
-        acc = torch.zeros(self.n1 * self.n2, dtype=self.dtype, device=self.device)
-        for sl, blk in self._iter_blocks():
-            acc += blk.T @ z[sl]
-        return self._sym(acc.reshape(self.n1, self.n2))
-
-    @property
-    def uses_gram(self) -> bool:
-        """Whether :meth:`normal` goes through the cached Gram matrix."""
-        return self._G is not None
-
-    def normal(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        r""":math:`\mathcal A^*(\mathcal A(X) - y)`, X shape (n1, n2), y shape (m,) -> (n1, n2).
-
-        With a Gram matrix :math:`G = \sum_k \mathrm{vec}(A_k)\mathrm{vec}(A_k)^\top`
-        (kept when m > n1 n2 and it fits) this is :math:`Gx - A^\top y` at cost
-        (n1 n2)^2 instead of 2 m n1 n2; otherwise one fused pass over the blocks."""
-        self._check_matrix(X)
-        if y.shape != (self.m,):
-            raise ValueError(f"expected y of shape ({self.m},), got {tuple(y.shape)}")
-        x = self._sym(X).reshape(-1)
-        if self._G is not None:
-            if self._b_for is None or self._b_for[0] is not y:
-                b = torch.zeros(self.n1 * self.n2, dtype=self.dtype, device=self.device)
-                for sl, blk in self._iter_blocks():
-                    b += blk.T @ y[sl]
-                self._b_for = (y, b)
-            acc = self._G @ x - self._b_for[1]
-        elif self._A is not None:
-            acc = self._A.T @ (self._A @ x - y)
-        else:
-            acc = torch.zeros(self.n1 * self.n2, dtype=self.dtype, device=self.device)
-            for sl, blk in self._iter_blocks():
-                acc += blk.T @ (blk @ x - y[sl])
-        return self._sym(acc.reshape(self.n1, self.n2))
-
-    def to_dense(self) -> torch.Tensor:
-        """The design as a dense tensor, shape (m, n1 * n2) (row k is vec(A_k), row-major;
-        the symmetrised rows for ``symmetric=True``)."""
-        A = self._A if self._A is not None else torch.cat([b for _, b in self._blocks()], 0)
-        if self.symmetric:
-            A3 = A.reshape(self.m, self.n1, self.n2)
-            A = (0.5 * (A3 + A3.transpose(1, 2))).reshape(self.m, -1)
-        return A
-
-    def describe(self) -> dict:
-        return {"n1": self.n1, "n2": self.n2, "m": self.m, "symmetric": self.symmetric,
-                "dense": self.dense, "gram": self.uses_gram, "block_rows": self.block_rows}
 
 
 # ----------------------------------------------------------------------------- problems
