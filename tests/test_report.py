@@ -24,6 +24,18 @@ def _fit(k, lo, hi, x0=1, x1=100):
     return {"exponent": k, "ci": [lo, hi], "x_range": [x0, x1]}
 
 
+def _lowrank_fits(rip, paper):
+    """Fits of a scaledgd-kappa summary: ``{algorithm: (k, lo, hi)}`` per sampling."""
+    return [{"problem": "sensing", "sampling": s, "algorithm": a, "vs": "kappa",
+             "fit": _fit(*fits[a])} for s, fits in (("paper", paper), ("rip", rip))
+            for a in ("scaledgd", "gd")]
+
+
+def _write_lowrank(root, fits):
+    (root / "scaledgd-kappa").mkdir()
+    (root / "scaledgd-kappa" / "summary.json").write_text(json.dumps({"fits": fits}))
+
+
 def test_report_from_summaries(tmp_path):
     def write(name, fits):
         p = tmp_path / name
@@ -42,6 +54,8 @@ def test_report_from_summaries(tmp_path):
         {"sampler": "li-yan", "vs": "d", "fit": _fit(0.0, -0.01, 0.01)},
         {"sampler": "li-yan", "vs": "T", "fit": _fit(-0.8, -0.85, -0.75),
          "log_corrected_fits": {"tv_over_logT^1": _fit(-0.98, -0.99, -0.97)}}])
+    _write_lowrank(tmp_path, _lowrank_fits({"scaledgd": (0.0, -0.03, 0.03), "gd": (1.0, 0.95, 1.1)},
+                                           {"scaledgd": (0.0, -0.1, 0.1), "gd": (0.9, 0.7, 1.1)}))
     rep = build_report(tmp_path)
     measured = [b for b in BOUNDS if b["sampler"] is not None]
     assert len(rep["rows"]) == len(measured) == len(BOUNDS)      # every row of THEORY §3
@@ -66,9 +80,41 @@ def test_report_names_rows_without_measurements(tmp_path, monkeypatch):
     p = tmp_path / "rate-vs-T"
     p.mkdir()
     (p / "summary.json").write_text(json.dumps({"fits": []}))
-    for name in ("rate-vs-d", "score-error", "rate-vs-ambient-d"):
+    for name in ("rate-vs-d", "score-error", "rate-vs-ambient-d", "scaledgd-kappa"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "summary.json").write_text(json.dumps({"fits": []}))
     rep = report.build_report(tmp_path)
     assert [m["why"] for m in rep["not_measured"]] == ["no such sampler yet"]
     assert "Not measured yet: Someone 2030" in (tmp_path / "report" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("rip, expected", [
+    # ScaledGD: iterations free of kappa; GD: linear in kappa
+    ({"scaledgd": (0.004, -0.026, 0.034), "gd": (1.04, 0.975, 1.10)},
+     {"scaledgd": "consistent", "gd": "consistent"}),
+    # fewer iterations than the bound allows: loose; more: violated
+    ({"scaledgd": (-0.3, -0.35, -0.25), "gd": (1.5, 1.4, 1.6)},
+     {"scaledgd": "bound loose by a factor kappa^0.20", "gd": "violated: worse by kappa^0.35"}),
+    ({"scaledgd": (0.4, 0.3, 0.5), "gd": (0.5, 0.45, 0.55)},
+     {"scaledgd": "violated: worse by kappa^0.25", "gd": "bound loose by a factor kappa^0.40"}),
+])
+def test_lowrank_rows_read_the_rip_fits(tmp_path, monkeypatch, rip, expected):
+    """The ScaledGD and GD rows (Tong-Ma-Chi 2021) read the m = 80nr fits of scaledgd-kappa,
+    not the paper-sampling ones (which would give other verdicts here), and judge the
+    exponent of the iterations in kappa against 0 (ScaledGD) and 1 (GD)."""
+    import experiments.runtime.report as report
+    rows = [b for b in report.BOUNDS if b["result"].startswith("Tong-Ma-Chi")]
+    assert {b["sampler"]: b["exponents"] for b in rows} == {"scaledgd": {"kappa": 0.0},
+                                                           "gd": {"kappa": 1.0}}
+    monkeypatch.setattr(report, "BOUNDS", rows)
+    _write_lowrank(tmp_path, _lowrank_fits(rip, {"scaledgd": (2.0, 1.9, 2.1),
+                                                 "gd": (-2.0, -2.1, -1.9)}))
+    rep = report.build_report(tmp_path)
+    got = {r["sampler"]: r["cells"][0] for r in rep["rows"]}
+    for alg, verdict in expected.items():
+        cell = got[alg]
+        assert cell["var"] == "kappa" and cell["experiment"] == "scaledgd-kappa"
+        assert cell["curve"]["sampling"] == "rip" and cell["measured"] == rip[alg][0]
+        assert cell["verdict"].startswith(verdict), cell["verdict"]
+    assert "Tong-Ma-Chi 2021 (JMLR) (ScaledGD, low-rank sensing) | scaledgd" in \
+        (tmp_path / "report" / "report.md").read_text()

@@ -37,12 +37,13 @@ def add_parser(sub):
 
 def print_summary(name, summary, seconds=None):
     """The command line's account of a finished study: points, fitted exponents, figures."""
+    from ..runtime.study import FIT_LABEL_KEYS
     print(f"{name}: {summary['points']} points ({summary['computed']} computed, "
           f"{summary['reused']} reused from cache)"
           + ("" if seconds is None else f" in {seconds:.1f} s"))
     for f in summary.get("fits", []):
         fit = f.get("fit", {})
-        label = ", ".join(f"{k}={f[k]}" for k in ("prior", "d", "sampler", "T", "vs")
+        label = ", ".join(f"{k}={f[k]}" for k in FIT_LABEL_KEYS
                           if k in f and not isinstance(f[k], list))
         if "exponent" in fit:
             print(f"  {label}: exponent {fit['exponent']:+.3f} "

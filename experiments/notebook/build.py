@@ -15,9 +15,9 @@ from ..runtime.registry import EXPERIMENTS
 
 HEADER = """# diffrates: paper figures
 
-Each section checks one claim of THEORY.md section 3 (or section 6 for DPnP) with exact
-output laws and distances, shows the figure, the measured exponents with their 95% intervals
-and what they say. Results are cached under `results/`: rerunning is cheap.
+Each section checks one claim of THEORY.md section 3 (section 6 for DPnP) with exact
+output laws and distances, or of section 7 for the low-rank vignette (ScaledGD against GD),
+shows the figure, the measured exponents with their 95% intervals and what they say. Results are cached under `results/`: rerunning is cheap.
 Fast mode (`DIFFRATES_FAST=1`) uses coarser sweeps."""
 
 SETUP = """import os

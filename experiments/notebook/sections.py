@@ -4,6 +4,7 @@ from __future__ import annotations
 from IPython.display import Image, Markdown, display
 
 from ..runtime import registry
+from ..runtime.study import FIT_LABEL_KEYS
 
 
 def show_section(name, fast=False, root=None, figures_dir="figures", executor="serial"):
@@ -21,7 +22,7 @@ def show_section(name, fast=False, root=None, figures_dir="figures", executor="s
         fit = f.get("fit", {})
         if "exponent" not in fit:
             continue
-        label = ", ".join(f"{k}={f[k]}" for k in ("prior", "d", "sampler", "T")
+        label = ", ".join(f"{k}={f[k]}" for k in FIT_LABEL_KEYS
                           if k in f and not isinstance(f[k], list))
         rows.append(f"| {label} | {fit['exponent']:+.3f} | [{fit['ci'][0]:+.3f}, "
                     f"{fit['ci'][1]:+.3f}] | [{fit['x_range'][0]:g}, {fit['x_range'][1]:g}] | "

@@ -24,6 +24,14 @@ EXPERIMENTS = {
                               "DPnP: floor left by inexact PCS/DDS against their steps"),
     "dpnp-annealing": ("experiments.studies.dpnp_annealing",
                        "DPnP annealing schedules vs DPS at equal score evaluations"),
+    "scaledgd-kappa": ("experiments.studies.scaledgd_kappa",
+                       "ScaledGD vs GD: error against iteration for kappa in {1, 5, 10, 20} "
+                       "(sensing, completion, robust PCA) and iterations against kappa"),
+    "scaledgd-noise": ("experiments.studies.scaledgd_noise",
+                       "ScaledGD vs GD under noise: error against iteration at SNR 40/60/80 dB"),
+    "scaledgd-stepsize": ("experiments.studies.scaledgd_stepsize",
+                          "ScaledGD vs GD: matrix completion error after 80 iterations "
+                          "against the step size"),
 }
 
 
