@@ -183,8 +183,8 @@ def figure(summary: dict, figures_dir="figures"):
                           "factor distance dist(F_t, F*) / ||X*||_F")
         lo, hi = rate_span(panels, prob)
         axes[0, j].set_title(f"{curves[0]['label']}: relative error", fontsize=9)
-        axes[1, j].set_title(f"factor distance (the paper's); ScaledGD rate {lo:.3f}-{hi:.3f}"
-                             " over kappa", fontsize=9)
+        axes[1, j].set_title(f"factor distance (the paper's distance);\nScaledGD's fitted "
+                             f"rate {lo:.3f}-{hi:.3f} over kappa", fontsize=9)
         for ax in axes[:, j]:
             ax.set_ylim(1e-15, 10)
     axes[0, 0].legend(handles=legend_handles(KAPPA_COLOURS, lambda k: f"kappa = {k}"),

@@ -92,10 +92,10 @@ def figure(summary: dict, figures_dir="figures"):
                           "factor distance dist(F_t, F*) / ||X*||_F")
         sg = next(f for f in summary["fits"] if f["problem"] == prob
                   and f["algorithm"] == "scaledgd")["fit"]
-        slope = (f"final error ~ SNR^{sg['exponent']:+.2f} [{sg['ci'][0]:+.2f}, {sg['ci'][1]:+.2f}]"
-                 if "exponent" in sg else "no fit")
+        slope = (f"floor ~ SNR^{sg['exponent']:+.2f} "
+                 f"[{sg['ci'][0]:+.2f}, {sg['ci'][1]:+.2f}]" if "exponent" in sg else "no fit")
         axes[0, j].set_title(f"{cs[0]['label']}: relative error", fontsize=9)
-        axes[1, j].set_title(f"factor distance; ScaledGD {slope}", fontsize=9)
+        axes[1, j].set_title(f"factor distance; ScaledGD's {slope}", fontsize=9)
         for ax in axes[:, j]:
             ax.set_ylim(1e-7, 3)
     axes[0, 0].legend(handles=legend_handles(SNR_COLOURS, lambda s: f"SNR {s:g} ({_db(s)})"),

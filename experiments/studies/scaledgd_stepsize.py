@@ -127,6 +127,7 @@ def reading(summary: dict) -> str:
                    f"{cs[0]['default_eta']:.2f} {at}; every kappa cuts its error tenfold "
                    "up to eta = "
                    + ("none" if up is None else f"{up:.2f}"))
-    kap = ", ".join(str(c["kappa"]) for c in summary["curves"] if c["algorithm"] == "scaledgd")
+    kap = ", ".join(f"{c['kappa']:g}" for c in summary["curves"]
+                    if c["algorithm"] == "scaledgd")
     return (f"After {summary['curves'][0]['iterations']} iterations, for kappa = {kap}: "
             + "; ".join(out) + ".")
