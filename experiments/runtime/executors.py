@@ -224,14 +224,14 @@ class Executor:
         """Up-front checks (before any computing): Dask is installed where it is asked for,
         and a given scheduler answers within CONNECT_TIMEOUT_S."""
         if self.kind == "dask":
+            if self.address:
+                check_scheduler(self.address)
             try:
-                import distributed  # noqa: F401
+                from distributed import Client
             except ImportError:
                 raise ValueError("the dask executor needs dask.distributed: "
                                  "pip install 'dask[distributed]'") from None
             if self.address:
-                check_scheduler(self.address)
-                from distributed import Client
                 self._client = _connect(Client, self.address)   # kept for the sweeps
         return self
 
