@@ -49,7 +49,7 @@ def test_parse_executor(spec, expected):
     assert parse_executor(spec) == expected
 
 
-@pytest.mark.parametrize("spec", ["dask=", "mpi", "threads"])
+@pytest.mark.parametrize("spec", ["dask=", "mpi", "threads", "", "  "])
 def test_parse_executor_rejects(spec):
     with pytest.raises(ValueError):
         parse_executor(spec)

@@ -32,8 +32,10 @@ from typing import Optional
 import numpy as np
 import torch
 
+from .checks import check_memory, integer
+
 __all__ = ["Prior", "GaussianMixture", "Gaussian", "ProductPrior", "SubspaceMixture",
-           "make_prior", "PRESETS"]
+           "make_prior", "PRESETS", "preset_memory"]
 
 LOG_2PI = math.log(2 * math.pi)
 DEFAULT_DTYPE = torch.float64
@@ -457,7 +459,7 @@ class SubspaceMixture(Prior):
 
 def bimodal(d: int, *, device=None, dtype=DEFAULT_DTYPE) -> ProductPrior:
     """Every coordinate independent, ``0.5 N(-2, 0.25^2) + 0.5 N(2, 0.25^2)``."""
-    d = _check_dim(d)
+    d = _check_dim(d, "bimodal")
     w = torch.full((d, 2), 0.5)
     mu = torch.tensor([-2.0, 2.0]).repeat(d, 1)
     sd = torch.full((d, 2), 0.25)
@@ -470,7 +472,7 @@ def gauss(d: int, *, device=None, dtype=DEFAULT_DTYPE) -> ProductPrior:
     Stored as a product of 1-D Gaussians (one-component mixtures): the same law as
     ``Gaussian(0, diag(lambda))`` without a dense d x d covariance, so d = 10^4 is cheap.
     """
-    d = _check_dim(d)
+    d = _check_dim(d, "gauss")
     lam = torch.ones(1, dtype=torch.float64) if d == 1 else torch.logspace(-1, 1, d, dtype=torch.float64)
     return ProductPrior(torch.ones(d, 1), torch.zeros(d, 1), lam.sqrt()[:, None],
                         device=device, dtype=dtype)
@@ -483,7 +485,7 @@ def subspace(d: int, *, device=None, dtype=DEFAULT_DTYPE) -> SubspaceMixture:
     ``0.5 N(-2, 0.25^2) + 0.5 N(2, 0.25^2)``: the same law, since equal weights 1/4 on the
     four sign patterns factorise.
     """
-    d = _check_dim(d)
+    d = _check_dim(d, "subspace")
     if d < 2:
         raise ValueError("the subspace prior lives on a plane: it needs d >= 2")
     return SubspaceMixture(bimodal(2, device=device, dtype=dtype), dim=d, perp_var=0.0)
@@ -499,9 +501,10 @@ def gmm(d: int, *, seed: int = 0, n_components: int = 8, device=None,
     * covariances: :math:`\Sigma_k = 0.1^2 I + 0.2^2 A_k A_k^\top / d`, :math:`A_k` a d x d
       matrix of iid N(0, 1) entries (full, well conditioned, per-coordinate sd about 0.22).
     """
-    d = _check_dim(d)
-    g = torch.Generator().manual_seed(int(seed))
-    K = int(n_components)
+    K = integer("n_components", n_components, lo=1)
+    seed = integer("seed", seed, lo=0)
+    d = _check_dim(d, "gmm", K)
+    g = torch.Generator().manual_seed(seed)
     means = 2.0 * torch.randn(K, d, generator=g, dtype=torch.float64)
     A = torch.randn(K, d, d, generator=g, dtype=torch.float64)
     covs = 0.01 * torch.eye(d, dtype=torch.float64) + 0.04 * A @ A.transpose(-1, -2) / d
@@ -513,12 +516,22 @@ PRESETS = {"bimodal": bimodal, "gauss": gauss, "subspace": subspace, "gmm": gmm}
 
 def make_prior(name: str, d: int, *, device=None, dtype=DEFAULT_DTYPE, **kwargs) -> Prior:
     """Build a preset prior by name: ``bimodal``, ``gauss``, ``subspace``, ``gmm``."""
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:
         raise ValueError(f"unknown prior {name!r}; choose from {', '.join(PRESETS)}")
     return PRESETS[name](d, device=device, dtype=dtype, **kwargs)
 
 
-def _check_dim(d) -> int:
-    if isinstance(d, bool) or not float(d).is_integer() or int(d) < 1:
-        raise ValueError(f"d must be an integer >= 1, got {d}")
-    return int(d)
+def preset_memory(name: str, d: int, n_components: int = 8) -> int:
+    """Bytes a preset's parameters take in float64 at dimension ``d`` (a lower bound of what
+    building it allocates): (d, 2) weights, means and sds for the product presets (``subspace``
+    adds its (d, 2) basis), and the K (d, d) matrices A_k and covariances for ``gmm``."""
+    if name == "gmm":
+        return 16 * int(n_components) * d * d
+    return 48 * d + (16 * d if name == "subspace" else 0)
+
+
+def _check_dim(d, name: str, n_components: int = 8) -> int:
+    """``d`` as an int >= 1 whose preset fits in memory (:func:`theory.checks.check_memory`)."""
+    d = integer("d", d, lo=1)
+    check_memory(preset_memory(name, d, n_components), f"the {name} prior in d = {d}")
+    return d

@@ -222,8 +222,11 @@ SAMPLERS = tuple(_RULES)
 
 def sampler_rule(name: str, schedule: Schedule) -> AffineRule:
     """The affine rule of a built-in sampler (see the module table)."""
-    if name not in _RULES:
+    if not isinstance(name, str) or name not in _RULES:
         raise ValueError(f"unknown sampler {name!r}; choose from {', '.join(SAMPLERS)}")
+    if not isinstance(schedule, Schedule):
+        raise ValueError(f"sampler_rule needs a Schedule (e.g. li_schedule(T)), got "
+                         f"{type(schedule).__name__}")
     coeffs = _RULES[name](schedule)
     return AffineRule(name, *coeffs[:3], schedule, *coeffs[3:])
 

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .checks import check_memory, integer, positive
+
 __all__ = ["Schedule", "li_schedule", "linear_schedule", "cosine_schedule", "make_schedule",
            "SCHEDULES"]
 
@@ -126,13 +128,17 @@ def li_schedule(T: int, c0: float = 2.0, c1: float = 4.0) -> Schedule:
     above ``c0`` for :math:`\bar\alpha_T` to be small.
     """
     T = _check_T(T)
-    if not (np.isfinite(c0) and c0 > 0):
-        raise ValueError(f"c0 must be a positive number, got {c0}")
-    if not (np.isfinite(c1) and c1 > 0):
-        raise ValueError(f"c1 must be a positive number, got {c1}")
+    # beta_1 = T^-c0 and the plateau c1 log(T)/T must be positive float64 numbers
+    c0, c1 = positive("c0", c0), positive("c1", c1)
+    if c0 * math.log(T) > LOG_TINY:
+        raise ValueError(f"c0 = {c0:g} makes beta_1 = T^-c0 underflow (below 1e-300): c0 "
+                         f"must be <= {LOG_TINY / math.log(T):.4g} at T = {T}")
     rate = c1 * math.log(T) / T
     if rate >= 1:
         raise ValueError(f"c1 log(T) / T = {rate:.3g} must be < 1 (lower c1 or raise T)")
+    if rate < math.exp(-LOG_TINY):
+        raise ValueError(f"c1 log(T) / T = {rate:.3g} underflows: c1 must be >= "
+                         f"{math.exp(-LOG_TINY) * T / math.log(T):.3g} at T = {T}")
     beta1 = float(T) ** (-c0)
     t = np.arange(1, T)  # beta_{t+1} for t = 1..T-1
     log_growth = np.log(beta1) + t * math.log1p(rate)
@@ -169,12 +175,18 @@ SCHEDULES = {"li": li_schedule, "linear": linear_schedule, "cosine": cosine_sche
 
 def make_schedule(name: str, T: int, **params) -> Schedule:
     """Build a schedule by name (``li``, ``linear``, ``cosine``)."""
-    if name not in SCHEDULES:
+    if not isinstance(name, str) or name not in SCHEDULES:
         raise ValueError(f"unknown schedule {name!r}; choose from {', '.join(SCHEDULES)}")
     return SCHEDULES[name](T, **params)
 
 
+# beta_1 = T^-c0 >= exp(-LOG_TINY) = 1e-300 keeps every beta_t a normal positive float64
+LOG_TINY = 300 * math.log(10)
+
+
 def _check_T(T) -> int:
-    if isinstance(T, bool) or not float(T).is_integer() or int(T) < 2:
-        raise ValueError(f"T must be an integer >= 2, got {T}")
-    return int(T)
+    """``T`` as an int >= 2 whose arrays fit in memory: a schedule and a rule hold a few
+    (T + 1)-vectors of float64 (five at once while the li schedule is built)."""
+    T = integer("T", T, lo=2)
+    check_memory(40 * (T + 1), f"T = {T} steps")
+    return T

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .mixture1d import Mixture1D
-from .checks import NoExactLaw
+from .checks import NoExactLaw, nonnegative
 from .priors import ProductPrior
 from .samplers import AffineRule, AnalyticScore
 
@@ -51,11 +51,17 @@ class ScorePerturbation:
 
     name = "perturbation"
     affine = False
+    # Beyond this size the score error swamps the score (eps = 100 already gives TV near 1
+    # with intervals [0.2, 1]) and the perturbed output law spreads past any grid the exact
+    # engine can hold (step-noise at eps = 1e4 ran for minutes): refused.
+    max_eps = 100.0
+    why_max = "larger errors swamp the score and the output law leaves the exact engine's grid"
 
     def __init__(self, eps: float):
-        eps = float(eps)
-        if not (math.isfinite(eps) and eps >= 0):
-            raise ValueError(f"perturbation size must be a non-negative number, got {eps}")
+        eps = nonnegative("eps", eps)
+        if eps > self.max_eps:
+            raise ValueError(f"eps = {eps:g} is outside [0, {self.max_eps:g}] for the "
+                             f"{self.name} perturbation: {self.why_max}")
         self.eps = eps
 
     def key(self) -> tuple:
@@ -173,6 +179,8 @@ class WrongWeights(ScorePerturbation):
     uniform unless ``target_weights`` is given."""
 
     name = "wrong-weights"
+    max_eps = 1.0
+    why_max = "the weights (1 - eps) w + eps w' are a convex combination"
 
     def __init__(self, eps: float, target_weights=None):
         super().__init__(eps)
@@ -241,6 +249,6 @@ PERTURBATIONS = {"additive-field": AdditiveField, "wrong-weights": WrongWeights,
 
 
 def make_perturbation(name: str, eps: float, **kw) -> ScorePerturbation:
-    if name not in PERTURBATIONS:
+    if not isinstance(name, str) or name not in PERTURBATIONS:
         raise ValueError(f"unknown perturbation {name!r}; choose from {', '.join(PERTURBATIONS)}")
     return PERTURBATIONS[name](eps, **kw)

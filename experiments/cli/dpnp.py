@@ -20,23 +20,29 @@ def add_parser(sub):
     p.add_argument("--operator", default="identity",
                    help="identity | mask | random (A of the measurement; default identity)")
     p.add_argument("--m", default=None, help="rows of the random operator (default d)")
-    p.add_argument("--cond", default="10", help="condition number of the random operator")
-    p.add_argument("--keep", default="0.5", help="fraction of coordinates a mask keeps")
-    p.add_argument("--sigma", default="0.5", help="noise sd (gaussian, phase)")
-    p.add_argument("--lam", default="0.4", help="lambda of the 1-bit logistic model")
+    p.add_argument("--cond", default=None, help="condition number of the random operator "
+                                               "(default 10)")
+    p.add_argument("--keep", default=None, help="fraction of coordinates a mask keeps "
+                                               "(default 0.5)")
+    p.add_argument("--sigma", default=None, help="noise sd (gaussian, phase; default 0.5, "
+                                                "at least 1e-6)")
+    p.add_argument("--lam", default=None, help="lambda of the 1-bit logistic model "
+                                              "(default 0.4)")
     p.add_argument("--y", default="0.7", help="observation: one value (repeated) or m "
                                               "comma-separated values")
-    p.add_argument("--eta", default="0.3", help="constant eta (replaced by --schedule)")
+    p.add_argument("--eta", default=None, help="constant eta (default 0.3; or --schedule)")
     p.add_argument("--schedule", default=None,
                    help="annealing: constant:ETA | reference[:EMAX,EMIN,KSTART,K] | "
                         "geometric[:EMAX,EMIN] | polynomial[:EMAX,EMIN,POWER] | list:E0,E1,...")
     p.add_argument("--K", default=None, help="outer steps (default 30; reference: 16)")
     p.add_argument("--pcs", default="exact", help="exact | mala | ula")
-    p.add_argument("--pcs-steps", default="100", help="Langevin steps per PCS")
+    p.add_argument("--pcs-steps", default=None, help="Langevin steps per PCS (mala, ula; "
+                                                    "default 100)")
     p.add_argument("--pcs-step", default=None, help="Langevin step h (default 0.2 min(eta^2, "
                                                     "1/Lip grad loglik))")
     p.add_argument("--dds", default="exact", help="exact | sde | ode")
-    p.add_argument("--dds-steps", default="50", help="reverse-diffusion steps per DDS")
+    p.add_argument("--dds-steps", default=None, help="reverse-diffusion steps per DDS (sde, "
+                                                    "ode; default 50)")
     p.add_argument("--dds-rule", default=None, help="affine rule (sde: ddpm, ode: ddim)")
     p.add_argument("--init", default="standard-normal", help="standard-normal | prior | point:V")
     p.add_argument("--metric", default="tv",

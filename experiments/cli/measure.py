@@ -10,7 +10,9 @@ import json
 NAME = "measure"
 
 
-# (flag, default, help): each flag's value goes to the configuration key of its name
+# (flag, default, help): each flag's value goes to the configuration key of its name; a
+# default of None leaves the field to experiments.points.measure.DEFAULTS, so that a flag the
+# request would ignore (--c0 without --schedule li, ...) is refused only when it was given
 OPTIONS = [
     ("--prior", "bimodal", "bimodal | gauss | subspace | gmm"),
     ("--d", "1", "dimension (integer >= 1)"),
@@ -19,17 +21,18 @@ OPTIONS = [
     ("--T", "1000", "number of steps (integer >= 2)"),
     ("--metric", "tv", "tv | kl | hellinger | w2 | sliced_w2 | sinkhorn (the last two: "
                        "--method samples)"),
-    ("--c0", "2", "li schedule: beta_1 = T^-c0 (default 2)"),
-    ("--c1", "4", "li schedule: growth constant (default 4)"),
+    ("--c0", None, "li schedule: beta_1 = T^-c0 (default 2)"),
+    ("--c1", None, "li schedule: growth constant (default 4)"),
     ("--method", "exact", "exact | pushforward | samples | auto (auto: the most accurate that "
                           "applies)"),
     ("--samples", None, "samples for pushforward / samples methods (default 20000; 1000 for w2 "
                         "in d > 1)"),
     ("--seed", "0", "seed of the sampling methods"),
-    ("--prior-seed", "0", "seed of the gmm preset's parameters"),
+    ("--prior-seed", None, "seed of the gmm preset's parameters (default 0)"),
     ("--perturbation", "none", "score error: none | additive-field | wrong-weights | "
                                "wrong-variances | step-noise (product priors)"),
-    ("--eps", "0", "size of the score perturbation"),
+    ("--eps", None, "size of the score perturbation (default 0; additive-field, step-noise, "
+                      "wrong-variances: at most 100; wrong-weights: at most 1)"),
     ("--device", "cpu", "cpu | cuda[:N]"),
 ]
 

@@ -62,12 +62,25 @@ def print_summary(name, summary, seconds=None):
 
 # The commands import the runtime when they run (start-up time of the other commands).
 
+def check_outputs(a, figures: bool = True) -> None:
+    """Up-front: the results (and figures) folders can be written, before any computing."""
+    from theory.checks import check_writable_dir
+
+    from ..runtime.store import default_root
+    check_writable_dir(a.results if a.results is not None else default_root(), "--results folder")
+    if figures:
+        check_writable_dir(a.figures, "--figures folder")
+
+
 def cmd_run(a) -> int:
     from ..runtime import registry
     from ..runtime.executors import Executor
     registry.get(a.name)                                  # an unknown name fails at once
+    ex = Executor(a.executor)                             # a bad executor too
+    check_outputs(a)
+    ex.check()                                            # a Dask scheduler answers
     t0 = time.perf_counter()
-    with Executor(a.executor) as ex:
+    with ex:
         summary = registry.run(a.name, a.fast, a.results, a.figures, ex)
     print_summary(a.name, summary, time.perf_counter() - t0)
     return 0
@@ -77,11 +90,14 @@ def cmd_reproduce(a) -> int:
     from ..runtime import registry
     from ..runtime.executors import Executor
     from ..runtime.report import build_report, to_markdown
+    ex = Executor(a.executor)
+    check_outputs(a)
+    ex.check()
     t0 = time.perf_counter()
     if a.fast:
         print("fast mode: coarser sweeps (fewer T and d values, smaller d ranges, fewer "
               "samples); every figure is still drawn. Run without --fast for full precision.")
-    with Executor(a.executor) as ex:       # one pool (or cluster) for every experiment
+    with ex:                               # one pool (or cluster) for every experiment
         for name in registry.EXPERIMENTS:
             t1 = time.perf_counter()
             summary = registry.run(name, a.fast, a.results, a.figures, ex)
@@ -95,9 +111,15 @@ def cmd_reproduce(a) -> int:
 
 
 def cmd_report(a) -> int:
-    from ..runtime.executors import parse_executor
-    from ..runtime.report import build_report, to_markdown
-    parse_executor(a.executor)
+    from theory.checks import check_writable_dir
+
+    from ..runtime.executors import Executor
+    from ..runtime.report import build_report, missing_summaries, to_markdown
+    ex = Executor(a.executor)
+    check_outputs(a, figures=False)
+    if missing_summaries(a.results):       # experiments will run: their figures, executor
+        check_writable_dir("figures", "figures folder")
+        ex.check()
     rep = build_report(a.results, fast=a.fast, executor=a.executor)
     print(to_markdown(rep), end="")
     print("written: " + ", ".join(rep["files"]))

@@ -31,7 +31,7 @@ import math
 import numpy as np
 import torch
 
-from theory.checks import choice, integer, number, positive
+from theory.checks import check_memory, choice, integer, not_applicable, number, positive
 from theory.distances.exact import factor_distance
 from theory.distances.samples import sample_distance
 from theory.laws.base import QuadratureFactor, QuadratureLaw1D
@@ -43,11 +43,13 @@ from theory.posterior.grid1d import Grid1D
 from theory.posterior.grid2d import Grid2D
 from theory.posterior.grid_base import tv_masses, tv_masses_2d
 from theory.posterior.inits import init_samples, point_init
-from theory.posterior.likelihoods import LinearGaussian, make_likelihood, make_operator
+from theory.posterior.likelihoods import (LinearGaussian, make_likelihood, make_operator,
+                                          noise_scale, observation)
 from theory.posterior.plug_and_play import DDSConfig, PCSConfig, run_dpnp
 from theory.posterior.refinement import grid_refinement
-from theory.priors import PRESETS, ProductPrior, make_prior
+from theory.priors import PRESETS, ProductPrior, make_prior, preset_memory
 from theory.rng import check_device_name
+from theory.samplers import SAMPLERS
 
 from .measure import EMD_MAX_POINTS
 
@@ -68,8 +70,17 @@ DEFAULTS = {"prior": "bimodal", "d": 1, "likelihood": "gaussian", "operator": "i
 
 
 def normalise_config(c: dict) -> dict:
-    """Fill defaults, validate, return the canonical configuration."""
-    c = {**DEFAULTS, **{k: v for k, v in c.items() if v is not None}}
+    """Fill defaults, validate, return the canonical configuration.
+
+    Every number is checked for range with the library's own checks (noise scales, the
+    observation, the annealing schedule, the init point), a field the request would ignore is
+    refused when it differs from its default (``cond`` without the random operator, ``lam``
+    without the logistic likelihood, ``pcs_steps`` with exact PCS, ``n`` on the grid routes,
+    ...), and the memory the request needs (prior, operator, chains, one record per level) is
+    checked against what the machine has, all before anything is computed. The grids' own
+    memory is the grid engines' to check."""
+    given = {k: v for k, v in c.items() if v is not None}
+    c = {**DEFAULTS, **given}
     out = {"prior": choice("prior", c["prior"], [p for p in PRESETS if p != "subspace"]),
            "d": integer("d", c["d"], lo=1),
            "likelihood": choice("likelihood", c["likelihood"], LIKELIHOODS),
@@ -77,15 +88,9 @@ def normalise_config(c: dict) -> dict:
     out["m"] = None if c["m"] is None else integer("m", c["m"], lo=1)
     out["cond"] = number("cond", c["cond"], lo=1)
     out["keep"] = number("keep", c["keep"], positive=True, hi=1)
-    out["sigma"] = positive("sigma", c["sigma"])
-    out["lam"] = positive("lam", c["lam"])
-    try:
-        ys = [float(v) for v in str(c["y"]).split(",")]
-    except ValueError:
-        raise ValueError(f"y must be a number or comma-separated numbers, got {c['y']!r}") from None
-    if not all(math.isfinite(v) for v in ys):
-        raise ValueError("y must be finite")
-    out["y"] = ys
+    out["sigma"] = noise_scale("sigma", c["sigma"])
+    out["lam"] = noise_scale("lam", c["lam"])
+    out["y"] = observation(c["y"])
     out["schedule"] = c["schedule"]
     out["eta"] = None if c["schedule"] is not None else positive("eta", c["eta"])
     out["K"] = None if c["K"] is None else integer("K", c["K"], lo=1)
@@ -94,7 +99,8 @@ def normalise_config(c: dict) -> dict:
     out["pcs_step"] = None if c["pcs_step"] is None else positive("pcs-step", c["pcs_step"])
     out["dds"] = choice("dds", c["dds"], DDS_METHODS)
     out["dds_steps"] = integer("dds-steps", c["dds_steps"], lo=1)
-    out["dds_rule"] = c["dds_rule"]
+    out["dds_rule"] = None if c["dds_rule"] is None else choice("dds-rule", c["dds_rule"],
+                                                                SAMPLERS)
     out["init"] = str(c["init"])
     out["metric"] = choice("metric", c["metric"], METRICS)
     n_default = 100000 if out["metric"] == "tv" else 5000
@@ -102,6 +108,11 @@ def normalise_config(c: dict) -> dict:
     out["seed"] = integer("seed", c["seed"], lo=0)
     out["h"] = None if c["h"] is None else positive("h", c["h"])
     out["device"] = check_device_name(c["device"])
+    if out["init"].startswith("point:"):
+        point_init(out["init"], out["d"])
+    elif out["init"] not in ("standard-normal", "prior"):
+        raise ValueError(f"unknown init {out['init']!r}; use standard-normal, prior or point:V")
+    _refuse_unused(given, out)
     if out["pcs"] == "exact" and out["likelihood"] != "gaussian":
         raise ValueError(f"exact PCS needs the gaussian likelihood, not {out['likelihood']}; "
                          "use --pcs mala or ula")
@@ -113,7 +124,69 @@ def normalise_config(c: dict) -> dict:
         raise ValueError(f"exact OT (w2) on n = {out['n']} chains in d = {out['d']} needs an "
                          f"n x n cost matrix and O(n^3) time: use --n {EMD_MAX_POINTS} or fewer, "
                          "or --metric sliced_w2")
+    levels = out["K"] or 30
+    check_memory(PER_LEVEL_BYTES * levels, f"K = {levels} outer steps")
+    if out["schedule"] is not None:
+        levels = parse_annealing(out["schedule"], out["K"]).K      # validates the schedule
+    check_memory(*memory_needed(out, levels), device=out["device"])
     return out
+
+
+# one per-level record (distances with errors and methods) in memory: a lower bound
+PER_LEVEL_BYTES = 1000
+
+
+def _samples_route(cfg: dict) -> bool:
+    """Whether the request runs chains (the routes that use ``n``): sample metrics, or tv with
+    an inexact sub-sampler."""
+    return cfg["metric"] != "tv" or cfg["pcs"] != "exact" or cfg["dds"] != "exact"
+
+
+def _refuse_unused(given: dict, out: dict) -> None:
+    """Refuse a field the request would ignore, when it differs from its default (a
+    normalised configuration keeps every field, so the defaults pass again)."""
+    default = {**DEFAULTS, "n": 100000 if out["metric"] == "tv" else 5000}
+
+    def differs(key):
+        return key in given and out[key] is not None and out[key] != default[key]
+
+    rules = [("m", out["operator"] == "random", "operator random", f"operator {out['operator']}"),
+             ("cond", out["operator"] == "random", "operator random",
+              f"operator {out['operator']}"),
+             ("keep", out["operator"] == "mask", "operator mask", f"operator {out['operator']}"),
+             ("sigma", out["likelihood"] != "logistic", "likelihoods gaussian and phase",
+              "likelihood logistic"),
+             ("lam", out["likelihood"] == "logistic", "likelihood logistic",
+              f"likelihood {out['likelihood']}"),
+             ("pcs_steps", out["pcs"] != "exact", "pcs mala and ula", "pcs exact"),
+             ("pcs_step", out["pcs"] != "exact", "pcs mala and ula", "pcs exact"),
+             ("dds_steps", out["dds"] != "exact", "dds sde and ode", "dds exact"),
+             ("dds_rule", out["dds"] != "exact", "dds sde and ode", "dds exact"),
+             ("n", _samples_route(out), "the chains (a sample metric or an inexact "
+                                        "sub-sampler)", "exact sub-samplers with metric tv"),
+             ("h", out["metric"] == "tv", "the grid routes (metric tv)",
+              f"metric {out['metric']}")]
+    for key, applies, where, here in rules:
+        if not applies and differs(key):
+            not_applicable(key, given[key], where, here)
+    if given.get("schedule") is not None and given.get("eta") is not None \
+            and positive("eta", given["eta"]) != DEFAULTS["eta"]:
+        raise ValueError("give either eta (a constant level) or schedule, not both")
+
+
+def memory_needed(cfg: dict, levels: int) -> tuple:
+    """A lower bound of the bytes a (normalised) configuration allocates outside the grids,
+    and the words that name it: the prior's parameters, the dense operator, the chains (six
+    (n, d) arrays on the sample routes) and one record per level."""
+    d = cfg["d"]
+    m = cfg["m"] or d
+    op = 16 * (m * m + d * d + m * d) if cfg["operator"] == "random" else 8 * d * d
+    chains = 48 * cfg["n"] * d if _samples_route(cfg) else 0
+    nbytes = preset_memory(cfg["prior"], d) + op + chains + PER_LEVEL_BYTES * levels
+    what = (f"n = {cfg['n']} chains in d = {d}" if chains >= op else
+            f"prior {cfg['prior']} in d = {d} with its {cfg['operator']} operator (a dense "
+            f"{m} x {d} matrix)")
+    return nbytes, what
 
 
 def build(cfg: dict):

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import torch
 
-from theory.checks import NoExactLaw, choice, integer, nonnegative, positive
+from theory.checks import NoExactLaw, check_memory, choice, integer, not_applicable, positive
 from theory.distances.exact import METRICS, exact_distance
 from theory.distances.pushforward import pushforward_kl, pushforward_tv
 from theory.distances.samples import sampler_distance
-from theory.priors import PRESETS, Gaussian, ProductPrior, SubspaceMixture, make_prior
+from theory.priors import (PRESETS, Gaussian, ProductPrior, SubspaceMixture, make_prior,
+                           preset_memory)
 from theory.rng import check_device_name
 from theory.samplers import SAMPLERS, sampler_rule
 from theory.schedules import SCHEDULES, make_schedule
 from theory.score_errors import PERTURBATIONS, make_perturbation
 
-__all__ = ["normalise_config", "measure", "DEFAULTS"]
+__all__ = ["normalise_config", "measure", "memory_needed", "DEFAULTS"]
 
 DEFAULTS = {"prior": "bimodal", "d": 1, "sampler": "li-ode", "schedule": "li", "T": 1000,
             "metric": "tv", "c0": 2.0, "c1": 4.0, "device": "cpu", "seed": 0,
@@ -28,8 +29,14 @@ EMD_MAX_POINTS = 5000
 
 
 def normalise_config(cfg: dict) -> dict:
-    """Fill defaults and validate; the result is the canonical configuration (cache key)."""
-    c = {**DEFAULTS, **{k: v for k, v in cfg.items() if v is not None}}
+    """Fill defaults and validate; the result is the canonical configuration (cache key).
+
+    Every number is checked for range (the schedule and the perturbation are built once to
+    check their constants with the library's own words), and a field that the request would
+    ignore (``c0`` without the li schedule, ``eps`` without a perturbation, ``samples`` with
+    the exact method, ``prior_seed`` without the gmm prior) is refused."""
+    given = {k: v for k, v in cfg.items() if v is not None}
+    c = {**DEFAULTS, **given}
     out = {
         "prior": choice("prior", c["prior"], tuple(PRESETS)),
         "d": integer("d", c["d"], lo=1),
@@ -43,8 +50,9 @@ def normalise_config(cfg: dict) -> dict:
         "perturbation": choice("perturbation", c["perturbation"],
                                 ("none",) + tuple(PERTURBATIONS)),
     }
+    _refuse_unused(given, out)
     if out["perturbation"] != "none":
-        out["eps"] = nonnegative("eps", c["eps"])
+        out["eps"] = make_perturbation(out["perturbation"], c["eps"]).eps   # range checked
     if out["method"] != "exact":
         # default: 20000, but 1000 for exact OT in d > 1 (each of its ~400 bootstrap and
         # floor solves is an n x n network simplex)
@@ -55,15 +63,53 @@ def normalise_config(cfg: dict) -> dict:
     if out["schedule"] == "li":
         out["c0"] = positive("c0", c["c0"])
         out["c1"] = positive("c1", c["c1"])
+    make_schedule(out["schedule"], out["T"], **_schedule_params(out))  # T, c0, c1 in range
     return out
+
+
+def _refuse_unused(given: dict, out: dict) -> None:
+    """A field the request would ignore is refused (it would be silently dropped)."""
+    if out["schedule"] != "li":
+        for k in ("c0", "c1"):
+            if k in given:
+                not_applicable(k, given[k], "schedule li", f"schedule {out['schedule']}")
+    if out["perturbation"] == "none" and "eps" in given:
+        not_applicable("eps", given["eps"], "a score perturbation (perturbation)",
+                       "perturbation none")
+    if out["method"] == "exact" and "samples" in given:
+        not_applicable("samples", given["samples"], "methods pushforward, samples and auto",
+                       "method exact")
+    if out["prior"] != "gmm" and "prior_seed" in given:
+        not_applicable("prior_seed", given["prior_seed"], "prior gmm", f"prior {out['prior']}")
+
+
+def _schedule_params(cfg: dict) -> dict:
+    return {"c0": cfg["c0"], "c1": cfg["c1"]} if cfg["schedule"] == "li" else {}
+
+
+def memory_needed(cfg: dict, method: str) -> tuple:
+    """A lower bound of the bytes one configuration (normalised) allocates with ``method``
+    and the words that name it: the prior's parameters, the schedule's (T + 1)-vectors, and
+    for the sampling methods the (n, d) sample arrays (seven of them: outputs, two target sets
+    and their draws), plus an n x n matrix for exact OT in d > 1 and two for Sinkhorn."""
+    n, d = cfg.get("samples") or 0, cfg["d"]
+    nbytes = preset_memory(cfg["prior"], d) + 40 * (cfg["T"] + 1)
+    what = f"prior {cfg['prior']} in d = {d} with T = {cfg['T']}"
+    if method == "samples":
+        nbytes += 56 * n * d + {"sinkhorn": 16 * n * n, "sliced_w2": 3200 * n,
+                                "w2": 8 * n * n if d > 1 else 0}.get(cfg["metric"], 0)
+        what = f"samples = {n} in d = {d} (metric {cfg['metric']})"
+    elif method == "pushforward":
+        nbytes += 32 * n * d
+        what = f"samples = {n} in d = {d} (pushforward)"
+    return nbytes, what
 
 
 def build(cfg: dict):
     """Prior, schedule and sampler rule of a normalised configuration."""
     kw = {"seed": cfg.get("prior_seed", 0)} if cfg["prior"] == "gmm" else {}
     prior = make_prior(cfg["prior"], cfg["d"], **kw)
-    sparams = {"c0": cfg["c0"], "c1": cfg["c1"]} if cfg["schedule"] == "li" else {}
-    schedule = make_schedule(cfg["schedule"], cfg["T"], **sparams)
+    schedule = make_schedule(cfg["schedule"], cfg["T"], **_schedule_params(cfg))
     return prior, schedule, sampler_rule(cfg["sampler"], schedule)
 
 
@@ -101,6 +147,7 @@ def _exact_possible(prior, pert):
 def measure(cfg: dict) -> dict:
     """Distance between law(Y_1) and q_1 for one configuration, with interval and method."""
     cfg = normalise_config(cfg)
+    check_memory(*memory_needed(cfg, "exact"))      # before the prior is built
     prior, schedule, rule = build(cfg)
     methods = applicable_methods(cfg, prior, rule)
     method = cfg["method"]
@@ -113,6 +160,7 @@ def measure(cfg: dict) -> dict:
         raise ValueError(f"method {method} does not apply to this configuration; methods that "
                          f"do: {', '.join(methods) or 'none'} (pushforward: deterministic "
                          f"samplers, tv or kl; samples: w2)")
+    check_memory(*memory_needed(cfg, method), device=cfg["device"])
     pert = None
     if cfg["perturbation"] != "none":
         pert = make_perturbation(cfg["perturbation"], cfg["eps"])
@@ -149,7 +197,6 @@ def _sample_estimate(cfg, rule):
     dev = torch.device(cfg["device"])
     kw = {"seed": cfg.get("prior_seed", 0)} if cfg["prior"] == "gmm" else {}
     prior = make_prior(cfg["prior"], d, device=dev, **kw)
-    extra = {"sliced_w2": {"n_projections": 200},
-             "sinkhorn": {"device": dev}}.get(cfg["metric"], {})
+    extra = {"sliced_w2": {"n_projections": 200}}.get(cfg["metric"], {})
     return sampler_distance(prior, rule, n, metric=cfg["metric"], seed=cfg["seed"],
                             device=dev, **extra)

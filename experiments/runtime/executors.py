@@ -19,24 +19,69 @@ the configuration (and so the cache key) keeps ``cuda``.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import re
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import socket
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
 
-__all__ = ["Executor", "make_executor", "parse_executor", "bind_device", "worker_rank"]
+__all__ = ["Executor", "make_executor", "parse_executor", "bind_device", "worker_rank",
+           "check_scheduler", "CONNECT_TIMEOUT_S"]
 
 _RANK = None          # this process's worker rank (local pool workers), set at start
+CONNECT_TIMEOUT_S = 3.0     # a Dask scheduler must answer within this (else: one line)
+PARENT_POLL_S = 0.5         # how often a pool worker checks that its parent is alive
+_END = object()
 
 
-def _init_worker(counter, lock, threads):
-    """Start of a local pool worker: its rank, and ``threads`` intra-op threads (the pool
-    already uses the cores; more threads per worker would oversubscribe them)."""
+def _init_worker(counter, lock, threads, parent=None):
+    """Start of a local pool worker: its rank, ``threads`` intra-op threads (the pool
+    already uses the cores; more threads per worker would oversubscribe them), and, given
+    the ``parent`` pid, a watchdog that ends the worker when its parent dies."""
     global _RANK
+    if parent is not None:
+        _exit_with_parent(parent)
     with lock:
         _RANK = counter.value
         counter.value += 1
     import torch
     torch.set_num_threads(threads)
+
+
+def _exit_with_parent(parent: int, interval: float = PARENT_POLL_S) -> None:
+    """A daemon thread that ends this process (``os._exit``) once ``parent`` is no longer
+    its parent: a client killed with ``kill -9`` leaves no worker behind (the workers hold
+    the resource tracker's pipe, so it exits with them)."""
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=watch, name="diffrates-parent-watch", daemon=True).start()
+
+
+def check_scheduler(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Refuse (ValueError, one line) a Dask scheduler address that does not accept a TCP
+    connection within ``timeout`` seconds (``tcp://`` and ``tls://`` addresses, or a bare
+    ``host:port``; other transports are left to the client)."""
+    scheme, sep, rest = address.rpartition("://")
+    if sep and scheme not in ("tcp", "tls"):
+        return
+    host, colon, port = rest.rpartition(":")
+    host = host.strip("[]")                          # [::1]:8786
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"Dask scheduler address {address!r} needs a host and a port, e.g. "
+                         "tcp://host:8786")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        why = "no answer" if isinstance(exc, socket.timeout) else (exc.strerror or str(exc))
+        raise ValueError(f"cannot reach the Dask scheduler at {address} within {timeout:g} s: "
+                         f"{why}") from None
 
 
 def worker_rank() -> int:
@@ -71,7 +116,11 @@ def bind_device(device: str, rank: int | None = None, n_gpus: int | None = None)
 
 def parse_executor(spec: str | None):
     """``None``/``local``/``serial``/``dask``/``dask=ADDRESS`` -> (kind, address)."""
-    spec = (spec or "local").strip()
+    if spec is None:
+        return "local", None
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"empty executor {spec!r}; use local, serial, dask or dask=ADDRESS")
+    spec = spec.strip()
     if spec in ("local", "serial"):
         return spec, None
     if spec == "dask":
@@ -82,6 +131,19 @@ def parse_executor(spec: str | None):
             raise ValueError("--executor dask=ADDRESS needs an address, e.g. tcp://host:8786")
         return "dask", addr
     raise ValueError(f"unknown executor {spec!r}; use local, serial, dask or dask=ADDRESS")
+
+
+def _connect(client_cls, address: str):
+    """A Dask client of the scheduler at ``address``; a failed handshake (something else
+    answers there: an HTTP server's reply is read as a frame length, hence MemoryError) is
+    one line."""
+    try:
+        return client_cls(address, timeout=10 * CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError, MemoryError) as exc:
+        text = " ".join(str(exc).split())[:160]
+        raise ValueError(f"cannot connect to a Dask scheduler at {address}: the handshake "
+                         f"failed ({type(exc).__name__}{': ' + text if text else ''}); is it "
+                         "a Dask scheduler's address?") from None
 
 
 class Executor:
@@ -118,6 +180,61 @@ class Executor:
         for f in dask_completed(futs):
             yield index[f.key], f.result()
 
+    def stream(self, fn, source, window: int | None = None, inline: bool = False):
+        """Like :meth:`imap` for items drawn from the iterator ``source`` only as workers free
+        up (at most ``window`` in flight, default two per worker): yields ``(item,
+        fn(item))`` as they finish. ``inline``: compute in this process (one item)."""
+        source = iter(source)
+        if self.kind == "serial" or inline or (self.kind == "local" and self.max_workers == 1):
+            for it in source:
+                yield it, fn(it)
+            return
+        window = window or 2 * self.max_workers
+        if self.kind == "local":
+            pool = self._local_pool()
+            futs = {pool.submit(fn, it): it for it in itertools.islice(source, window)}
+            try:
+                while futs:
+                    done, _ = wait(futs, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        yield futs.pop(f), f.result()
+                        nxt = next(source, _END)
+                        if nxt is not _END:
+                            futs[pool.submit(fn, nxt)] = nxt
+            finally:                       # an interrupted sweep leaves no queued work behind
+                for f in futs:
+                    f.cancel()
+            return
+        client = self._dask_client()
+        from distributed import as_completed as dask_completed
+        items, queue = {}, dask_completed()
+        for it in itertools.islice(source, window):
+            f = client.submit(fn, it, pure=False)
+            items[f.key] = it
+            queue.add(f)
+        for f in queue:
+            yield items.pop(f.key), f.result()
+            nxt = next(source, _END)
+            if nxt is not _END:
+                g = client.submit(fn, nxt, pure=False)
+                items[g.key] = nxt
+                queue.add(g)
+
+    def check(self) -> "Executor":
+        """Up-front checks (before any computing): Dask is installed where it is asked for,
+        and a given scheduler answers within CONNECT_TIMEOUT_S."""
+        if self.kind == "dask":
+            if self.address:
+                check_scheduler(self.address)
+            try:
+                from distributed import Client
+            except ImportError:
+                raise ValueError("the dask executor needs dask.distributed: "
+                                 "pip install 'dask[distributed]'") from None
+            if self.address:
+                self._client = _connect(Client, self.address)   # kept for the sweeps
+        return self
+
     def _local_pool(self):
         if self._pool is None:
             import multiprocessing as mp
@@ -126,7 +243,7 @@ class Executor:
             threads = max(1, (os.cpu_count() or 1) // self.max_workers)
             self._pool = ProcessPoolExecutor(max_workers=self.max_workers, mp_context=ctx,
                                              initializer=_init_worker,
-                                             initargs=(counter, lock, threads))
+                                             initargs=(counter, lock, threads, os.getpid()))
         return self._pool
 
     def _dask_client(self):
@@ -137,7 +254,8 @@ class Executor:
                 raise ValueError("the dask executor needs dask.distributed: "
                                  "pip install 'dask[distributed]'") from None
             if self.address:
-                self._client = Client(self.address)
+                check_scheduler(self.address)
+                self._client = _connect(Client, self.address)
             else:
                 self._cluster = LocalCluster(n_workers=min(self.max_workers, 4),
                                              threads_per_worker=1, processes=True,

@@ -31,9 +31,9 @@ import json
 from pathlib import Path
 
 from . import registry
-from .store import atomic_write_json, default_root
+from .store import atomic_write_json, atomic_write_text, default_root, warn
 
-__all__ = ["build_report", "BOUNDS"]
+__all__ = ["build_report", "missing_summaries", "BOUNDS"]
 
 # (bound, sampler kind, statement, exponents, sampler used, prior family, sources)
 BOUNDS = [
@@ -84,10 +84,26 @@ SOURCES = {"T": "rate-vs-T", "d": "rate-vs-d", "eps": "score-error",
 
 
 def _summary(name, root, fast, executor):
+    """The experiment's summary.json, or (missing or unreadable: one warning) a run of it,
+    which reuses its cached points."""
     path = Path(root) / name / "summary.json"
     if path.exists():
-        return json.loads(path.read_text())
+        try:
+            summary = json.loads(path.read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            summary = f"cannot be read ({type(exc).__name__})"
+        if isinstance(summary, dict):
+            return summary
+        warn(f"{path} " + (summary if isinstance(summary, str) else "is not a summary")
+             + "; rebuilding it from the cached points")
     return registry.run(name, fast, root, executor=executor)
+
+
+def missing_summaries(root=None) -> list:
+    """The experiments the report needs whose summary.json is not there (they would run)."""
+    root = Path(root) if root is not None else default_root()
+    names = {b.get("sources", {}).get(v, SOURCES[v]) for b in BOUNDS for v in b["exponents"]}
+    return sorted(n for n in names if not (root / n / "summary.json").exists())
 
 
 def _pick(summary, var, sampler, select=None):
@@ -172,10 +188,8 @@ def build_report(root=None, fast=False, executor="serial") -> dict:
                        "seeded problems")}
     out = root / "report"
     atomic_write_json(out / "report.json", report)
-    md, csv_text = to_markdown(report), to_csv(report)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.md").write_text(md)
-    (out / "report.csv").write_text(csv_text)
+    atomic_write_text(out / "report.md", to_markdown(report))   # concurrent runs: no torn files
+    atomic_write_text(out / "report.csv", to_csv(report))
     report["files"] = [str(out / "report.md"), str(out / "report.csv")]
     return report
 

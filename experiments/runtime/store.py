@@ -2,10 +2,18 @@
 
 * A point's file name is a hash of its configuration, so a rerun finds what was finished
   and recomputes nothing (an interrupted run resumes where it stopped).
-* Files are written atomically (temporary file in the same folder, then ``os.replace``):
-  an interrupted write leaves no corrupt file.
-* Every record carries its configuration, seed, the versions of the software, the device
-  and the time it took.
+* Files are written atomically (a temporary file with a unique name in the same folder, then
+  ``os.replace``): an interrupted write leaves no corrupt file, and concurrent writers never
+  share a temporary file.
+* Every record carries its configuration, seed, the versions of the software, the device,
+  the time it took, and ``digest``: the SHA-256 of its canonical configuration and result
+  (:func:`record_digest`). A file that does not verify (unreadable, binary, truncated, not a
+  JSON object, a key missing, a value edited, another configuration) is named in one warning
+  line on stderr and recomputed; nothing unverified is reused.
+* One lock per point (:class:`PointLock`, ``flock`` on ``<hash>.lock`` beside the point):
+  the run that holds it computes the point; another run that needs the same point waits for
+  it and reuses the file. The kernel drops the lock of a process that dies, so a killed run
+  leaves no stale lock.
 """
 from __future__ import annotations
 
@@ -13,11 +21,18 @@ import hashlib
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["ResultStore", "provenance", "config_key", "atomic_write_json", "default_root"]
+try:                       # POSIX; elsewhere points are not locked (one run at a time)
+    import fcntl
+except ImportError:        # pragma: no cover
+    fcntl = None
+
+__all__ = ["ResultStore", "PointLock", "provenance", "config_key", "record_digest",
+           "atomic_write_json", "atomic_write_text", "default_root"]
 
 
 def default_root() -> Path:
@@ -27,6 +42,14 @@ def default_root() -> Path:
 def config_key(config: dict) -> str:
     blob = json.dumps(config, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def record_digest(config, result) -> str:
+    """SHA-256 (hex) of the canonical JSON of ``{"config": config, "result": result}``
+    (sorted keys, no spaces): what a point file must carry as ``digest`` to be reused."""
+    blob = json.dumps({"config": config, "result": result}, sort_keys=True,
+                      separators=(",", ":"), default=float)
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def provenance(device: str = "cpu") -> dict:
@@ -43,13 +66,15 @@ def provenance(device: str = "cpu") -> dict:
             "host": platform.node(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
-def atomic_write_json(path: Path, obj) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a uniquely named temporary file in the same folder,
+    flushed to disk, then renamed over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=1, default=float)
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -57,6 +82,80 @@ def atomic_write_json(path: Path, obj) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=1, default=float))
+
+
+def _canonical(obj):
+    """``obj`` as it reads back from JSON (tuples become lists, numpy floats floats)."""
+    return json.loads(json.dumps(obj, default=float))
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr."""
+    print(f"diffrates: warning: {message}", file=sys.stderr, flush=True)
+
+
+class PointLock:
+    """An exclusive lock on one point: ``flock`` on ``path``, removed on release.
+
+    Acquiring checks that the file locked is still the one at ``path`` (its holder removes it
+    when it releases), so a waiter never holds a lock on a file that was removed meanwhile.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._fd = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self, blocking: bool = True) -> bool:
+        if fcntl is None:  # pragma: no cover
+            self._fd = -1
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                st, here = os.fstat(fd), os.stat(self.path)
+                same = (st.st_ino, st.st_dev) == (here.st_ino, here.st_dev)
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._fd = fd
+                return True
+            os.close(fd)          # released and removed while we waited: lock the new file
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        if self._fd >= 0:
+            try:
+                os.unlink(self.path)        # while still held: nobody can lock this file
+            except FileNotFoundError:
+                pass
+            finally:
+                os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
 
 
 class ResultStore:
@@ -72,35 +171,81 @@ class ResultStore:
     def path_for(self, config: dict) -> Path:
         return self.points / f"{config_key(config)}.json"
 
-    def load(self, config: dict):
+    def lock_for(self, config: dict) -> PointLock:
+        return PointLock(self.points / f"{config_key(config)}.lock")
+
+    def try_lock(self, config: dict):
+        """The point's lock if no other run holds it (else None)."""
+        lock = self.lock_for(config)
+        return lock if lock.acquire(blocking=False) else None
+
+    def load(self, config: dict, warn_bad: bool = True):
+        """The verified record of ``config``, or None (missing, or not verified: then one
+        warning line names the file and why, unless ``warn_bad`` is False)."""
         p = self.path_for(config)
-        if not p.exists():
-            return None
         try:
-            with open(p) as fh:
-                rec = json.load(fh)
-        except (OSError, json.JSONDecodeError):
-            return None  # unreadable: recompute (atomic writes make this rare)
-        return rec if rec.get("config") == json.loads(json.dumps(config, default=str)) else None
+            raw = p.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return self._bad(p, f"cannot be read ({exc.strerror or exc})", warn_bad)
+        problem, rec = _verify(raw, config)
+        return self._bad(p, problem, warn_bad) if problem else rec
+
+    @staticmethod
+    def _bad(path, reason, warn_bad):
+        if warn_bad:
+            warn(f"cached point {path} {reason}; recomputing it")
+        return None
 
     def save(self, config: dict, result, seconds: float, device: str = "cpu") -> dict:
-        """Write one finished point (atomically) and return its record."""
-        rec = {"config": config, "result": result, "seconds": seconds,
-               "provenance": provenance(device)}
+        """Write one finished point (atomically, with its digest) and return its record."""
+        rec = _canonical({"config": config, "result": result, "seconds": seconds,
+                          "provenance": provenance(device)})
+        rec["digest"] = record_digest(rec["config"], rec["result"])
         atomic_write_json(self.path_for(config), rec)
         self.computed += 1
-        return json.loads(json.dumps(rec, default=float))
+        return rec
 
     def get_or_compute(self, config: dict, compute, device: str = "cpu") -> dict:
         rec = self.load(config)
         if rec is not None:
             self.reused += 1
             return rec
-        t0 = time.perf_counter()
-        result = compute()
-        return self.save(config, result, time.perf_counter() - t0, device)
+        with self.lock_for(config):
+            rec = self.load(config, warn_bad=False)       # finished by another run meanwhile
+            if rec is not None:
+                self.reused += 1
+                return rec
+            t0 = time.perf_counter()
+            result = compute()
+            return self.save(config, result, time.perf_counter() - t0, device)
 
     def write_summary(self, summary: dict) -> Path:
         path = self.dir / "summary.json"
         atomic_write_json(path, summary)
         return path
+
+
+def _verify(raw: bytes, config: dict):
+    """``(problem, record)``: ``problem`` is None for a record that verifies, else the words
+    that say what is wrong with the file."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "is not text (binary content)", None
+    try:
+        rec = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"is not complete JSON (truncated or corrupt: {exc.msg} at character {exc.pos})", None
+    if not isinstance(rec, dict):
+        kind = "null" if rec is None else f"a JSON {type(rec).__name__}"
+        return f"holds {kind}, not a point record", None
+    missing = [k for k in ("config", "result", "digest") if k not in rec]
+    if missing:
+        return "has no " + " and no ".join(repr(k) for k in missing), None
+    if rec["digest"] != record_digest(rec["config"], rec["result"]):
+        return "does not match its digest (edited or corrupt)", None
+    if rec["config"] != _canonical(config):
+        return "holds another configuration", None
+    return None, rec

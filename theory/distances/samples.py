@@ -458,6 +458,8 @@ def _one_sampler(prior, rule, n, seed, draws, metric, score_factory, device, met
     if not isinstance(rule, (AffineRule, StepSampler)):
         raise ValueError(f"a sampler must be an AffineRule or a StepSampler, got "
                          f"{type(rule).__name__}")
+    if metric == "sinkhorn":                 # its iterations run where the samples are
+        metric_kwargs = {"device": device, **metric_kwargs}
     score = (score_factory or AnalyticScore)(prior, rule.schedule)
     g = torch.Generator(device=device).manual_seed(seed)
     x = run_sampler(rule, score, n, prior.dim, generator=g, device=device)

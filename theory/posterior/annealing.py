@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..checks import integer, positive
+from ..checks import check_memory, integer, positive
 
 __all__ = ["AnnealingSchedule", "ANNEALINGS", "make_annealing", "parse_annealing"]
 
@@ -60,26 +60,27 @@ def make_annealing(name: str, K: Optional[int] = None, *, eta: float = 0.3,
     ``polynomial``: ``max(eta_min, eta_max (1+j)^(-power))``. ``list``: the given ``etas``.
     """
     if name == "constant":
-        K = integer("K", K if K is not None else 1, lo=1)
+        K = _check_K(K if K is not None else 1)
         e = positive("eta", eta)
         return AnnealingSchedule(np.full(K, e), name, {"eta": e})
     if name == "reference":
         ks, kk = integer("k_start", k_start, lo=0), integer("k", k, lo=1)
-        emax, emin = positive("eta_max", eta_max), positive("eta_min", eta_min)
+        _check_K(ks + kk)
+        emax, emin = _levels(eta_max, eta_min)
         if K is not None and integer("K", K, lo=1) != ks + kk:
             raise ValueError(f"the reference schedule has k_start + k = {ks + kk} steps, "
                              f"but K = {K} was asked")
         e = np.concatenate([np.full(ks, emax), np.exp(np.linspace(np.log(emax), np.log(emin), kk))])
         return AnnealingSchedule(e, name, {"eta_max": emax, "eta_min": emin, "k_start": ks, "k": kk})
     if name == "geometric":
-        K = integer("K", K if K is not None else 16, lo=1)
-        emax, emin = positive("eta_max", eta_max), positive("eta_min", eta_min)
+        K = _check_K(K if K is not None else 16)
+        emax, emin = _levels(eta_max, eta_min)
         j = np.arange(K) / max(K - 1, 1)
         return AnnealingSchedule(emax * (emin / emax) ** j, name,
                                  {"eta_max": emax, "eta_min": emin})
     if name == "polynomial":
-        K = integer("K", K if K is not None else 16, lo=1)
-        emax, emin, p = positive("eta_max", eta_max), positive("eta_min", eta_min), positive("power", power)
+        K = _check_K(K if K is not None else 16)
+        (emax, emin), p = _levels(eta_max, eta_min), positive("power", power)
         e = np.maximum(emin, emax * (1.0 + np.arange(K)) ** (-p))
         return AnnealingSchedule(e, name, {"eta_max": emax, "eta_min": emin, "power": p})
     if name == "list":
@@ -90,6 +91,22 @@ def make_annealing(name: str, K: Optional[int] = None, *, eta: float = 0.3,
             raise ValueError(f"the list has {e.size} levels, but K = {K} was asked")
         return AnnealingSchedule(e, name, {})
     raise ValueError(f"unknown annealing schedule {name!r}; choose from {', '.join(ANNEALINGS)}")
+
+
+def _check_K(K) -> int:
+    """The number of levels, an int >= 1 whose levels fit in memory."""
+    K = integer("K", K, lo=1)
+    check_memory(16 * K, f"K = {K} annealing levels")
+    return K
+
+
+def _levels(eta_max, eta_min):
+    """``(eta_max, eta_min)``, positive, and not rising: annealing lowers eta."""
+    emax, emin = positive("eta_max", eta_max), positive("eta_min", eta_min)
+    if emax < emin:
+        raise ValueError(f"eta_max = {emax:g} is below eta_min = {emin:g}: annealing lowers "
+                         f"eta from eta_max to eta_min (swap the two values)")
+    return emax, emin
 
 
 def parse_annealing(spec: str, K: Optional[int] = None) -> AnnealingSchedule:

@@ -2,17 +2,19 @@
 (all coordinates V, or ``point:V1,...,Vd``), as samples (torch) or as masses on a grid."""
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import numpy as np
 import torch
 
-from ..checks import integer
+from ..checks import integer, numbers
 from ..priors import Prior
 from .grid_base import DTYPE, eval_on_points, normalise_log
 
 __all__ = ["init_samples", "point_init", "init_mass"]
+
+
+POINT_MAX = 1e6           # as the observations (theory.posterior.likelihoods.Y_MAX)
 
 
 def init_samples(kind: str, prior: Prior, n: int, generator: Optional[torch.Generator] = None,
@@ -34,12 +36,13 @@ def init_samples(kind: str, prior: Prior, n: int, generator: Optional[torch.Gene
 def point_init(kind: str, dim: int) -> np.ndarray:
     """The point of a ``point:V[,V2,...]`` init, shape (dim,)."""
     try:
-        vals = [float(v) for v in kind.split(":", 1)[1].split(",")]
+        vals = numbers("point init", kind.split(":", 1)[1], lo=-POINT_MAX, hi=POINT_MAX)
     except ValueError:
-        raise ValueError(f"bad point init {kind!r}: use point:V or point:V1,...,Vd") from None
+        raise ValueError(f"bad point init {kind!r}: use point:V or point:V1,...,Vd with "
+                         f"finite values in [-{POINT_MAX:g}, {POINT_MAX:g}]") from None
     if len(vals) == 1:
         vals = vals * dim
-    if len(vals) != dim or not all(math.isfinite(v) for v in vals):
+    if len(vals) != dim:
         raise ValueError(f"point init needs 1 or d = {dim} finite values, got {len(vals)}")
     return np.asarray(vals, dtype=np.float64)
 

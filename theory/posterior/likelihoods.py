@@ -38,19 +38,40 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ..checks import positive
+from ..checks import check_memory, integer, number, numbers, positive
 from ..priors import _as_tensor
 
 __all__ = ["Likelihood", "LinearGaussian", "PhaseRetrieval", "LogisticQuantisation",
-           "make_operator", "make_likelihood", "LIKELIHOODS", "OPERATORS"]
+           "make_operator", "make_likelihood", "LIKELIHOODS", "OPERATORS", "SCALE_MIN",
+           "Y_MAX", "noise_scale", "observation"]
 
 DTYPE = torch.float64
 LOG_2PI = math.log(2 * math.pi)
 OPERATORS = ("identity", "mask", "random")
+# The supported range: a noise scale (sigma, lambda) below SCALE_MIN makes the likelihood a
+# point mass that neither a grid nor a Langevin step can resolve (sigma = 1e-6 already asks
+# a 1-D grid for 2e8 nodes), and observations beyond Y_MAX put the posterior far outside the
+# prior's bulk, where every engine here loses it (squared residuals overflow near 1e154).
+SCALE_MIN = 1e-6
+Y_MAX = 1e6
 
 
 def _tensor(v, name, device):
     return _as_tensor(v, name, device, DTYPE)
+
+
+def noise_scale(name: str, v) -> float:
+    """A likelihood's noise scale (``sigma`` or ``lambda``): a finite number >= SCALE_MIN."""
+    v = positive(name, v)
+    if v < SCALE_MIN:
+        raise ValueError(f"{name} = {v:g} is below {SCALE_MIN:g}: a likelihood this sharp is "
+                         "a point mass that no grid or Langevin step here resolves")
+    return v
+
+
+def observation(v) -> list:
+    """Observation values: finite numbers with ``|y| <= Y_MAX``."""
+    return numbers("y", v, lo=-Y_MAX, hi=Y_MAX)
 
 
 def make_operator(kind: str, d: int, *, m: Optional[int] = None, cond: float = 10.0,
@@ -71,13 +92,14 @@ def make_operator(kind: str, d: int, *, m: Optional[int] = None, cond: float = 1
     generator : torch.Generator, optional
         Randomness of the random operator (CPU generator; the matrix is then moved).
     """
-    d = int(d)
-    if d < 1:
-        raise ValueError(f"d must be >= 1, got {d}")
+    d = integer("d", d, lo=1)
+    if kind in ("identity", "mask"):
+        check_memory(8 * d * d, f"the {kind} operator in d = {d} (a dense d x d matrix)")
     if kind == "identity":
         return torch.eye(d, dtype=DTYPE, device=device)
     if kind == "mask":
         if keep is None:
+            keep_fraction = number("keep_fraction", keep_fraction, positive=True, hi=1)
             idx = list(range(max(1, math.ceil(keep_fraction * d))))
         else:
             k = torch.as_tensor(keep)
@@ -91,12 +113,9 @@ def make_operator(kind: str, d: int, *, m: Optional[int] = None, cond: float = 1
             raise ValueError(f"mask must keep between 1 and d = {d} valid coordinates")
         return torch.eye(d, dtype=DTYPE, device=device)[idx]
     if kind == "random":
-        m = d if m is None else int(m)
-        if m < 1:
-            raise ValueError(f"m must be >= 1, got {m}")
-        cond = float(cond)
-        if not (math.isfinite(cond) and cond >= 1):
-            raise ValueError(f"cond must be a finite number >= 1, got {cond}")
+        m = d if m is None else integer("m", m, lo=1)
+        cond = number("cond", cond, lo=1)
+        check_memory(16 * (m * m + d * d + m * d), f"the random {m} x {d} operator")
         r = min(m, d)
         gu = torch.randn(m, m, generator=generator, dtype=DTYPE)
         gv = torch.randn(d, d, generator=generator, dtype=DTYPE)
@@ -124,6 +143,9 @@ class Likelihood:
         if A.ndim != 2:
             raise ValueError(f"A must be a matrix (m, d), got shape {tuple(A.shape)}")
         y = _tensor(y, "y", self.device).reshape(-1)
+        if y.numel() and float(y.abs().max()) > Y_MAX:
+            raise ValueError(f"y must lie in [-{Y_MAX:g}, {Y_MAX:g}], got max |y| = "
+                             f"{float(y.abs().max()):g}")
         if y.shape[0] != A.shape[0]:
             raise ValueError(f"y has {y.shape[0]} entries but A has {A.shape[0]} rows")
         self.A, self.y = A, y
@@ -194,7 +216,7 @@ class LinearGaussian(Likelihood):
 
     def __init__(self, A, y, sigma, *, device=None):
         super().__init__(A, y, device=device)
-        self.sigma = positive("sigma", sigma)
+        self.sigma = noise_scale("sigma", sigma)
 
     def log_lik(self, x):
         x = self._prep(x)
@@ -239,7 +261,7 @@ class PhaseRetrieval(Likelihood):
 
     def __init__(self, A, y, sigma, *, device=None):
         super().__init__(A, y, device=device)
-        self.sigma = positive("sigma", sigma)
+        self.sigma = noise_scale("sigma", sigma)
 
     def log_lik(self, x):
         x = self._prep(x)
@@ -287,7 +309,7 @@ class LogisticQuantisation(Likelihood):
         super().__init__(A, y, device=device)
         if not torch.all((self.y == 1) | (self.y == -1)):
             raise ValueError("1-bit observations y must be +1 or -1")
-        self.lam = positive("lambda", lam)
+        self.lam = noise_scale("lambda", lam)
 
     def log_lik(self, x):
         x = self._prep(x)
