@@ -194,7 +194,8 @@ class GaussianMixture(Prior):
         ``(P, Pm, const, c, Pstack, Pflat)`` with :math:`P_k = C_k^{-1}` (K, d, d),
         :math:`P_k(m_k - c)` (K, d), the constant part of :math:`\log(\pi_k N(\cdot; m_k, C_k))`
         including :math:`-\tfrac12 (m_k - c)^\top P_k (m_k - c)` (K,), ``c`` (d,), the
-        precisions side by side (d, K d) and flattened (K, d^2)."""
+        precisions stacked with the rows :math:`P_k(m_k - c)` below them (K d + K, d), and the
+        precisions flattened (K, d^2)."""
         if self._prec is None:
             L = self._cholesky()
             P = torch.cholesky_inverse(L)
@@ -206,8 +207,10 @@ class GaussianMixture(Prior):
             const = torch.log(self.weights) - 0.5 * (logdet + self.dim * LOG_2PI) \
                 - 0.5 * (mc * Pm).sum(1)
             K, d = self.n_components, self.dim
-            # (K d, d), used transposed: the GEMM x @ [P_1 ... P_K] runs fastest this way
-            self._prec = (P, Pm, const, c, P.reshape(K * d, d).contiguous(), P.reshape(K, d * d))
+            # (K d + K, d), used transposed: the GEMM x @ [P_1 ... P_K, Pm^T] runs fastest this
+            # way and gives the linear terms (x - c)^T P_k (m_k - c) in its last K columns
+            Pstack = torch.cat([P.reshape(K * d, d), Pm]).contiguous()
+            self._prec = (P, Pm, const, c, Pstack, P.reshape(K, d * d))
         return self._prec
 
     _BLOCK = 1024  # CPU rows per block: keeps the (n, K, d) temporaries in cache
@@ -232,9 +235,10 @@ class GaussianMixture(Prior):
         K, d = self.n_components, self.dim
         for xb in x.split(self._block_rows()):
             xc = xb - c
-            xP = (xc @ Pstack.T).view(-1, K, d)                               # (b,K,d), P symmetric
-            quad = torch.bmm(xP, xc.unsqueeze(2)).squeeze(2)                  # (b,K)
-            yield torch.addmm(const, xc, Pm.T) - 0.5 * quad, xP               # const + lin - quad/2
+            G = xc @ Pstack.T                                                 # (b, K d + K)
+            xP = G[:, :K * d].view(-1, K, d)                                  # P symmetric
+            quad = (xP * xc.unsqueeze(1)).sum(2)                              # (b,K)
+            yield (G[:, K * d:] + const) - 0.5 * quad, xP                     # const + lin - quad/2
 
     def _per_block(self, x, fn):
         out = [fn(logc, xP) for logc, xP in self._blocks(self._prep(x))]
