@@ -425,7 +425,7 @@ class ProductPrior(Prior):
         return (self._responsibilities(logc) * v).sum(2)
 
     def score_jacobian_diag(self, x):
-        """Diagonal of the (diagonal) score Jacobian, shape (n, d):
+        r"""Diagonal of the (diagonal) score Jacobian, shape (n, d):
         :math:`\sum_k r_k u_k^2 - s^2 - \sum_k r_k/\sigma_k^2`, written as the variance of
         :math:`u_k = (\mu_k - x)/\sigma_k^2` under r minus the mean precision (no
         cancellation)."""

@@ -118,7 +118,7 @@ def _llr_moments(factors):
 
 
 def _gaussian_log_cf_sum(f: GaussianFactor, omega, n):
-    """sum_i mult_i log phi_i(-omega) over the FFT frequencies, stopping once negligible.
+    r"""sum_i mult_i log phi_i(-omega) over the FFT frequencies, stopping once negligible.
 
     :math:`|\phi_i|` decreases in :math:`|\omega|` (each factor's modulus
     :math:`|1 - 2i\omega\alpha|^{-1/2} e^{-\omega^2\beta^2/(2(1 + 4\omega^2\alpha^2))}` does),
