@@ -160,7 +160,8 @@ def _pull_back(x, logp, score, a, b, h):
     return lp
 
 
-_BLOCK_STEPS = 32   # steps whose maps are computed together, as (steps, nodes) arrays
+_BLOCK_STEPS = 32          # steps whose maps are computed together, as (steps, nodes) arrays
+_BLOCK_ENTRIES = 1 << 21   # ... and at most this many (steps x nodes) entries per array
 
 
 class _StepMaps:
@@ -320,8 +321,9 @@ def _grid_one_step(mix, rule, x, logp, h, score_1d):
     s = rule.schedule
     ab, omab = s.alpha_bar, s.one_minus_alpha_bar
     steps = np.arange(s.T, 1, -1)
-    for k0 in range(0, steps.size, _BLOCK_STEPS):
-        ts = steps[k0:k0 + _BLOCK_STEPS]
+    block = max(1, min(_BLOCK_STEPS, _BLOCK_ENTRIES // x.size))
+    for k0 in range(0, steps.size, block):
+        ts = steps[k0:k0 + block]
         rows = (_mixture_rows(mix, ab[ts], omab[ts]) if score_1d is None
                 else _perturbed_rows(score_1d, ts))
         maps = _StepMaps(x, h, rule.a[ts], rule.b[ts], rows)
