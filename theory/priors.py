@@ -116,6 +116,14 @@ class Prior:
         return x
 
 
+def _stacked_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` for stacks of small matrices. On the CPU without autograd through numpy's
+    stacked matmul, which runs these shapes 1.5-3x faster than torch's ``bmm``."""
+    if a.device.type == "cpu" and not (a.requires_grad or b.requires_grad):
+        return torch.from_numpy(np.matmul(a.numpy(), b.numpy()))
+    return a @ b
+
+
 class GaussianMixture(Prior):
     r"""Gaussian mixture :math:`\sum_k \pi_k N(\mu_k, \Sigma_k)` in R^d.
 
@@ -194,8 +202,7 @@ class GaussianMixture(Prior):
         ``(P, Pm, const, c, Pstack, Pflat)`` with :math:`P_k = C_k^{-1}` (K, d, d),
         :math:`P_k(m_k - c)` (K, d), the constant part of :math:`\log(\pi_k N(\cdot; m_k, C_k))`
         including :math:`-\tfrac12 (m_k - c)^\top P_k (m_k - c)` (K,), ``c`` (d,), the
-        precisions stacked with the rows :math:`P_k(m_k - c)` below them (K d + K, d), and the
-        precisions flattened (K, d^2)."""
+        precisions stacked (K d, d) and flattened (K, d^2)."""
         if self._prec is None:
             L = self._cholesky()
             P = torch.cholesky_inverse(L)
@@ -207,13 +214,11 @@ class GaussianMixture(Prior):
             const = torch.log(self.weights) - 0.5 * (logdet + self.dim * LOG_2PI) \
                 - 0.5 * (mc * Pm).sum(1)
             K, d = self.n_components, self.dim
-            # (K d + K, d), used transposed: the GEMM x @ [P_1 ... P_K, Pm^T] runs fastest this
-            # way and gives the linear terms (x - c)^T P_k (m_k - c) in its last K columns
-            Pstack = torch.cat([P.reshape(K * d, d), Pm]).contiguous()
-            self._prec = (P, Pm, const, c, Pstack, P.reshape(K, d * d))
+            # (K d, d), used transposed: the GEMM x @ [P_1 ... P_K] runs fastest this way
+            self._prec = (P, Pm, const, c, P.reshape(K * d, d).contiguous(), P.reshape(K, d * d))
         return self._prec
 
-    _BLOCK = 1024  # CPU rows per block: keeps the (n, K, d) temporaries in cache
+    _BLOCK = 256  # CPU rows per block: the (rows, K, d) temporaries stay in L2 between passes
     _GPU_BLOCK_ELEMENTS = 1 << 23  # CUDA: (rows, K, d) temporaries of at most 64 MB per block
 
     def _block_rows(self) -> int:
@@ -235,10 +240,9 @@ class GaussianMixture(Prior):
         K, d = self.n_components, self.dim
         for xb in x.split(self._block_rows()):
             xc = xb - c
-            G = xc @ Pstack.T                                                 # (b, K d + K)
-            xP = G[:, :K * d].view(-1, K, d)                                  # P symmetric
-            quad = (xP * xc.unsqueeze(1)).sum(2)                              # (b,K)
-            yield (G[:, K * d:] + const) - 0.5 * quad, xP                     # const + lin - quad/2
+            xP = (xc @ Pstack.T).view(-1, K, d)                               # (b,K,d), P symmetric
+            quad = _stacked_matmul(xP, xc.unsqueeze(2)).squeeze(2)           # (b,K)
+            yield torch.addmm(const, xc, Pm.T).sub_(quad, alpha=0.5), xP      # const + lin - quad/2
 
     def _per_block(self, x, fn):
         out = [fn(logc, xP) for logc, xP in self._blocks(self._prep(x))]
@@ -254,7 +258,7 @@ class GaussianMixture(Prior):
     def _score_of(self, r, xP):
         r""":math:`s = \sum_k r_k P_k(m_k - x) = r\,[P(m - c)] - \sum_k r_k P_k(x - c)`."""
         Pm = self._precision()[1]
-        return torch.addmm(torch.bmm(r.unsqueeze(1), xP).squeeze(1), r, Pm, beta=-1)
+        return torch.addmm(_stacked_matmul(r.unsqueeze(1), xP).squeeze(1), r, Pm, beta=-1)
 
     def _jacobian_of(self, r, xP, s):
         r""":math:`\nabla s = -\sum_k r_k P_k + W^\top W`, :math:`W_k = \sqrt{r_k}(v_k - s)`,
@@ -267,12 +271,7 @@ class GaussianMixture(Prior):
             W = (W - s.unsqueeze(1)) * r.sqrt().unsqueeze(2)
             return torch.baddbmm((r @ Pflat).view(-1, d, d), W.transpose(1, 2), W, beta=-1)
         W.sub_(s.unsqueeze(1)).mul_(r.sqrt().unsqueeze(2))
-        if W.device.type == "cpu" and W.dtype == torch.float64:
-            # numpy's stacked matmul runs these (d x K)(K x d) products ~3x faster than bmm
-            Wn = W.numpy()
-            WtW = torch.from_numpy(np.matmul(Wn.transpose(0, 2, 1), Wn))
-            return WtW.sub_((r @ Pflat).view(-1, d, d))
-        return torch.baddbmm((r @ Pflat).view(-1, d, d), W.transpose(1, 2), W, beta=-1)
+        return _stacked_matmul(W.transpose(1, 2), W).sub_((r @ Pflat).view(-1, d, d))
 
     def log_prob(self, x):
         return self._per_block(x, lambda logc, xP: torch.logsumexp(logc, dim=1))
