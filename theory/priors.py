@@ -218,6 +218,11 @@ class GaussianMixture(Prior):
             self._prec = (P, Pm, const, c, P.reshape(K * d, d).contiguous(), P.reshape(K, d * d))
         return self._prec
 
+    @property
+    def precisions(self) -> torch.Tensor:
+        """The component precisions :math:`C_k^{-1}`, shape (K, d, d) (cached)."""
+        return self._precision()[0]
+
     _BLOCK = 256  # CPU rows per block: the (rows, K, d) temporaries stay in L2 between passes
     _GPU_BLOCK_ELEMENTS = 1 << 23  # CUDA: (rows, K, d) temporaries of at most 64 MB per block
 

@@ -155,8 +155,7 @@ def _lin_mixture(m: GaussianMixture, y, a, b) -> _Lin:
     s, J, hot = m.score_and_jacobian(y, skip_one_hot=True)
     n, d = y.shape
     rest = hot < 0
-    P = m._precision()[0]
-    Mk = -b * P
+    Mk = -b * m.precisions
     Mk.diagonal(dim1=-2, dim2=-1).add_(a)
     Lk, infok = torch.linalg.cholesky_ex(Mk)
     okk = infok == 0
