@@ -44,30 +44,10 @@ class Mixture1D:
         return logsumexp(self._log_comp(x), axis=-1)
 
     def score_and_derivative(self, x):
-        """Score s(x) and its derivative s'(x) (THEORY.md section 4, in 1-D).
+        r"""Score s(x) and its derivative s'(x) (THEORY.md section 4, in 1-D); see
+        :func:`score_rows`."""
+        return score_rows(self.w, self.m, self.v, x)
 
-        Loops over the (few) components with flat arrays: much faster than reducing a
-        (n, K) array along a short last axis.
-        """
-        x = np.asarray(x, float)
-        K = self.w.size
-        lc = []
-        for k in range(K):
-            d = x - self.m[k]
-            lc.append(math.log(self.w[k]) - 0.5 * math.log(self.v[k]) - (0.5 / self.v[k]) * d * d)
-        top = lc[0] if K == 1 else np.maximum.reduce(lc)
-        z = np.zeros_like(x)
-        s = np.zeros_like(x)
-        s2 = np.zeros_like(x)
-        for k in range(K):
-            r = np.exp(lc[k] - top)
-            u = (self.m[k] - x) / self.v[k]
-            z += r
-            ru = r * u
-            s += ru
-            s2 += ru * u - r / self.v[k]
-        s /= z
-        return s, s2 / z - s * s
     def cdf(self, x):
         x = np.asarray(x, float)[..., None]
         return (self.w * ndtr((x - self.m) / np.sqrt(self.v))).sum(-1)
@@ -106,3 +86,73 @@ class Mixture1D:
         """An interval holding all but a negligible mass: means +- n_sd standard deviations."""
         sd = np.sqrt(self.v)
         return float((self.m - n_sd * sd).min()), float((self.m + n_sd * sd).max())
+
+
+def score_rows(w, m, v, x):
+    r"""Score :math:`s = \sum_k r_k u_k` and its derivative
+    :math:`s' = \sum_k r_k u_k^2 - s^2 - \sum_k r_k / v_k` of 1-D mixtures, with
+    :math:`u_k = (m_k - x)/v_k` and responsibilities :math:`r_k(x)`.
+
+    Parameters
+    ----------
+    w : array, shape (K,)
+        Weights (shared by all rows).
+    m, v : arrays, shape (K,) or (B, K)
+        Means and variances: one mixture, or one per row of ``x``.
+    x : array, shape (n,) or (B, n)
+
+    Returns ``(s, s')`` with the broadcast shape of ``x`` and the rows.
+
+    Two components (the bimodal preset): one exponential per point,
+    :math:`r_0 = 1/(1 + e^{\Delta})`, :math:`r_1 = e^{\Delta} r_0` with
+    :math:`\Delta = \log(r_1/r_0)` a quadratic in x (both relatively accurate; Delta is
+    capped at 700, where r_0 < 1e-304), and :math:`s' = r_0 r_1 (u_0 - u_1)^2 - r_0/v_0 -
+    r_1/v_1` (the variance of u under r, free of cancellation). Otherwise a loop over the
+    (few) components with flat arrays: much faster than reducing along a short last axis.
+    """
+    x = np.asarray(x, float)
+    m, v = np.asarray(m, float), np.asarray(v, float)
+    rows = m.ndim == 2
+    K = m.shape[-1]
+    if rows:     # columns (B, 1) broadcast against (B, n)
+        col = [(m[:, k:k + 1], v[:, k:k + 1]) for k in range(K)]
+    else:        # Python floats: no array overhead for the scalar parameters
+        col = list(zip(m.tolist(), v.tolist()))
+    lw = np.log(np.asarray(w, float)).tolist()
+    if K == 1:
+        mk, vk = col[0]
+        s = (mk - x) / vk
+        return s, np.zeros_like(s) - 1.0 / vk
+    if K == 2:
+        (m0, v0), (m1, v1) = col
+        p0, p1 = 1.0 / v0, 1.0 / v1
+        # Delta = log(w1 N(x; m1, v1)) - log(w0 N(x; m0, v0)) = (A x + B) x + C
+        A = 0.5 * (p0 - p1)
+        B = m1 * p1 - m0 * p0
+        C = (lw[1] - lw[0]) - 0.5 * (np.log(v1) - np.log(v0)) + 0.5 * (m0 * m0 * p0 - m1 * m1 * p1)
+        delta = B * x + C if np.all(A == 0) else (A * x + B) * x + C
+        np.minimum(delta, 700.0, out=delta)
+        q = np.exp(delta, out=delta)
+        r0 = 1.0 / (1.0 + q)
+        r1 = q * r0
+        du = (m0 * p0 - m1 * p1) - (p0 - p1) * x      # u_0 - u_1
+        s = (m1 * p1 - p1 * x) + r0 * du
+        ds = r1 * r0 * du * du - (p1 + (p0 - p1) * r0)
+        return s, ds
+    lc = []
+    for k, (mk, vk) in enumerate(col):
+        d = x - mk
+        lc.append((lw[k] - 0.5 * np.log(vk)) - (0.5 / vk) * d * d)
+    top = np.maximum.reduce(lc)
+    z = np.zeros_like(top)
+    s = np.zeros_like(top)
+    s2 = np.zeros_like(top)
+    for k, (mk, vk) in enumerate(col):
+        r = np.exp(lc[k] - top)
+        u = (mk - x) / vk
+        z += r
+        ru = r * u
+        s += ru
+        s2 += ru * u - r / vk
+    s /= z
+    return s, s2 / z - s * s

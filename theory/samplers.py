@@ -353,18 +353,19 @@ def run_sampler(rule, score: ScoreFn, n: int, dim: int, *,
         return y
     det = rule.deterministic
     s_prev = None
+    z = None if det else torch.empty_like(y)        # noise buffer, refilled in place
     for t in range(T, 1, -1):
         if rule.pre_c[t] > 0:
-            z = torch.randn(y.shape, generator=generator, dtype=dtype, device=device)
+            torch.randn(y.shape, generator=generator, dtype=dtype, device=device, out=z)
             y = y + rule.pre_c[t] * z
         s = score(y, t)
-        y_next = rule.a[t] * y + rule.b[t] * s
+        y_next = torch.add(rule.b[t] * s, y, alpha=float(rule.a[t]))   # a y + b s, one pass
         if rule.b_prev[t] != 0:
-            y_next = y_next + rule.b_prev[t] * s_prev
+            y_next.add_(s_prev, alpha=float(rule.b_prev[t]))
         s_prev = s
         if not det and rule.c[t] > 0:
-            z = torch.randn(y.shape, generator=generator, dtype=dtype, device=device)
-            y_next = y_next + rule.c[t] * z
+            torch.randn(y.shape, generator=generator, dtype=dtype, device=device, out=z)
+            y_next.add_(z, alpha=float(rule.c[t]))
         y = y_next
         if callback is not None:
             callback(t - 1, y)

@@ -13,6 +13,7 @@ Bad input exits with status 2 and a one-line message (no traceback): the library
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import dpnp, measure, studies
@@ -35,7 +36,31 @@ def _parser():
     measure.add_parser(sub)
     studies.add_parser(sub)
     dpnp.add_parser(sub)
+    for cmd in sub.choices.values():
+        cmd.add_argument("--threads", type=int, default=1,
+                         help="CPU threads of this process (numpy, scipy, torch; default 1: on "
+                              "a shared 2-core machine two threads ran the push-forward "
+                              "3.8-8.6x slower, see experiments/bench/roofline.py; 0: the "
+                              "libraries' own choice). Local pool workers of run / reproduce "
+                              "keep cores / workers threads each.")
     return p
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def apply_thread_policy(threads: int) -> None:
+    """Set the thread count of this process's numerical libraries before any of them loads
+    (the command functions import the library): the BLAS / OpenMP variables, which numpy's
+    OpenBLAS and torch read at start-up (and torch's own setting if it is already loaded).
+    ``0`` leaves the libraries' defaults."""
+    if threads < 0:
+        raise ValueError(f"--threads must be a non-negative integer, got {threads}")
+    if threads > 0:
+        for var in THREAD_VARIABLES:
+            os.environ[var] = str(threads)
+        if "torch" in sys.modules:          # already loaded in this process (e.g. by a caller)
+            sys.modules["torch"].set_num_threads(threads)
 
 
 COMMANDS = {measure.NAME: measure.run, dpnp.NAME: dpnp.run, **studies.COMMANDS}
@@ -47,6 +72,7 @@ def main(argv=None) -> int:
         if a.command is None:
             raise UsageError("missing command: " + " | ".join(COMMANDS)
                              + " (see diffrates --help)")
+        apply_thread_policy(a.threads)
         return COMMANDS[a.command](a)
     except (UsageError, ValueError) as exc:
         msg = " ".join(str(exc).split())

@@ -118,16 +118,24 @@ def _llr_moments(factors):
 
 
 def _gaussian_log_cf_sum(f: GaussianFactor, omega, n):
-    """sum_i mult_i log phi_i(-omega) over the FFT frequencies, stopping once negligible."""
+    r"""sum_i mult_i log phi_i(-omega) over the FFT frequencies, stopping once negligible.
+
+    :math:`|\phi_i|` decreases in :math:`|\omega|` (each factor's modulus
+    :math:`|1 - 2i\omega\alpha|^{-1/2} e^{-\omega^2\beta^2/(2(1 + 4\omega^2\alpha^2))}` does),
+    so the frequencies are taken in blocks from 0 up, 64 at first and doubling (up to 2e6
+    entries per block), until a block's largest log modulus is below -80: the work follows the
+    few hundred frequencies that matter, not the lattice size."""
     out = np.full(n, -np.inf + 0j)
     half = n // 2 + 1                       # k = 0..n/2 (non-negative frequencies)
-    step = max(64, int(2e6 // max(f.mult.size, 1)))
-    for k0 in range(0, half, step):
+    cap = max(64, int(2e6 // max(f.mult.size, 1)))   # (factors x block) of at most 2e6 entries
+    k0, step = 0, 64
+    while k0 < half:
         sl = slice(k0, min(k0 + step, half))
         block = (f.mult[:, None] * _gaussian_log_cf(f, -omega[sl])).sum(0)
         out[sl] = block
         if block.real.max() < -80:
             break
+        k0, step = sl.stop, min(2 * step, cap)
     # negative frequencies: phi(omega) = conj(phi(-omega)) for a real variable
     neg = np.arange(half, n)
     out[neg] = np.conj(out[n - neg])

@@ -16,16 +16,17 @@ import numpy as np
 from scipy.fft import irfft, next_fast_len, rfft
 from scipy.integrate import cumulative_simpson
 from scipy.interpolate import CubicSpline
-from scipy.ndimage import map_coordinates
+from scipy.ndimage import spline_filter1d
 
 from ..checks import NoExactLaw
-from ..mixture1d import LOG_2PI, Mixture1D
+from ..mixture1d import LOG_2PI, Mixture1D, score_rows
 from ..samplers import AffineRule
 from .base import QuadratureLaw1D
 
 __all__ = ["grid_law_1d", "output_law_1d", "target_mixture"]
 
 _LOG_FLOOR = -35.0  # densities below exp(-35) of the maximum are held at that floor
+_FLOOR = math.exp(_LOG_FLOOR)
 
 
 def _pushforward(u, lq, J, x):
@@ -61,15 +62,85 @@ def _pushforward(u, lq, J, x):
 def _blur(logp, c, h):
     """Convolve the density ``exp(logp)`` on a uniform grid with N(0, c^2), in Fourier space."""
     top = logp.max()
-    p = np.exp(logp - top)
-    pad = int(math.ceil(12 * c / h)) + 8
-    n = next_fast_len(p.size + 2 * pad)
-    buf = np.zeros(n)
-    buf[pad:pad + p.size] = p
-    k = 2 * np.pi * np.fft.rfftfreq(n, d=h)
-    out = irfft(rfft(buf) * np.exp(-0.5 * (c * k) ** 2), n)[pad:pad + p.size]
+    out = _blur_linear(np.exp(logp - top), c, h)
     with np.errstate(divide="ignore"):
         return np.log(np.maximum(out, 0)) + top
+
+
+_FREQ_CACHE: dict = {}
+
+
+def _blur_linear(p, c, h):
+    r"""``p`` (a density on a uniform grid, any scale) convolved with N(0, c^2): the product of
+    its transform with :math:`e^{-c^2 k^2/2}` on a lattice padded by 12 c + 8 h on each side
+    (zero padding at the end: circular convolution is shift-equivariant, so this equals
+    centred padding). Frequencies where the multiplier is below :math:`e^{-50}` are set to
+    zero (they carry less than the density floor)."""
+    pad = int(math.ceil(12 * c / h)) + 8
+    n = next_fast_len(p.size + 2 * pad)
+    k = _FREQ_CACHE.get((n, h))
+    if k is None:
+        k = _FREQ_CACHE.setdefault((n, h), 2 * np.pi * np.fft.rfftfreq(n, d=h))
+    F = rfft(p, n)
+    m = min(k.size, int(math.ceil(10.0 / (c * k[1]))) + 1) if c > 0 else k.size
+    F[:m] *= np.exp((-0.5 * c * c) * k[:m] * k[:m])
+    F[m:] = 0
+    return irfft(F, n)[:p.size]
+
+
+_SPLINE_PAD = 12   # scipy.ndimage pads by 12 edge values before the 'nearest' spline filter
+
+
+def _spline_coefficients(logp):
+    """Cubic B-spline coefficients of ``logp`` exactly as ``scipy.ndimage.map_coordinates(logp,
+    order=3, mode='nearest')`` builds them (edge padding by 12 nodes, then the filter)."""
+    P = _SPLINE_PAD
+    buf = np.empty(logp.size + 2 * P)
+    buf[:P] = logp[0]
+    buf[P:-P] = logp
+    buf[-P:] = logp[-1]
+    return spline_filter1d(buf, 3, mode="nearest", output=buf)
+
+
+def _spline_eval(coef, pos):
+    """Evaluate the cubic B-spline with coefficients ``coef`` (:func:`_spline_coefficients`) at
+    grid positions ``pos`` (in units of h from the first node, ``pos > -12``): on the cell
+    ``[i, i + 1]`` the spline is ``a0 + a1 t + a2 t^2 + a3 t^3`` with the a's from the four
+    coefficients around it."""
+    pos = pos + (_SPLINE_PAD - 1)              # index of the first of the four coefficients
+    i = pos.astype(np.intp)                     # = floor(pos) where pos >= 0
+    t = pos - i
+    i.clip(0, coef.size - 4, out=i)
+    c0, c1, c2, c3 = coef[:-3], coef[1:-2], coef[2:-1], coef[3:]
+    s02 = c0 + c2
+    a0 = (s02 + 4.0 * c1).take(i) * (1.0 / 6.0)
+    a1 = (c2 - c0).take(i) * 0.5
+    a2 = (s02 - 2.0 * c1).take(i) * 0.5
+    a3 = (c3 - c0 + 3.0 * (c1 - c2)).take(i) * (1.0 / 6.0)
+    out = a3 * t
+    out += a2
+    out *= t
+    out += a1
+    out *= t
+    out += a0
+    return out
+
+
+def _inverse_map(x, score, a, b):
+    """Preimages on the grid of ``m(y) = a y + b s(y)`` (monotone: else ``None``): inverse
+    interpolation plus one Newton step (error O(h^4)). Returns ``(y, m'(y0), outside)`` with
+    ``y0`` the interpolated start (its slope is the density factor) and ``outside`` the nodes
+    beyond the image of the grid."""
+    sc, dsc = score(x)
+    J = a + b * dsc
+    if not (J > 0).all():
+        return None
+    u = a * x + b * sc
+    y = np.interp(x, u, x)
+    sc, dsc = score(y)
+    Jy = a + b * dsc
+    y -= (a * y + b * sc - x) / Jy
+    return y, Jy, (x < u[0]) | (x > u[-1])
 
 
 def _pull_back(x, logp, score, a, b, h):
@@ -79,20 +150,107 @@ def _pull_back(x, logp, score, a, b, h):
     ``y = m^{-1}(x)`` is found by inverse interpolation plus one Newton step (error O(h^4));
     then ``p_new(x) = p(y) / m'(y)``, with ``log p(y)`` from a cubic B-spline on the grid.
     """
-    sc, dsc = score(x)
-    J = a + b * dsc
-    if np.any(J <= 0):
+    inv = _inverse_map(x, score, a, b)
+    if inv is None:
         return None
-    u = a * x + b * sc
-    y = np.interp(x, u, x)
-    sc, dsc = score(y)
-    Jy = a + b * dsc
-    y = y - (a * y + b * sc - x) / Jy
-    lp = map_coordinates(logp, [(y - x[0]) / h], order=3, mode="nearest")
-    outside = (x < u[0]) | (x > u[-1])
-    lp = lp - np.log(Jy)
+    y, Jy, outside = inv
+    lp = _spline_eval(_spline_coefficients(logp), (y - x[0]) / h)
+    lp -= np.log(Jy)
     lp[outside] = -np.inf
     return lp
+
+
+_BLOCK_STEPS = 32          # steps whose maps are computed together, as (steps, nodes) arrays
+_BLOCK_ENTRIES = 1 << 21   # ... and at most this many (steps x nodes) entries per array
+
+
+class _StepMaps:
+    r"""The maps of a block of steps, ready to move any density: for step row ``r``, the
+    preimages :math:`y = m_t^{-1}(x)` of the grid nodes (:func:`_inverse_map`, computed for
+    all rows at once) as spline cell indices and cubic B-spline weights, the slopes
+    :math:`m_t'(y_0)` (``jac``; the density factor is their inverse) and the nodes outside the
+    image. Rows whose map
+    is not monotone are flagged in ``folded`` and moved by the caller.
+
+    The inverse interpolation of all rows is one :func:`numpy.interp` call: row r is shifted
+    by ``r * span`` (``span`` wider than every row's range), which keeps the concatenated
+    abscissae increasing; the shift costs about 1e-13 in the starting point, which the
+    Newton step removes.
+    """
+
+    def __init__(self, x, h, a, b, score):
+        S, dS = score(x)                              # (B, n)
+        a, b = a[:, None], b[:, None]
+        J = dS
+        J *= b
+        J += a
+        self.folded = ~(J > 0).all(1)
+        U = S
+        U *= b
+        U += a * x
+        B, n = U.shape
+        span = 2.0 * max(float(np.abs(U[:, [0, -1]]).max()), float(np.abs(x[[0, -1]]).max())) + 1.0
+        shift = span * np.arange(B, dtype=float)[:, None]
+        if self.folded.any():                          # keep the shifted abscissae increasing
+            U[self.folded] = a[self.folded] * x
+        Y = np.interp((x + shift).ravel(), (U + shift).ravel(), np.broadcast_to(x, U.shape).ravel())
+        Y = Y.reshape(B, n)
+        self.outside = (x < U[:, :1]) | (x > U[:, -1:])
+        S, dS = score(Y)
+        Jy = dS
+        Jy *= b
+        Jy += a
+        S *= b
+        S += a * Y
+        S -= x
+        S /= Jy
+        Y -= S                                        # one Newton step
+        pos = Y
+        pos -= x[0]
+        pos *= 1.0 / h
+        pos += _SPLINE_PAD - 1                        # first of the four coefficients
+        i = pos.astype(np.intp)
+        t = pos
+        t -= i
+        i.clip(0, n + 2 * _SPLINE_PAD - 4, out=i)
+        self.idx = i
+        t2 = t * t
+        t3 = t2 * t
+        omt = 1.0 - t
+        w0 = omt * omt * omt * (1.0 / 6.0)
+        w3 = t3 * (1.0 / 6.0)
+        w1 = (2.0 / 3.0) - t2 + 0.5 * t3
+        w2 = 1.0 - w0 - w1 - w3
+        self.w = (w0, w1, w2, w3)
+        self.jac = Jy
+
+    def spline(self, r, coef):
+        """Interpolated log density at the preimages of row ``r`` (coefficients from
+        :func:`_spline_coefficients`), -inf outside the image."""
+        i = self.idx[r]
+        w0, w1, w2, w3 = (w[r] for w in self.w)
+        out = w0 * coef[i]
+        out += w1 * coef[i + 1]
+        out += w2 * coef[i + 2]
+        out += w3 * coef[i + 3]
+        out[self.outside[r]] = -np.inf
+        return out
+
+
+def _mixture_rows(mix, ab, omab):
+    """Score rows of the marginals of ``mix`` at noise levels ``ab`` (B,): ``x -> (s, s')``,
+    each of shape (B, n)."""
+    M = np.sqrt(ab)[:, None] * mix.m
+    V = ab[:, None] * mix.v + omab[:, None]
+    return lambda y: score_rows(mix.w, M, V, y)
+
+
+def _perturbed_rows(score_1d, ts):
+    """Score rows of a user score ``score_1d(t, x) -> (s, s')``, one call per step."""
+    def rows(y):
+        out = [score_1d(int(t), y if y.ndim == 1 else y[r]) for r, t in enumerate(ts)]
+        return np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
+    return rows
 
 
 def _pull_back_two_step(x, logp, score, score_prev, prev, a, b, e, h):
@@ -117,7 +275,7 @@ def _pull_back_two_step(x, logp, score, score_prev, prev, a, b, e, h):
         uy, Jy = step_map(y)
         y = y - (uy - x) / Jy
     _, Jy = step_map(y)
-    lp = map_coordinates(logp, [(y - x[0]) / h], order=3, mode="nearest") - np.log(Jy)
+    lp = _spline_eval(_spline_coefficients(logp), (y - x[0]) / h) - np.log(Jy)
     lp[(x < u[0]) | (x > u[-1])] = -np.inf
     return lp, y
 
@@ -153,28 +311,54 @@ def grid_law_1d(mix: Mixture1D, rule: AffineRule, h: float = 0.01, half_width=No
 
 def _grid_one_step(mix, rule, x, logp, h, score_1d):
     """Grid propagation of a one-step rule: move the density by each step's map (pull-back,
-    or push-forward run by run where the map folds), blur by its noise."""
+    or push-forward run by run where the map folds), blur by its noise.
+
+    The maps do not depend on the density: they are computed a block of steps at a time
+    (:class:`_StepMaps`), leaving per step one spline filter, four gathers and, for a noisy
+    step, one exponential, one FFT pair and one logarithm (the pulled-back density goes to the
+    blur without a logarithm: ``exp(log p(y) - top) / m'(y0)``; the floor is applied before the
+    one logarithm)."""
     s = rule.schedule
     ab, omab = s.alpha_bar, s.one_minus_alpha_bar
-    for t in range(s.T, 1, -1):
-        if rule.pre_c[t] > 0:          # noise before the score (accelerated sampler)
-            logp = _blur(logp, rule.pre_c[t], h)
-            logp = np.maximum(logp, logp.max() + _LOG_FLOOR)
-        if score_1d is None:
-            score = mix.marginal(ab[t], omab[t]).score_and_derivative
-        else:
-            score = lambda y, t=t: score_1d(t, y)  # noqa: E731
-        new = _pull_back(x, logp, score, rule.a[t], rule.b[t], h)
-        if new is None:  # the step folds: push forward run by run
-            sc, dsc = score(x)
-            J = rule.a[t] + rule.b[t] * dsc
-            u = rule.a[t] * x + rule.b[t] * sc
-            with np.errstate(divide="ignore"):
-                new = _pushforward(u, logp - np.log(np.abs(J)), J, x)
-        logp = new
-        if rule.c[t] > 0:
-            logp = _blur(logp, rule.c[t], h)
-        logp = np.maximum(logp, logp.max() + _LOG_FLOOR)
+    steps = np.arange(s.T, 1, -1)
+    block = max(1, min(_BLOCK_STEPS, _BLOCK_ENTRIES // x.size))
+    for k0 in range(0, steps.size, block):
+        ts = steps[k0:k0 + block]
+        rows = (_mixture_rows(mix, ab[ts], omab[ts]) if score_1d is None
+                else _perturbed_rows(score_1d, ts))
+        maps = _StepMaps(x, h, rule.a[ts], rule.b[ts], rows)
+        for r, t in enumerate(ts):
+            if rule.pre_c[t] > 0:          # noise before the score (accelerated sampler)
+                logp = _blur(logp, rule.pre_c[t], h)
+                logp = np.maximum(logp, logp.max() + _LOG_FLOOR)
+            a, b, c = rule.a[t], rule.b[t], rule.c[t]
+            if maps.folded[r]:             # the step folds: push forward run by run
+                if score_1d is None:
+                    score = mix.marginal(ab[t], omab[t]).score_and_derivative
+                else:
+                    score = lambda y, t=t: score_1d(t, y)  # noqa: E731
+                sc, dsc = score(x)
+                J = a + b * dsc
+                u = a * x + b * sc
+                with np.errstate(divide="ignore"):
+                    new = _pushforward(u, logp - np.log(np.abs(J)), J, x)
+                if c > 0:
+                    new = _blur(new, c, h)
+                logp = np.maximum(new, new.max() + _LOG_FLOOR)
+                continue
+            lp = maps.spline(r, _spline_coefficients(logp))
+            if c > 0:
+                top = lp.max()
+                lp -= top
+                p = np.exp(lp, out=lp)
+                p /= maps.jac[r]
+                out = _blur_linear(p, c, h)
+                np.maximum(out, out.max() * _FLOOR, out=out)
+                logp = np.log(out, out=out)
+                logp += top
+            else:
+                lp -= np.log(maps.jac[r])
+                logp = np.maximum(lp, lp.max() + _LOG_FLOOR, out=lp)
     return logp
 
 
