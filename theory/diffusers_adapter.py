@@ -257,9 +257,9 @@ def read_scheduler(scheduler, *, end_alpha_bar: float = 1.0, step_kwargs=None,
     out_resp = [a[2] - b[2] for a, b in zip(rec_a, rec_b)]
     for j in range(N):
         where = f"call {j} (timestep {float(sch.timesteps[j]):g})"
-        check_response(name, where + ", the model input", in_resp[j][:nb], in_resp[j][nb:],
+        check_response(name, where + " (the model input)", in_resp[j][:nb], in_resp[j][nb:],
                        ver, tol)
-        check_response(name, where + ", the output", out_resp[j][:nb], out_resp[j][nb:], ver,
+        check_response(name, where + " (the output)", out_resp[j][:nb], out_resp[j][nb:], ver,
                        tol)
     calls = [_realise(j, out_resp, in_resp, x_resp, nb, tol) for j in range(N)]
     r_max = max([i for (cin, cout) in calls for kind, i in cin[0] + cout[0]] + [0])

@@ -71,7 +71,7 @@ def check_response(name, where, basis, actual, inputs, tol):
         hint = ("; a deviation this small is float32 round-off: the code computes in float32 "
                 "(pass tol=1e-6 to accept its rounding)" if dev < 1e-5 else
                 ", e.g. a clip, a norm or a nonlinear function of the sample or the score")
-        raise NotAffine(f"{name} is not affine: at {where} the response to random inputs "
+        raise NotAffine(f"{name} is not affine: at {where}, the response to random inputs "
                         f"differs from the affine prediction by {dev:.3g} (relative; inputs of "
                         f"size {', '.join(f'{s:g}' for s in SCALES)}){hint}")
     return dev
@@ -144,12 +144,12 @@ def _read_step(sampler, t, seed, tol):
     P, Q = np.zeros((k, 1)), np.zeros((k, k))
     for i, ((u, xa), (_, xb)) in enumerate(zip(calls_a, calls_b)):
         resp = xa - xb
-        check_response(sampler.name, f"{where}, score call {i + 1} (its point)", resp[:n_b],
+        check_response(sampler.name, f"{where} (the point of score call {i + 1})", resp[:n_b],
                        resp[n_b:], ver, tol)
         P[i, 0] = resp[0]
         Q[i, :i] = resp[1:1 + i]
     resp = out_a - out_b
-    check_response(sampler.name, f"{where}, its output", resp[:n_b], resp[n_b:], ver, tol)
+    check_response(sampler.name, f"{where} (its output)", resp[:n_b], resp[n_b:], ver, tol)
     a, B = resp[0], resp[1:1 + k]
     # noise: pre-noise through the stage points, then noise after
     draws = _draws(seed + t, E.shape[0])
