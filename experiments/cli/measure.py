@@ -17,7 +17,7 @@ OPTIONS = [
                            "subspace; see theory.prior_files) instead of --prior"),
     ("--d", None, "dimension (integer >= 1; default 1, or the prior file's)"),
     ("--sampler", "li-ode", "li-ode | li-sde | li-yan | ddpm | ddim | accel-sde | accel-ode | "
-                            "heun | rk4 | dpm++2m | dpm++3m"),
+                            "heun | rk4 | dpm++2m | dpm++3m | dpm++3m-ref"),
     ("--target", "q1", "q1 (compare Y_1 with q_1) | data (run the step t = 1 too and compare "
                        "Y_0 with the data law)"),
     ("--init", "standard-normal", "standard-normal | qT (start from the exact forward marginal "
