@@ -135,6 +135,11 @@ def _read_step(sampler, t, seed, tol):
     calls_a, out_a = _run_step(sampler, t, E[:, 0], E[:, 1:], seed + t)
     Z = np.zeros_like(E)
     calls_b, out_b = _run_step(sampler, t, Z[:, 0], Z[:, 1:], seed + t)
+    _, again = _run_step(sampler, t, Z[:, 0], Z[:, 1:], seed + t)
+    if not np.array_equal(again, out_b):
+        raise NotAffine(f"{sampler.name}: at step {t} the same inputs and generator seed give "
+                        "different outputs: the step keeps state between calls (or draws noise "
+                        "outside the generator), which the probe cannot read")
     if [u for u, _ in calls_a] != [u for u, _ in calls_b]:
         raise NotAffine(f"{sampler.name} is not affine: at step {t} its score calls depend on "
                         "the inputs")
