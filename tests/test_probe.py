@@ -75,8 +75,8 @@ def _same_distances(prior, a, b, metrics=("tv", "kl", "w2")):
 
 
 def test_ddpm_step_function_reads_as_the_builtin_ddpm():
-    r = read_step_sampler(ddpm_step_sampler(20))
-    b = sampler_rule("ddpm", linear_schedule(20))
+    r = read_step_sampler(ddpm_step_sampler(40))
+    b = sampler_rule("ddpm", linear_schedule(40))
     assert isinstance(r, AffineRule)
     for key in ("a", "b", "c", "pre_c"):
         np.testing.assert_allclose(getattr(r, key)[2:], getattr(b, key)[2:], rtol=1e-13, atol=1e-15)
