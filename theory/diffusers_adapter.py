@@ -174,6 +174,12 @@ def _independent(cols):
     return keep
 
 
+def _unit(n, i):
+    e = np.zeros(n)
+    e[i] = 1.0
+    return e
+
+
 def _window(target, j, x_resp, nb, tol, with_mj):
     """Smallest history window reproducing ``target`` for call j: the kept candidates (kind,
     lag) and their coefficients. Candidates in priority order: x_j, [M_j], then M_{j-i} and
@@ -183,7 +189,7 @@ def _window(target, j, x_resp, nb, tol, with_mj):
         for i in range(1, r + 1):
             if j - i >= 0:
                 cands += [("M", i), ("x", i)]
-        cols = [x_resp[j - i][:nb] if kind == "x" else np.eye(nb)[1 + j - i]
+        cols = [x_resp[j - i][:nb] if kind == "x" else _unit(nb, 1 + j - i)
                 for kind, i in cands]
         keep = _independent(cols)
         c = _solve(target, np.stack([cols[k] for k in keep], axis=1), tol)
