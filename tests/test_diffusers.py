@@ -68,6 +68,25 @@ def _loop(scheduler, prior, n, seed, step_kwargs=None):
     return x
 
 
+def _draw_for_draw(sch, rule, n, seed):
+    """The loop and run_sampler from the same generator on the bimodal prior: max |difference|."""
+    prior = make_prior("bimodal", 1)
+    x = _loop(sch, prior, n, seed=seed)
+    y = run_sampler(rule, AnalyticScore(prior, rule.schedule), n, 1,
+                    generator=torch.Generator().manual_seed(seed))
+    return float((x - y).abs().max())
+
+
+def _moments_match_the_exact_law(sch, rule, seed):
+    """The loop's mean and variance on N(0.5, 2) (n = 20000) within 4 standard errors of the
+    exact law of the read rule."""
+    g = ProductPrior([[1.0]], [[0.5]], [[math.sqrt(2.0)]])
+    m, v = gaussian_output(np.array([0.5]), np.array([2.0]), rule)
+    x = _loop(sch, g, 20000, seed=seed)[:, 0].numpy()
+    assert abs(x.mean() - m[0]) < 4 * math.sqrt(v[0] / x.size)
+    assert abs(x.var() - v[0]) < 4 * v[0] * math.sqrt(2 / x.size)
+
+
 CASES = [("ddim", _ddim, {}, "ddim", {}), ("ddim-eta1", _ddim, {"eta": 1.0}, "ddim", {"eta": 1.0}),
          ("ddpm", _ddpm, {}, "ddpm", {})]
 
@@ -97,16 +116,8 @@ def test_draw_for_draw_and_monte_carlo_moments():
     standard errors of the exact law of the read rule."""
     sch = _ddpm(clip_sample=False)
     rule = read_scheduler(sch)
-    prior = make_prior("bimodal", 1)
-    x = _loop(sch, prior, 256, seed=7)
-    y = run_sampler(rule, AnalyticScore(prior, rule.schedule), 256, 1,
-                    generator=torch.Generator().manual_seed(7))
-    assert float((x - y).abs().max()) < 1e-12
-    g = ProductPrior([[1.0]], [[0.5]], [[math.sqrt(2.0)]])
-    m, v = gaussian_output(np.array([0.5]), np.array([2.0]), rule)
-    x = _loop(sch, g, 20000, seed=11)[:, 0].numpy()
-    assert abs(x.mean() - m[0]) < 4 * math.sqrt(v[0] / x.size)
-    assert abs(x.var() - v[0]) < 4 * v[0] * math.sqrt(2 / x.size)
+    assert _draw_for_draw(sch, rule, 256, seed=7) < 1e-12
+    _moments_match_the_exact_law(sch, rule, seed=11)
 
 
 def test_clipping_is_refused():
@@ -121,16 +132,8 @@ def test_a_multistep_scheduler_the_adapter_was_not_written_for():
     sch.set_timesteps(30)
     rule = read_scheduler(sch)
     assert isinstance(rule, StageRule) and rule.multistep
-    prior = make_prior("bimodal", 1)
-    x = _loop(sch, prior, 128, seed=3)
-    y = run_sampler(rule, AnalyticScore(prior, rule.schedule), 128, 1,
-                    generator=torch.Generator().manual_seed(3))
-    assert float((x - y).abs().max()) < 1e-10
-    g = ProductPrior([[1.0]], [[0.5]], [[math.sqrt(2.0)]])
-    m, v = gaussian_output(np.array([0.5]), np.array([2.0]), rule)
-    x = _loop(sch, g, 20000, seed=5)[:, 0].numpy()
-    assert abs(x.mean() - m[0]) < 4 * math.sqrt(v[0] / x.size)
-    assert abs(x.var() - v[0]) < 4 * v[0] * math.sqrt(2 / x.size)
+    assert _draw_for_draw(sch, rule, 128, seed=3) < 1e-10
+    _moments_match_the_exact_law(sch, rule, seed=5)
 
 
 def test_float32_schedulers_equal_the_builtin_solvers():

@@ -24,20 +24,9 @@ from theory.probe import NotAffine, read_step_sampler
 from theory.samplers import AffineRule
 from theory.stages import StageRule
 
+from test_byo_sampler import my_ddpm as ddpm_step_sampler  # the README's step function
+
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def ddpm_step_sampler(T):
-    s = linear_schedule(T)
-    ab, om = s.alpha_bar, s.one_minus_alpha_bar
-
-    def step(y, t, score, generator):
-        eps_hat = -math.sqrt(om[t]) * score(y, t)
-        x0_hat = (y - math.sqrt(om[t]) * eps_hat) / math.sqrt(ab[t])
-        sigma = math.sqrt(om[t - 1] / om[t] * s.beta[t])
-        z = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=y.device)
-        return math.sqrt(ab[t - 1]) * x0_hat + math.sqrt(om[t - 1] - sigma ** 2) * eps_hat + sigma * z
-    return StepSampler("my-ddpm", step, s)
 
 
 def heun_step_sampler(T, target="q1"):

@@ -70,7 +70,7 @@ import torch
 
 from .priors import Prior
 from .schedules import Schedule
-from .stages import STAGE_SAMPLERS, StageRule, check_run, stage_rule
+from .stages import STAGE_SAMPLERS, RunSpan, StageRule, check_run, stage_rule
 
 __all__ = ["AffineRule", "StepSampler", "sampler_rule", "SAMPLERS", "AFFINE_SAMPLERS",
            "AnalyticScore", "run_sampler"]
@@ -79,7 +79,7 @@ ScoreFn = Callable[[torch.Tensor, int], torch.Tensor]
 
 
 @dataclass(frozen=True)
-class AffineRule:
+class AffineRule(RunSpan):
     r"""Coefficients of ``Y_{t-1} = a[t] Y_t + b[t] s_t(Y_t) + c[t] Z_t``.
 
     Arrays are indexed by the step ``t = 0..T`` (length ``T + 1``); only ``t = 2..T`` are used.
@@ -129,20 +129,6 @@ class AffineRule:
             raise ValueError("b_prev[T] must be 0: the first step has no previous score")
         if self.multistep and np.any(self.pre_c[lo:] != 0):
             raise ValueError("a rule cannot have both b_prev and pre_c")
-
-    @property
-    def T(self) -> int:
-        return self.schedule.T
-
-    @property
-    def stop(self) -> int:
-        """The index of the output: 1 (target q1) or 0 (target data)."""
-        return 1 if self.target == "q1" else 0
-
-    @property
-    def steps(self):
-        """The step indices run, ``T, T-1, ..., stop + 1``."""
-        return range(self.T, self.stop, -1)
 
     @property
     def deterministic(self) -> bool:
@@ -324,7 +310,7 @@ StepFn = Callable[[torch.Tensor, int, ScoreFn, Optional[torch.Generator]], torch
 
 
 @dataclass(frozen=True)
-class StepSampler:
+class StepSampler(RunSpan):
     r"""A sampler given by its step function (any update, any number of score calls):
     ``step(y_t, t, score, generator) -> y_{t-1}``, run for ``t = T, ..., 2`` from
     :math:`Y_T \sim N(0, I)` by :func:`run_sampler`.
@@ -370,18 +356,6 @@ class StepSampler:
         k = self.score_calls_per_step
         if isinstance(k, bool) or not float(k).is_integer() or int(k) < 0:
             raise ValueError(f"score_calls_per_step must be a non-negative integer, got {k}")
-
-    @property
-    def T(self) -> int:
-        return self.schedule.T
-
-    @property
-    def stop(self) -> int:
-        return 1 if self.target == "q1" else 0
-
-    @property
-    def steps(self):
-        return range(self.T, self.stop, -1)
 
     def describe(self) -> dict:
         return {"sampler": self.name, "deterministic": self.deterministic,

@@ -73,7 +73,7 @@ from .checks import choice
 from .schedules import Schedule
 
 __all__ = ["Tableau", "StageRule", "stage_rule", "as_stage_rule", "STAGE_SAMPLERS",
-           "STAGE_ORDERS", "TARGETS", "INITS", "check_run"]
+           "STAGE_ORDERS", "TARGETS", "INITS", "check_run", "RunSpan"]
 
 TARGETS = ("q1", "data")
 INITS = ("standard-normal", "qT")
@@ -84,6 +84,24 @@ def check_run(target, init):
     and compare Y_0 with the prior) and the start (``standard-normal`` or ``qT``, the exact
     forward marginal at T)."""
     return choice("target", target, TARGETS), choice("init", init, INITS)
+
+
+class RunSpan:
+    """The steps a rule runs, from its ``schedule`` and ``target`` (shared by the rule
+    classes): ``T``, ``stop`` (the output's index: 1 for target q1, 0 for the data) and
+    ``steps`` = T, T-1, ..., stop + 1."""
+
+    @property
+    def T(self) -> int:
+        return self.schedule.T
+
+    @property
+    def stop(self) -> int:
+        return 1 if self.target == "q1" else 0
+
+    @property
+    def steps(self):
+        return range(self.T, self.stop, -1)
 
 
 def _matrix(x, shape, name):
@@ -165,7 +183,7 @@ class Tableau:
 
 
 @dataclass(frozen=True)
-class StageRule:
+class StageRule(RunSpan):
     """A sampler as one :class:`Tableau` per step (module docstring).
 
     ``tableaux[t]`` is the step ``t -> t-1`` for ``t = stop + 1..T`` (index 0 and unused steps
@@ -198,19 +216,6 @@ class StageRule:
         if len(ms) != 1:
             raise ValueError(f"every tableau must have the same state size, got {sorted(ms)}")
         object.__setattr__(self, "tableaux", tabs)
-
-    @property
-    def T(self) -> int:
-        return self.schedule.T
-
-    @property
-    def stop(self) -> int:
-        return 1 if self.target == "q1" else 0
-
-    @property
-    def steps(self):
-        """The step indices run, ``T, T-1, ..., stop + 1``."""
-        return range(self.T, self.stop, -1)
 
     @property
     def m(self) -> int:
