@@ -114,21 +114,24 @@ def summarise(records, fast: bool) -> dict:
 
 
 def figure(summary: dict, figures_dir="figures"):
-    priors = sorted({(f["prior"], f["d"]) for f in summary["fits"]})
+    # one panel per (prior, d, start): the higher-order solvers, run from q_T, get their own
+    panels = sorted({(f["prior"], f["d"], f.get("init", "standard-normal"))
+                     for f in summary["fits"]}, key=lambda k: (k[2] != "standard-normal", k))
     ncol = 3
-    nrow = int(np.ceil(len(priors) / ncol))
+    nrow = int(np.ceil(len(panels) / ncol))
     fig, axes = new_figure(nrow, ncol, figsize=(4.2 * ncol, 3.4 * nrow))
-    for ax, (prior, d) in zip(axes.flat, priors):
+    for ax, (prior, d, init) in zip(axes.flat, panels):
         curves = []
         for f in summary["fits"]:
-            if (f["prior"], f["d"]) != (prior, d):
+            if (f["prior"], f["d"], f.get("init", "standard-normal")) != (prior, d, init):
                 continue
             fit = RateFit.from_dict(f["fit"])
             curves.append({"x": f["T"], "value": f["tv"], "lower": f["lower"],
                            "upper": f["upper"], "label": f["sampler"], "fit": fit,
                            "reference": REFERENCE[f["sampler"]]})
-        plot_rate_panel(ax, curves, (), xlabel="T (steps)", title=f"{prior}, d = {d}")
-    for ax in list(axes.flat)[len(priors):]:
+        title = f"{prior}, d = {d}" + (", from q_T" if init == "qT" else "")
+        plot_rate_panel(ax, curves, (), xlabel="T (steps)", title=title)
+    for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.suptitle("Exact TV(q_1, law Y_1) against T, li schedule (c0=2, c1=4); dashed: theory "
                  "slopes through each curve's last point; dotted: fits over T >= %d, TV <= %.1f"
