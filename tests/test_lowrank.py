@@ -13,7 +13,7 @@ from scipy import optimize
 
 from theory.lowrank import (GaussianSensingOperator, factor_distance, fit_linear_rate, gd,
                             ground_truth, iterations_to, kappa_exponent, make_problem,
-                            overparam_gd, run_point, scaled_gd, scaled_gd_lambda,
+                            run_point, scaled_gd, scaled_gd_lambda,
                             seed_interval, sparse_threshold, spectral_init, configs_kappa,
                             configs_noise, configs_stepsize, summarize_kappa, PROBLEMS)
 

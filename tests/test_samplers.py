@@ -12,7 +12,7 @@ import torch
 from theory.laws.gaussian import gaussian_output
 from theory.priors import Gaussian, make_prior
 from theory.samplers import (
-    SAMPLERS,
+    AFFINE_SAMPLERS,
     AffineRule,
     AnalyticScore,
     run_sampler,
@@ -87,7 +87,7 @@ def _ddim_general(x, s, z, ab, om, t, sigma):
     return ab[t - 1].sqrt() * x0 + (om[t - 1] - sigma ** 2).sqrt() * eps + sigma * z
 
 
-@pytest.mark.parametrize("name", [s for s in SAMPLERS if not s.startswith("accel-")])  # own tests
+@pytest.mark.parametrize("name", [s for s in AFFINE_SAMPLERS if not s.startswith("accel-")])  # own tests
 @pytest.mark.parametrize("sched_name,make", SCHEDULES)
 def test_coefficients_match_update_rules(name, sched_name, make):
     """Every coefficient to float64 round-off. The tolerance on b (1e-13) allows for the

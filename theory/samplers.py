@@ -61,6 +61,7 @@ References:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -69,16 +70,17 @@ import torch
 
 from .priors import Prior
 from .schedules import Schedule
+from .stages import STAGE_SAMPLERS, RunSpan, StageRule, check_run, stage_rule
 
-__all__ = ["AffineRule", "StepSampler", "sampler_rule", "SAMPLERS", "AnalyticScore",
-           "run_sampler"]
+__all__ = ["AffineRule", "StepSampler", "sampler_rule", "SAMPLERS", "AFFINE_SAMPLERS",
+           "AnalyticScore", "run_sampler"]
 
 ScoreFn = Callable[[torch.Tensor, int], torch.Tensor]
 
 
 @dataclass(frozen=True)
-class AffineRule:
-    """Coefficients of ``Y_{t-1} = a[t] Y_t + b[t] s_t(Y_t) + c[t] Z_t``.
+class AffineRule(RunSpan):
+    r"""Coefficients of ``Y_{t-1} = a[t] Y_t + b[t] s_t(Y_t) + c[t] Z_t``.
 
     Arrays are indexed by the step ``t = 0..T`` (length ``T + 1``); only ``t = 2..T`` are used.
     Optional ``pre_c``: noise added *before* the score is evaluated,
@@ -87,6 +89,13 @@ class AffineRule:
     Optional ``b_prev``: a term ``b_prev[t] s_{t+1}(Y_{t+1})`` with the score of the previous
     step (two-step rules such as the accelerated ODE; ``b_prev[T]`` must be 0); zero by
     default. A rule cannot have both.
+
+    ``target``: ``"q1"`` (default) runs ``t = T..2`` and compares :math:`Y_1` with
+    :math:`q_1`; ``"data"`` also runs the step ``t = 1`` (into ``alpha_bar_0 = 1``) and
+    compares :math:`Y_0` with the data law (the prior itself), as a diffusers loop does and as
+    Pierret & Galerne (arXiv:2405.14250) measure. ``init``: ``"standard-normal"`` (default)
+    starts from :math:`Y_T \sim N(0, I)`, ``"qT"`` from the exact forward marginal
+    :math:`q_T` (no initialisation error). Coefficients must be finite on the steps run.
     """
 
     name: str
@@ -96,9 +105,13 @@ class AffineRule:
     schedule: Schedule = field(repr=False)
     pre_c: Optional[np.ndarray] = None
     b_prev: Optional[np.ndarray] = None
+    target: str = "q1"
+    init: str = "standard-normal"
 
     def __post_init__(self):
+        check_run(self.target, self.init)
         T = self.schedule.T
+        lo = self.stop + 1
         for key in ("pre_c", "b_prev"):
             if getattr(self, key) is None:
                 object.__setattr__(self, key, np.zeros(T + 1))
@@ -107,32 +120,31 @@ class AffineRule:
             if arr.shape != (T + 1,):
                 raise ValueError(f"coefficient {key} must have length T + 1 = {T + 1} "
                                  f"(indexed by t = 0..T), got shape {arr.shape}")
-            if not np.all(np.isfinite(arr[2:])):
-                raise ValueError(f"coefficient {key} is not finite for some t in 2..T")
+            if not np.all(np.isfinite(arr[lo:])):
+                raise ValueError(f"coefficient {key} is not finite for some t in {lo}..T")
             object.__setattr__(self, key, arr)
-        if np.any(self.c[2:] < 0) or np.any(self.pre_c[2:] < 0):
+        if np.any(self.c[lo:] < 0) or np.any(self.pre_c[lo:] < 0):
             raise ValueError("noise coefficients c_t must be non-negative")
         if self.b_prev[T] != 0:
             raise ValueError("b_prev[T] must be 0: the first step has no previous score")
-        if self.multistep and np.any(self.pre_c[2:] != 0):
+        if self.multistep and np.any(self.pre_c[lo:] != 0):
             raise ValueError("a rule cannot have both b_prev and pre_c")
 
     @property
-    def T(self) -> int:
-        return self.schedule.T
-
-    @property
     def deterministic(self) -> bool:
-        return bool(np.all(self.c[2:] == 0) and np.all(self.pre_c[2:] == 0))
+        lo = self.stop + 1
+        return bool(np.all(self.c[lo:] == 0) and np.all(self.pre_c[lo:] == 0))
 
     @property
     def multistep(self) -> bool:
         """True if the rule uses the previous step's score (``b_prev`` not all zero)."""
-        return bool(np.any(self.b_prev[2:] != 0))
+        return bool(np.any(self.b_prev[self.stop + 1:] != 0))
 
     def describe(self) -> dict:
         return {"sampler": self.name, "deterministic": self.deterministic,
-                **({"multistep": True} if self.multistep else {})}
+                **({"multistep": True} if self.multistep else {}),
+                **({"target": self.target} if self.target != "q1" else {}),
+                **({"init": self.init} if self.init != "standard-normal" else {})}
 
 
 # ``1 - alpha_t`` is taken as ``beta_t`` itself: recomputing it as ``1 - (1 - beta_t)`` loses
@@ -165,14 +177,23 @@ def _rule_ddpm(s: Schedule):
     return 1 / np.sqrt(al), be / np.sqrt(al), np.sqrt(var)
 
 
-def _rule_ddim(s: Schedule):
-    ab, omab = s.alpha_bar, s.one_minus_alpha_bar
+def _rule_ddim(s: Schedule, eta: float = 0.0):
+    """DDIM with its eta knob (Song, Meng, Ermon, ICLR 2021, eq. 16):
+    ``sigma_t^2 = eta^2 (1 - abar_{t-1})/(1 - abar_t) (1 - abar_t/abar_{t-1})``,
+    ``x_{t-1} = sqrt(abar_{t-1}) x0_hat + sqrt(1 - abar_{t-1} - sigma_t^2) eps_hat + sigma_t z``.
+    eta = 1 is Ho's ancestral step (the ``ddpm`` rule); eta = 0 the deterministic DDIM."""
+    ab, omab, be = s.alpha_bar, s.one_minus_alpha_bar, s.beta
     a = np.ones_like(ab)
     b = np.zeros_like(ab)
+    c = np.zeros_like(ab)
     a[1:] = np.sqrt(ab[:-1] / ab[1:])
+    # 1 - abar_t / abar_{t-1} = beta_t: no cancellation
+    var = np.zeros_like(ab)
+    var[1:] = eta * eta * omab[:-1] / omab[1:] * be[1:]
     b[1:] = (np.sqrt(ab[:-1]) * omab[1:] / np.sqrt(ab[1:])
-             - np.sqrt(omab[:-1] * omab[1:]))
-    return a, b, np.zeros_like(ab)
+             - np.sqrt(np.maximum(omab[:-1] - var[1:], 0.0) * omab[1:]))
+    c[1:] = np.sqrt(var[1:])
+    return a, b, c
 
 
 def _rule_accel_sde(s: Schedule):
@@ -196,7 +217,7 @@ def _rule_accel_ode(s: Schedule):
     al, be, ab, om = s.alpha, s.beta, s.alpha_bar, s.one_minus_alpha_bar
     a = 1 / np.sqrt(al)
     b, b_prev = np.zeros(T + 1), np.zeros(T + 1)
-    t = np.arange(2, T + 1)
+    t = np.arange(1, T + 1)              # t = 1 too: the step into the data (target "data")
     # k1 = sqrt(1 - abar_{t-1}) - sqrt(1 - abar_t)/sqrt(alpha_t)
     #    = (alpha_t (1 - abar_{t-1}) - (1 - abar_t)) / (sqrt(alpha_t)(...)) = -beta_t / (...)
     k1 = -be[t] / (np.sqrt(al[t]) * (np.sqrt(al[t] * om[t - 1]) + np.sqrt(om[t])))
@@ -217,43 +238,74 @@ def _rule_accel_ode(s: Schedule):
 _RULES = {"li-ode": _rule_li_ode, "li-sde": _rule_li_sde, "li-yan": _rule_li_yan,
           "ddpm": _rule_ddpm, "ddim": _rule_ddim, "accel-sde": _rule_accel_sde,
           "accel-ode": _rule_accel_ode}
-SAMPLERS = tuple(_RULES)
+AFFINE_SAMPLERS = tuple(_RULES)
+SAMPLERS = AFFINE_SAMPLERS + STAGE_SAMPLERS
 
 
-def sampler_rule(name: str, schedule: Schedule) -> AffineRule:
-    """The affine rule of a built-in sampler (see the module table)."""
-    if not isinstance(name, str) or name not in _RULES:
+def sampler_rule(name: str, schedule: Schedule, *, target: str = "q1",
+                 init: str = "standard-normal", eta: Optional[float] = None):
+    """The rule of a built-in sampler: an :class:`AffineRule` (the module table) or, for the
+    multi-stage and multistep samplers (``heun``, ``rk4``, ``dpm++2m``, ``dpm++3m``), a
+    :class:`~theory.stages.StageRule`. ``eta``: the DDIM noise knob (``ddim`` only).
+    ``target``/``init``: see :class:`AffineRule`."""
+    if not isinstance(name, str) or name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; choose from {', '.join(SAMPLERS)}")
     if not isinstance(schedule, Schedule):
         raise ValueError(f"sampler_rule needs a Schedule (e.g. li_schedule(T)), got "
                          f"{type(schedule).__name__}")
-    coeffs = _RULES[name](schedule)
-    return AffineRule(name, *coeffs[:3], schedule, *coeffs[3:])
+    if eta is not None and name != "ddim":
+        raise ValueError(f"eta applies to the ddim sampler only, not {name}")
+    if name in STAGE_SAMPLERS:
+        return stage_rule(name, schedule, target=target, init=init)
+    if name == "ddim" and eta is not None:
+        eta = float(eta)
+        if not (math.isfinite(eta) and eta >= 0):
+            raise ValueError(f"eta must be a non-negative number, got {eta}")
+        coeffs = _rule_ddim(schedule, eta)
+        name = f"ddim(eta={eta:g})" if eta != 0 else name
+    else:
+        coeffs = _RULES[name](schedule)
+    coeffs = tuple(coeffs) + (None,) * (5 - len(coeffs))
+    return AffineRule(name, *coeffs[:3], schedule, *coeffs[3:], target=target, init=init)
 
 
 class AnalyticScore:
     r"""The exact score :math:`s^\star_t = \nabla \log q_t` of a prior under a schedule.
 
-    Callable as ``score(x, t)`` with ``t`` the step index; marginals are built once per ``t``.
+    Callable as ``score(x, t)`` with ``t`` the step index (an integer, or a fractional index
+    between steps: the level is then :meth:`Schedule.alpha_bar_of_index`); marginals are
+    built once per level. :meth:`at_alpha_bar` takes the noise level itself (multi-stage
+    rules evaluate between steps).
     """
 
     def __init__(self, prior: Prior, schedule: Schedule):
         self.prior, self.schedule = prior, schedule
         self._abar = schedule.alpha_bar
-        self._cache: dict[int, Prior] = {}
+        self._cache: dict = {}
 
-    def marginal(self, t: int) -> Prior:
-        t = int(t)
-        if t not in self._cache:
-            if not 0 <= t <= self.schedule.T:
-                raise ValueError(f"step index {t} outside 0..{self.schedule.T}")
-            self._cache[t] = self.prior.marginal(float(self._abar[t]))
-        return self._cache[t]
+    def marginal(self, t) -> Prior:
+        """The forward marginal at step index ``t`` (integer or fractional)."""
+        t = float(t)
+        if not 0 <= t <= self.schedule.T:
+            raise ValueError(f"step index {t:g} outside 0..{self.schedule.T}")
+        abar = float(self._abar[int(t)]) if t.is_integer() else \
+            float(self.schedule.alpha_bar_of_index(t))
+        return self.marginal_at(abar)
 
-    def __call__(self, x: torch.Tensor, t: int) -> torch.Tensor:
+    def marginal_at(self, abar: float) -> Prior:
+        """The forward marginal at noise level ``abar`` in (0, 1]."""
+        abar = float(abar)
+        if abar not in self._cache:
+            self._cache[abar] = self.prior.marginal(abar)
+        return self._cache[abar]
+
+    def __call__(self, x: torch.Tensor, t) -> torch.Tensor:
         return self.marginal(t).score(x)
 
-    def jacobian(self, x: torch.Tensor, t: int) -> torch.Tensor:
+    def at_alpha_bar(self, x: torch.Tensor, abar: float) -> torch.Tensor:
+        return self.marginal_at(abar).score(x)
+
+    def jacobian(self, x: torch.Tensor, t) -> torch.Tensor:
         return self.marginal(t).score_jacobian(x)
 
 
@@ -261,7 +313,7 @@ StepFn = Callable[[torch.Tensor, int, ScoreFn, Optional[torch.Generator]], torch
 
 
 @dataclass(frozen=True)
-class StepSampler:
+class StepSampler(RunSpan):
     r"""A sampler given by its step function (any update, any number of score calls):
     ``step(y_t, t, score, generator) -> y_{t-1}``, run for ``t = T, ..., 2`` from
     :math:`Y_T \sim N(0, I)` by :func:`run_sampler`.
@@ -283,6 +335,11 @@ class StepSampler:
         True if ``step`` uses no randomness.
     score_calls_per_step : int
         Recorded with results (cost comparisons).
+    target, init : str
+        As for :class:`AffineRule` (``target="data"`` also runs ``t = 1``).
+
+    :func:`theory.probe.read_step_sampler` reads the coefficients of an affine step function
+    (verified on random inputs) and returns the exact rule.
     """
 
     name: str
@@ -290,8 +347,11 @@ class StepSampler:
     schedule: Schedule = field(repr=False)
     deterministic: bool = False
     score_calls_per_step: int = 1
+    target: str = "q1"
+    init: str = "standard-normal"
 
     def __post_init__(self):
+        check_run(self.target, self.init)
         if not callable(self.step):
             raise ValueError("step must be a callable (y, t, score, generator) -> y_prev")
         if not isinstance(self.schedule, Schedule):
@@ -300,49 +360,64 @@ class StepSampler:
         if isinstance(k, bool) or not float(k).is_integer() or int(k) < 0:
             raise ValueError(f"score_calls_per_step must be a non-negative integer, got {k}")
 
-    @property
-    def T(self) -> int:
-        return self.schedule.T
-
     def describe(self) -> dict:
         return {"sampler": self.name, "deterministic": self.deterministic,
-                "kind": "step function", "score_calls_per_step": int(self.score_calls_per_step)}
+                "kind": "step function", "score_calls_per_step": int(self.score_calls_per_step),
+                **({"target": self.target} if self.target != "q1" else {}),
+                **({"init": self.init} if self.init != "standard-normal" else {})}
 
 
 def run_sampler(rule, score: ScoreFn, n: int, dim: int, *,
                 generator: Optional[torch.Generator] = None, device=None,
                 dtype: torch.dtype = torch.float64, y_T: Optional[torch.Tensor] = None,
                 callback: Optional[Callable[[int, torch.Tensor], None]] = None) -> torch.Tensor:
-    """Run a sampler from ``Y_T ~ N(0, I)`` (or the given ``y_T``) down to ``Y_1``.
+    """Run a sampler from ``Y_T`` down to ``Y_1`` (target ``q1``) or ``Y_0`` (target ``data``).
+
+    ``Y_T ~ N(0, I)``, or the exact forward marginal ``q_T`` for ``rule.init == "qT"``
+    (drawn from ``score.marginal(T)``, so ``score`` must be an :class:`AnalyticScore`), or the
+    given ``y_T``.
 
     Parameters
     ----------
-    rule : AffineRule or StepSampler
+    rule : AffineRule, StageRule or StepSampler
     score : callable ``(x, t) -> tensor``
-        Any score, exact (:class:`AnalyticScore`) or perturbed.
+        Any score, exact (:class:`AnalyticScore`) or perturbed. A :class:`StageRule` evaluates
+        it at the noise levels of its stages: through ``score.at_alpha_bar(x, abar)`` where the
+        score has that method, else at the fractional step index of the level.
     n, dim : int
         Number of samples and dimension.
     generator : torch.Generator, optional
-        Source of all randomness (the start and the per-step noise).
+        Source of all randomness (the start and the per-step noise, in order of use: the
+        noise before a step's score, then the noise after it).
     callback : callable ``(t, y_t)``, optional
-        Sees the state at every step index ``t = T, ..., 1``.
+        Sees the state at every step index ``t = T, ..., stop``.
 
     Returns
     -------
-    Y_1 : tensor, shape (n, dim)
+    Y_stop : tensor, shape (n, dim)
     """
+    if not isinstance(rule, (AffineRule, StepSampler, StageRule)):
+        raise ValueError(f"rule must be an AffineRule, a StageRule or a StepSampler, got "
+                         f"{type(rule).__name__}")
     device = torch.device(device) if device is not None else torch.device("cpu")
-    if y_T is None:
-        y = torch.randn(int(n), int(dim), generator=generator, dtype=dtype, device=device)
-    else:
-        y = torch.as_tensor(y_T, dtype=dtype, device=device).clone()
-    if not isinstance(rule, (AffineRule, StepSampler)):
-        raise ValueError(f"rule must be an AffineRule or a StepSampler, got {type(rule).__name__}")
     T = rule.T
+    if y_T is not None:
+        y = torch.as_tensor(y_T, dtype=dtype, device=device).clone()
+    elif rule.init == "qT":
+        if not callable(getattr(score, "marginal", None)):
+            raise ValueError("init 'qT' draws Y_T from the exact forward marginal: pass an "
+                             "AnalyticScore (or y_T)")
+        y = score.marginal(T).sample(int(n), generator=generator).to(dtype=dtype, device=device)
+    else:
+        y = torch.randn(int(n), int(dim), generator=generator, dtype=dtype, device=device)
     if callback is not None:
         callback(T, y)
+
+    def noise():
+        return torch.randn(y.shape, generator=generator, dtype=dtype, device=device)
+
     if isinstance(rule, StepSampler):
-        for t in range(T, 1, -1):
+        for t in rule.steps:
             y_next = rule.step(y, t, score, generator)
             if not (isinstance(y_next, torch.Tensor) and y_next.shape == y.shape):
                 raise ValueError(f"step of {rule.name!r} must return a tensor of shape "
@@ -351,22 +426,72 @@ def run_sampler(rule, score: ScoreFn, n: int, dim: int, *,
             if callback is not None:
                 callback(t - 1, y)
         return y
+    if isinstance(rule, StageRule):
+        return _run_stages(rule, score, y, noise, callback)
     det = rule.deterministic
     s_prev = None
     z = None if det else torch.empty_like(y)        # noise buffer, refilled in place
-    for t in range(T, 1, -1):
+    for t in rule.steps:
         if rule.pre_c[t] > 0:
             torch.randn(y.shape, generator=generator, dtype=dtype, device=device, out=z)
             y = y + rule.pre_c[t] * z
         s = score(y, t)
-        y_next = torch.add(rule.b[t] * s, y, alpha=float(rule.a[t]))   # a y + b s, one pass
+        # a y + b s (+ b' s_prev) + c z, rounded term by term as that expression is: a step
+        # function written the obvious way gives the same numbers bit for bit
+        y_next = torch.mul(y, float(rule.a[t]))
+        y_next += rule.b[t] * s
         if rule.b_prev[t] != 0:
-            y_next.add_(s_prev, alpha=float(rule.b_prev[t]))
+            y_next += rule.b_prev[t] * s_prev
         s_prev = s
         if not det and rule.c[t] > 0:
             torch.randn(y.shape, generator=generator, dtype=dtype, device=device, out=z)
-            y_next.add_(z, alpha=float(rule.c[t]))
+            y_next += z.mul_(float(rule.c[t]))
         y = y_next
         if callback is not None:
             callback(t - 1, y)
     return y
+
+
+def _run_stages(rule: StageRule, score, y, noise, callback):
+    """:func:`run_sampler` for a :class:`StageRule`: the state (sample and history), each
+    step's stages at their noise levels, the new state, then the noise."""
+    sched = rule.schedule
+    at_level = getattr(score, "at_alpha_bar", None)
+
+    def evaluate(x, abar):
+        if at_level is not None:
+            return at_level(x, abar)
+        return score(x, float(sched.index_of_alpha_bar(abar)))
+
+    state = [y] + [torch.zeros_like(y) for _ in range(rule.m - 1)]
+    for t in rule.steps:
+        tab = rule.tableaux[t]
+        if tab.pre_c > 0:
+            state[0] = state[0] + tab.pre_c * noise()
+        need = tab.needed
+        S = []
+        for i in range(tab.s):
+            if not need[i]:
+                S.append(None)
+                continue
+            x = sum(tab.P[i, k] * state[k] for k in range(tab.m) if tab.P[i, k] != 0)
+            for j in range(i):
+                if tab.Q[i, j] != 0:
+                    x = x + tab.Q[i, j] * S[j]
+            S.append(evaluate(x if torch.is_tensor(x) else torch.zeros_like(y), tab.abar[i]))
+        new = []
+        for k in range(tab.m):
+            v = torch.zeros_like(y)
+            for k2 in range(tab.m):
+                if tab.A[k, k2] != 0:
+                    v = v + tab.A[k, k2] * state[k2]
+            for i in range(tab.s):
+                if tab.B[k, i] != 0:
+                    v = v + tab.B[k, i] * S[i]
+            new.append(v)
+        if tab.c > 0:
+            new[0] = new[0] + tab.c * noise()
+        state = new
+        if callback is not None:
+            callback(t - 1, state[0])
+    return state[0]

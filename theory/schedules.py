@@ -112,6 +112,23 @@ class Schedule:
         grid = np.arange(self.T + 1) / self.T
         return np.exp(np.interp(tau, grid, self.log_alpha_bar))
 
+    def alpha_bar_of_index(self, u):
+        """:math:`\\bar\\alpha` at a fractional step index ``u`` in [0, T] (log-linear between
+        steps, exact at integers): the level a step function's ``score(x, u)`` means."""
+        u = np.asarray(u, dtype=np.float64)
+        if np.any((u < 0) | (u > self.T)):
+            raise ValueError(f"step index must lie in [0, {self.T}]")
+        return np.exp(np.interp(u, np.arange(self.T + 1), self.log_alpha_bar))
+
+    def index_of_alpha_bar(self, abar):
+        """The fractional step index of noise level ``abar`` in [alpha_bar_T, 1]: the inverse
+        of :meth:`alpha_bar_of_index` (log alpha_bar decreases strictly in the index)."""
+        la = np.log(np.asarray(abar, dtype=np.float64))
+        lab = self.log_alpha_bar
+        if np.any((la > 1e-15) | (la < lab[-1] * (1 + 1e-12))):
+            raise ValueError(f"noise level outside [alpha_bar_T, 1] = [{np.exp(lab[-1]):.3g}, 1]")
+        return np.interp(-la, -lab, np.arange(self.T + 1))
+
     def describe(self) -> dict:
         return {"name": self.name, "T": self.T, **self.params}
 

@@ -228,7 +228,7 @@ class StepNoise(ScorePerturbation):
             raise NoExactLaw("step-noise perturbations of two-step rules have no exact law")
         c = np.sqrt(rule.c ** 2 + (rule.b * self.eps) ** 2)
         return AffineRule(f"{rule.name}+step-noise({self.eps:g})", rule.a, rule.b, c,
-                          rule.schedule, rule.pre_c)
+                          rule.schedule, rule.pre_c, target=rule.target, init=rule.init)
 
     def torch_score(self, prior, schedule, generator=None):
         exact = AnalyticScore(prior, schedule)

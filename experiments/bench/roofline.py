@@ -68,7 +68,6 @@ LONG_PATHS = ("tv_1d_long",)
 def gemm_rate(device="cpu", n=2048, repeats=5):
     """Best float64 GEMM rate (GFLOP/s by wall and by CPU time) of torch (and numpy on the
     CPU) on n x n matrices."""
-    import numpy as np
     import torch
     out = {}
     a = torch.randn(n, n, dtype=torch.float64, device=device)

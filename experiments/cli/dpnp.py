@@ -14,8 +14,15 @@ NAME = "dpnp"
 def add_parser(sub):
     p = sub.add_parser("dpnp", help="DPnP posterior sampling: law(x_k) against pi_eta and the "
                                     "posterior for one configuration")
-    p.add_argument("--prior", default="bimodal", help="bimodal | gauss | gmm (default bimodal)")
-    p.add_argument("--d", default="1", help="dimension (default 1)")
+    p.add_argument("--prior", default=None, help="bimodal | gauss | gmm (default bimodal)")
+    p.add_argument("--prior-file", default=None,
+                   help="a prior from a JSON or NPZ file (theory.prior_files) instead of --prior")
+    p.add_argument("--d", default=None, help="dimension (default 1, or the prior file's)")
+    p.add_argument("--likelihood-file", default=None,
+                   help="linear-Gaussian likelihood from a JSON or NPZ file: operator (m x d), "
+                        "y (m) and noise_covariance (m x m) or sigma "
+                        "(theory.posterior.likelihoods.load_likelihood); replaces --likelihood, "
+                        "--operator, --sigma and --y")
     p.add_argument("--likelihood", default="gaussian", help="gaussian | phase | logistic")
     p.add_argument("--operator", default="identity",
                    help="identity | mask | random (A of the measurement; default identity)")
@@ -60,7 +67,9 @@ def add_parser(sub):
 
 def config_from_args(a) -> dict:
     from ..points.dpnp import normalise_config    # the library loads when a command runs
-    return normalise_config({"prior": a.prior, "d": a.d, "likelihood": a.likelihood,
+    return normalise_config({"prior": a.prior, "prior_file": a.prior_file,
+                             "likelihood_file": a.likelihood_file, "d": a.d,
+                             "likelihood": a.likelihood,
                              "operator": a.operator, "m": a.m, "cond": a.cond, "keep": a.keep,
                              "sigma": a.sigma, "lam": a.lam, "y": a.y, "eta": a.eta,
                              "schedule": a.schedule, "K": a.K, "pcs": a.pcs,

@@ -14,9 +14,16 @@ NAME = "measure"
 # default of None leaves the field to experiments.points.measure.DEFAULTS, so that a flag the
 # request would ignore (--c0 without --schedule li, ...) is refused only when it was given
 OPTIONS = [
-    ("--prior", "bimodal", "bimodal | gauss | subspace | gmm"),
-    ("--d", "1", "dimension (integer >= 1)"),
-    ("--sampler", "li-ode", "li-ode | li-sde | li-yan | ddpm | ddim | accel-sde | accel-ode"),
+    ("--prior", None, "bimodal | gauss | subspace | gmm (default bimodal)"),
+    ("--prior-file", None, "a prior from a JSON or NPZ file (mixture, gaussian, product or "
+                           "subspace; see theory.prior_files) instead of --prior"),
+    ("--d", None, "dimension (integer >= 1; default 1, or the prior file's)"),
+    ("--sampler", "li-ode", "li-ode | li-sde | li-yan | ddpm | ddim | accel-sde | accel-ode | "
+                            "heun | rk4 | dpm++2m | dpm++3m | dpm++3m-ref"),
+    ("--target", "q1", "q1 (compare Y_1 with q_1) | data (run the step t = 1 too and compare "
+                       "Y_0 with the data law)"),
+    ("--init", "standard-normal", "standard-normal | qT (start from the exact forward marginal "
+                                  "q_T)"),
     ("--schedule", "li", "li | linear | cosine"),
     ("--T", "1000", "number of steps (integer >= 2)"),
     ("--metric", "tv", "tv | kl | hellinger | w2 | sliced_w2 | sinkhorn (the last two: "
@@ -58,9 +65,11 @@ def run(a) -> int:
                "details": res["details"]}
         print(json.dumps(out, default=float))
     else:
-        name = {"tv": "TV", "kl": "KL(q_1 || law Y_1)", "hellinger": "Hellinger",
+        q, y = ("p_0", "Y_0") if cfg.get("target") == "data" else ("q_1", "Y_1")
+        name = {"tv": "TV", "kl": f"KL({q} || law {y})", "hellinger": "Hellinger",
                 "w2": "W2", "sliced_w2": "SW2", "sinkhorn": "S_eps"}[cfg["metric"]]
-        print(f"{name}(q_1, law Y_1) = {res['value']:.6g}   in [{res['lower']:.6g}, "
+        pair = "" if cfg["metric"] == "kl" else f"({q}, law {y})"
+        print(f"{name}{pair} = {res['value']:.6g}   in [{res['lower']:.6g}, "
               f"{res['upper']:.6g}]")
         print(f"  method: {res['method']} ({res['interval']})")
         floor = res["details"].get("floor") if isinstance(res.get("details"), dict) else None
@@ -71,7 +80,8 @@ def run(a) -> int:
         if "injected" in res:
             print(f"  injected: eps_score = {res['injected']['eps_score']:.4g}, "
                   f"eps_Jacobi = {res['injected']['eps_jacobi']:.4g}")
-        print(f"  prior={cfg['prior']} d={cfg['d']} sampler={cfg['sampler']} "
-              f"schedule={cfg['schedule']} T={cfg['T']}"
-              + (f" c0={cfg['c0']:g} c1={cfg['c1']:g}" if cfg["schedule"] == "li" else ""))
+        print(f"  prior={cfg.get('prior_file', cfg['prior'])} d={cfg['d']} "
+              f"sampler={cfg['sampler']} schedule={cfg['schedule']} T={cfg['T']}"
+              + (f" c0={cfg['c0']:g} c1={cfg['c1']:g}" if cfg["schedule"] == "li" else "")
+              + "".join(f" {k}={cfg[k]}" for k in ("target", "init") if k in cfg))
     return 0

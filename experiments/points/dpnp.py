@@ -43,8 +43,9 @@ from theory.posterior.grid1d import Grid1D
 from theory.posterior.grid2d import Grid2D
 from theory.posterior.grid_base import tv_masses, tv_masses_2d
 from theory.posterior.inits import init_samples, point_init
-from theory.posterior.likelihoods import (LinearGaussian, make_likelihood, make_operator,
-                                          noise_scale, observation)
+from theory.posterior.likelihoods import (LinearGaussian, load_likelihood, make_likelihood,
+                                          make_operator, noise_scale, observation)
+from theory.prior_files import file_digest, load_prior
 from theory.posterior.plug_and_play import DDSConfig, PCSConfig, run_dpnp
 from theory.posterior.refinement import grid_refinement
 from theory.priors import PRESETS, ProductPrior, make_prior, preset_memory
@@ -66,7 +67,7 @@ DEFAULTS = {"prior": "bimodal", "d": 1, "likelihood": "gaussian", "operator": "i
             "eta": 0.3, "schedule": None, "K": None, "pcs": "exact", "pcs_steps": 100,
             "pcs_step": None, "dds": "exact", "dds_steps": 50, "dds_rule": None,
             "init": "standard-normal", "metric": "tv", "n": None, "seed": 0, "h": None,
-            "device": "cpu"}
+            "device": "cpu", "prior_file": None, "likelihood_file": None}
 
 
 def normalise_config(c: dict) -> dict:
@@ -78,13 +79,37 @@ def normalise_config(c: dict) -> dict:
     without the logistic likelihood, ``pcs_steps`` with exact PCS, ``n`` on the grid routes,
     ...), and the memory the request needs (prior, operator, chains, one record per level) is
     checked against what the machine has, all before anything is computed. The grids' own
-    memory is the grid engines' to check."""
+    memory is the grid engines' to check.
+
+    ``prior_file`` (:func:`theory.prior_files.load_prior`) replaces the preset prior and sets
+    d; ``likelihood_file`` (:func:`theory.posterior.likelihoods.load_likelihood`: operator, y
+    and the full noise covariance) replaces the likelihood, operator, sigma and y options.
+    Each file's SHA-256 joins the configuration."""
     given = {k: v for k, v in c.items() if v is not None}
     c = {**DEFAULTS, **given}
-    out = {"prior": choice("prior", c["prior"], [p for p in PRESETS if p != "subspace"]),
+    files = {}
+    if c["prior_file"] is not None:
+        p = load_prior(c["prior_file"])
+        if "d" in given and integer("d", given["d"], lo=1) != p.dim:
+            raise ValueError(f"d = {given['d']} but the prior file describes d = {p.dim}")
+        c["prior"], c["d"] = "file", p.dim
+        files.update(prior_file=str(c["prior_file"]),
+                     prior_file_sha256=file_digest(c["prior_file"]))
+    if c["likelihood_file"] is not None:
+        lik = load_likelihood(c["likelihood_file"])
+        if lik.dim != integer("d", c["d"], lo=1):
+            raise ValueError(f"the likelihood file's operator acts on d = {lik.dim}, the prior "
+                             f"has d = {c['d']}")
+        c["likelihood"], c["sigma"] = "gaussian", lik.sigma        # whitened: sigma = 1
+        c["y"] = ",".join(repr(float(v)) for v in lik.y)
+        files.update(likelihood_file=str(c["likelihood_file"]),
+                     likelihood_file_sha256=file_digest(c["likelihood_file"]))
+    out = {"prior": "file" if "prior_file" in files else
+           choice("prior", c["prior"], [p for p in PRESETS if p != "subspace"]),
            "d": integer("d", c["d"], lo=1),
            "likelihood": choice("likelihood", c["likelihood"], LIKELIHOODS),
-           "operator": choice("operator", c["operator"], OPERATORS)}
+           "operator": "file" if "likelihood_file" in files else
+           choice("operator", c["operator"], OPERATORS), **files}
     out["m"] = None if c["m"] is None else integer("m", c["m"], lo=1)
     out["cond"] = number("cond", c["cond"], lo=1)
     out["keep"] = number("keep", c["keep"], positive=True, hi=1)
@@ -189,22 +214,36 @@ def memory_needed(cfg: dict, levels: int) -> tuple:
     return nbytes, what
 
 
+def _file(cfg, key):
+    path = cfg[key]
+    if file_digest(path) != cfg[key + "_sha256"]:
+        raise ValueError(f"{path} changed since the configuration was made")
+    return path
+
+
 def build(cfg: dict):
     """Prior, likelihood and annealing schedule of a normalised configuration."""
     d = cfg["d"]
-    prior = make_prior(cfg["prior"], d, **({"seed": cfg["seed"]} if cfg["prior"] == "gmm" else {}))
-    g = torch.Generator().manual_seed(cfg["seed"])
-    if cfg["operator"] == "mask":
-        A = make_operator("mask", d, keep_fraction=cfg["keep"])
+    if cfg["prior"] == "file":
+        prior = load_prior(_file(cfg, "prior_file"))
     else:
-        A = make_operator(cfg["operator"], d, m=cfg["m"], cond=cfg["cond"], generator=g)
-    m = A.shape[0]
-    ys = cfg["y"]
-    if len(ys) == 1:
-        ys = ys * m
-    if len(ys) != m:
-        raise ValueError(f"y has {len(ys)} values but the operator has {m} rows")
-    lik = make_likelihood(cfg["likelihood"], A, ys, sigma=cfg["sigma"], lam=cfg["lam"])
+        prior = make_prior(cfg["prior"], d,
+                           **({"seed": cfg["seed"]} if cfg["prior"] == "gmm" else {}))
+    if cfg["operator"] == "file":
+        lik = load_likelihood(_file(cfg, "likelihood_file"))
+    else:
+        g = torch.Generator().manual_seed(cfg["seed"])
+        if cfg["operator"] == "mask":
+            A = make_operator("mask", d, keep_fraction=cfg["keep"])
+        else:
+            A = make_operator(cfg["operator"], d, m=cfg["m"], cond=cfg["cond"], generator=g)
+        m = A.shape[0]
+        ys = cfg["y"]
+        if len(ys) == 1:
+            ys = ys * m
+        if len(ys) != m:
+            raise ValueError(f"y has {len(ys)} values but the operator has {m} rows")
+        lik = make_likelihood(cfg["likelihood"], A, ys, sigma=cfg["sigma"], lam=cfg["lam"])
     if cfg["schedule"] is not None:
         sched = parse_annealing(cfg["schedule"], cfg["K"])
     else:

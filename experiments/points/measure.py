@@ -8,19 +8,21 @@ from theory.checks import NoExactLaw, check_memory, choice, integer, not_applica
 from theory.distances.exact import METRICS, exact_distance
 from theory.distances.pushforward import pushforward_kl, pushforward_tv
 from theory.distances.samples import sampler_distance
+from theory.prior_files import file_digest, load_prior
 from theory.priors import (PRESETS, Gaussian, ProductPrior, SubspaceMixture, make_prior,
                            preset_memory)
 from theory.rng import check_device_name
 from theory.samplers import SAMPLERS, sampler_rule
 from theory.schedules import SCHEDULES, make_schedule
 from theory.score_errors import PERTURBATIONS, make_perturbation
+from theory.stages import INITS, TARGETS, StageRule
 
 __all__ = ["normalise_config", "measure", "memory_needed", "DEFAULTS"]
 
 DEFAULTS = {"prior": "bimodal", "d": 1, "sampler": "li-ode", "schedule": "li", "T": 1000,
             "metric": "tv", "c0": 2.0, "c1": 4.0, "device": "cpu", "seed": 0,
             "method": "exact", "perturbation": "none", "eps": 0.0, "samples": None,
-            "prior_seed": 0}
+            "prior_seed": 0, "target": "q1", "init": "standard-normal", "prior_file": None}
 
 METHODS = ("exact", "pushforward", "samples", "auto")
 SAMPLE_ONLY_METRICS = ("sliced_w2", "sinkhorn")   # sample-based metrics (method samples)
@@ -34,11 +36,26 @@ def normalise_config(cfg: dict) -> dict:
     Every number is checked for range (the schedule and the perturbation are built once to
     check their constants with the library's own words), and a field that the request would
     ignore (``c0`` without the li schedule, ``eps`` without a perturbation, ``samples`` with
-    the exact method, ``prior_seed`` without the gmm prior) is refused."""
+    the exact method, ``prior_seed`` without the gmm prior) is refused.
+
+    ``target`` / ``init`` appear only when not the default (q1 / standard-normal), so the
+    configurations of earlier results keep their keys. ``prior_file`` (JSON or NPZ, see
+    :mod:`theory.prior_files`) replaces the preset: the prior becomes ``"file"``, ``d`` is the
+    file's (an explicit ``d`` must agree) and the file's SHA-256 joins the key."""
     given = {k: v for k, v in cfg.items() if v is not None}
     c = {**DEFAULTS, **given}
+    file_prior = None
+    if c["prior_file"] is not None:
+        if "prior" in given and given["prior"] != "file":
+            raise ValueError("give either a preset prior or a prior file, not both")
+        file_prior = load_prior(c["prior_file"])
+        if "d" in given and integer("d", given["d"], lo=1) != file_prior.dim:
+            raise ValueError(f"d = {given['d']} but the prior file describes d = "
+                             f"{file_prior.dim}")
+        c["prior"], c["d"] = "file", file_prior.dim
     out = {
-        "prior": choice("prior", c["prior"], tuple(PRESETS)),
+        "prior": "file" if file_prior is not None else choice("prior", c["prior"],
+                                                               tuple(PRESETS)),
         "d": integer("d", c["d"], lo=1),
         "sampler": choice("sampler", c["sampler"], SAMPLERS),
         "schedule": choice("schedule", c["schedule"], tuple(SCHEDULES)),
@@ -60,6 +77,13 @@ def normalise_config(cfg: dict) -> dict:
         out["samples"] = integer("samples", default_n if c["samples"] is None else c["samples"], lo=10)
     if out["prior"] == "gmm":
         out["prior_seed"] = integer("prior_seed", c["prior_seed"], lo=0)
+    if file_prior is not None:
+        out["prior_file"] = str(c["prior_file"])
+        out["prior_file_sha256"] = file_digest(c["prior_file"])
+    for key, options in (("target", TARGETS), ("init", INITS)):
+        v = choice(key, c[key], options)
+        if v != DEFAULTS[key]:
+            out[key] = v
     if out["schedule"] == "li":
         out["c0"] = positive("c0", c["c0"])
         out["c1"] = positive("c1", c["c1"])
@@ -105,12 +129,24 @@ def memory_needed(cfg: dict, method: str) -> tuple:
     return nbytes, what
 
 
+def build_prior(cfg: dict, device=None):
+    """The prior of a normalised configuration (a preset, or the prior file)."""
+    if cfg["prior"] == "file":
+        if file_digest(cfg["prior_file"]) != cfg["prior_file_sha256"]:
+            raise ValueError(f"prior file {cfg['prior_file']} changed since the configuration "
+                             "was made")
+        return load_prior(cfg["prior_file"], device=device)
+    kw = {"seed": cfg.get("prior_seed", 0)} if cfg["prior"] == "gmm" else {}
+    return make_prior(cfg["prior"], cfg["d"], device=device, **kw)
+
+
 def build(cfg: dict):
     """Prior, schedule and sampler rule of a normalised configuration."""
-    kw = {"seed": cfg.get("prior_seed", 0)} if cfg["prior"] == "gmm" else {}
-    prior = make_prior(cfg["prior"], cfg["d"], **kw)
+    prior = build_prior(cfg)
     schedule = make_schedule(cfg["schedule"], cfg["T"], **_schedule_params(cfg))
-    return prior, schedule, sampler_rule(cfg["sampler"], schedule)
+    return prior, schedule, sampler_rule(cfg["sampler"], schedule,
+                                         target=cfg.get("target", "q1"),
+                                         init=cfg.get("init", "standard-normal"))
 
 
 def applicable_methods(cfg: dict, prior, rule) -> list:
@@ -120,6 +156,8 @@ def applicable_methods(cfg: dict, prior, rule) -> list:
         pert = None
         if cfg["perturbation"] != "none":
             pert = make_perturbation(cfg["perturbation"], cfg["eps"])
+        if pert is not None and isinstance(rule, StageRule):
+            raise NoExactLaw("score perturbations apply to one-stage rules")
         _exact_possible(prior, pert)
         out.append("exact")
     except NoExactLaw:
@@ -127,7 +165,9 @@ def applicable_methods(cfg: dict, prior, rule) -> list:
     if cfg["metric"] in SAMPLE_ONLY_METRICS:       # no exact engine computes these
         out = []
     if cfg["perturbation"] == "none":
-        if rule.deterministic and cfg["metric"] in ("tv", "kl"):
+        # multi-stage rules: the forward density only (one-sided TV; no KL(q || p))
+        pf_metrics = ("tv",) if isinstance(rule, StageRule) else ("tv", "kl")
+        if rule.deterministic and cfg["metric"] in pf_metrics:
             out.append("pushforward")
         if cfg["metric"] in ("w2",) + SAMPLE_ONLY_METRICS:
             out.append("samples")
@@ -145,7 +185,8 @@ def _exact_possible(prior, pert):
 
 
 def measure(cfg: dict) -> dict:
-    """Distance between law(Y_1) and q_1 for one configuration, with interval and method."""
+    """Distance between law(Y_1) and q_1 (or law(Y_0) and the data law, ``target: data``) for
+    one configuration, with interval and method."""
     cfg = normalise_config(cfg)
     check_memory(*memory_needed(cfg, "exact"))      # before the prior is built
     prior, schedule, rule = build(cfg)
@@ -169,7 +210,8 @@ def measure(cfg: dict) -> dict:
         interval = "numerical error bound (refinement estimate)"
     elif method == "pushforward":
         if cfg["metric"] == "tv":
-            est = pushforward_tv(prior, rule, cfg["samples"], estimator="tanh", seed=cfg["seed"])
+            est = pushforward_tv(prior, rule, cfg["samples"], seed=cfg["seed"],
+                                 estimator="one-sided" if isinstance(rule, StageRule) else "tanh")
         else:
             est = pushforward_kl(prior, rule, cfg["samples"], direction="qp", seed=cfg["seed"])
         interval = "95% confidence interval (Monte Carlo)"
@@ -195,8 +237,7 @@ def _sample_estimate(cfg, rule):
                          f"({8 * n * n / 1e9:.1f} GB) and O(n^3) time: use --samples "
                          f"{EMD_MAX_POINTS} or fewer, or --metric sliced_w2")
     dev = torch.device(cfg["device"])
-    kw = {"seed": cfg.get("prior_seed", 0)} if cfg["prior"] == "gmm" else {}
-    prior = make_prior(cfg["prior"], d, device=dev, **kw)
+    prior = build_prior(cfg, device=dev)
     extra = {"sliced_w2": {"n_projections": 200}}.get(cfg["metric"], {})
     return sampler_distance(prior, rule, n, metric=cfg["metric"], seed=cfg["seed"],
                             device=dev, **extra)

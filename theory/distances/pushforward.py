@@ -47,10 +47,12 @@ import torch
 from scipy.stats import norm
 
 from ..checks import integer
-from ..laws.pushforward import F64, flow_forward, flow_inverse
+from ..laws.pushforward import draw_start, flow_forward, flow_inverse
+from ..laws.stage_pushforward import stage_flow_forward
 from ..priors import Prior
 from ..rng import check_device, resolve_generator
 from ..samplers import AffineRule
+from ..stages import StageRule
 from .estimate import DistanceEstimate
 
 __all__ = ["pushforward_tv", "pushforward_kl", "TV_ESTIMATORS"]
@@ -59,7 +61,23 @@ TV_ESTIMATORS = ("one-sided", "tanh")
 
 
 def _target(prior, rule):
-    return prior.marginal(float(rule.schedule.alpha_bar[1]))
+    """q_1, or the data law itself (``rule.target == "data"``)."""
+    return prior.marginal(float(rule.schedule.alpha_bar[rule.stop]))
+
+
+def _forward(prior, rule, z, score, batch_size, on_fold):
+    if isinstance(rule, StageRule):
+        if score is not None:
+            raise ValueError("a user score is not supported for multi-stage rules here")
+        return stage_flow_forward(prior, rule, z, batch_size=batch_size, on_fold=on_fold)
+    return flow_forward(prior, rule, z, score=score, batch_size=batch_size, on_fold=on_fold)
+
+
+def _needs_inverse(rule, what):
+    if isinstance(rule, StageRule):
+        raise ValueError(f"{what} needs the inverse map, which multi-stage and multistep rules "
+                         f"do not have here ({rule.name}); use the one-sided estimator / "
+                         "direction 'pq'")
 
 
 def _ci(strata, weights, level, ci, n_boot, rng):
@@ -141,15 +159,17 @@ def pushforward_tv(prior: Prior, rule: AffineRule, n: int, *, estimator: str = "
     device = check_device(prior, device)
     n = integer("n", n, lo=2)
     g, seed_used, supplied = resolve_generator(seed, generator, device)
+    if estimator == "tanh":
+        _needs_inverse(rule, "the tanh estimator")
     n_p = n if estimator == "one-sided" else (n + 1) // 2
     n_q = n - n_p
-    z = torch.randn(n_p, prior.dim, generator=g, dtype=F64, device=device)
+    z = draw_start(prior, rule, n_p, g)
     q1 = _target(prior, rule)
     xq = q1.sample(n_q, generator=g) if n_q > 0 else None
     boot_seed = int(torch.randint(0, 2 ** 62, (1,), generator=g, device=device).item())
     rng = np.random.default_rng(boot_seed)
 
-    fwd = flow_forward(prior, rule, z, score=score, batch_size=batch_size, on_fold=on_fold)
+    fwd = _forward(prior, rule, z, score, batch_size, on_fold)
     L_p = (fwd.log_p - q1.log_prob(fwd.x)).cpu().numpy()
     valid = not bool(fwd.folded.any())
     L_p = L_p[np.isfinite(L_p)]
@@ -208,11 +228,12 @@ def pushforward_kl(prior: Prior, rule: AffineRule, n: int, *, direction: str = "
     g, seed_used, supplied = resolve_generator(seed, generator, device)
     q1 = _target(prior, rule)
     if direction == "pq":
-        z = torch.randn(n, prior.dim, generator=g, dtype=F64, device=device)
-        res = flow_forward(prior, rule, z, score=score, batch_size=batch_size, on_fold=on_fold)
+        z = draw_start(prior, rule, n, g)
+        res = _forward(prior, rule, z, score, batch_size, on_fold)
         f = (res.log_p - q1.log_prob(res.x)).cpu().numpy()
         metric, method = "kl_pq", f"push-forward Monte Carlo, KL(p||q) = E_p[log p/q], n={n}"
     else:
+        _needs_inverse(rule, "KL(q || p)")
         xq = q1.sample(n, generator=g)
         res = flow_inverse(prior, rule, xq, score=score, batch_size=batch_size, tol=tol,
                            on_fold=on_fold)

@@ -76,6 +76,7 @@ import torch
 from ..priors import Prior
 from ..samplers import AffineRule, AnalyticScore, StepSampler, run_sampler, sampler_rule
 from ..schedules import make_schedule
+from ..stages import StageRule
 from .estimate import DistanceEstimate
 
 __all__ = ["OTNotConverged", "emd_w2", "w2_distance", "sliced_w2_distance",
@@ -455,16 +456,17 @@ def _check_n_seed(n, seed):
 
 
 def _one_sampler(prior, rule, n, seed, draws, metric, score_factory, device, metric_kwargs):
-    if not isinstance(rule, (AffineRule, StepSampler)):
-        raise ValueError(f"a sampler must be an AffineRule or a StepSampler, got "
+    if not isinstance(rule, (AffineRule, StepSampler, StageRule)):
+        raise ValueError(f"a sampler must be an AffineRule, a StageRule or a StepSampler, got "
                          f"{type(rule).__name__}")
     if metric == "sinkhorn":                 # its iterations run where the samples are
         metric_kwargs = {"device": device, **metric_kwargs}
     score = (score_factory or AnalyticScore)(prior, rule.schedule)
     g = torch.Generator(device=device).manual_seed(seed)
     x = run_sampler(rule, score, n, prior.dim, generator=g, device=device)
-    ab1 = float(rule.schedule.alpha_bar[1])
-    om1 = float(rule.schedule.one_minus_alpha_bar[1])
+    # the target: q_1, or the data law (rule.target == "data": alpha_bar_0 = 1)
+    ab1 = float(rule.schedule.alpha_bar[rule.stop])
+    om1 = float(rule.schedule.one_minus_alpha_bar[rule.stop])
     (x0, e0), (x0f, e0f) = draws
     y = math.sqrt(ab1) * x0 + math.sqrt(om1) * e0
     yf = math.sqrt(ab1) * x0f + math.sqrt(om1) * e0f

@@ -10,9 +10,13 @@ prior (THEORY.md section 4), the law of :math:`Y_1` factorises into one-dimensio
 * **subspace prior**: the inner k-dimensional prior (product or Gaussian) and ``d - k``
   identical Gaussian coordinates off the subspace (prior variance ``perp_var``).
 
-The target is :math:`q_1`, the law of one forward step, recomputed for each schedule.
+The target is :math:`q_1`, the law of one forward step, recomputed for each schedule, or the
+data law (``rule.target == "data"``); the start N(0, I) or q_T (``rule.init``).
 :func:`exact_factors` returns the list of factors (output law, target law, multiplicity)
-that :mod:`theory.distances.exact` turns into distances.
+that :mod:`theory.distances.exact` turns into distances. Multi-stage and multistep rules
+(:class:`~theory.stages.StageRule`) use the engines of :mod:`theory.laws.stages`; a
+:class:`~theory.samplers.StepSampler` has no coefficients and is refused (read them first
+with :func:`theory.probe.read_step_sampler`).
 """
 from __future__ import annotations
 
@@ -21,10 +25,13 @@ import numpy as np
 from ..checks import NoExactLaw
 from ..mixture1d import Mixture1D
 from ..priors import Gaussian, GaussianMixture, Prior, ProductPrior, SubspaceMixture
-from ..samplers import AffineRule
+from ..samplers import AffineRule, StepSampler
+from ..stages import StageRule
 from .base import GaussianFactor, QuadratureFactor
+from .ends import target_mixture
 from .gaussian import gaussian_output, gaussian_target
-from .grid1d import output_law_1d, target_mixture
+from .grid1d import output_law_1d
+from .stages import stage_law_1d
 
 __all__ = ["exact_factors"]
 
@@ -36,6 +43,15 @@ def exact_factors(prior: Prior, rule: AffineRule, level: int = 1, perturbation=N
     a perturbed score while the target stays the true q_1; coordinate-wise perturbations of
     product priors keep the law exact.
     """
+    if isinstance(rule, StepSampler):
+        raise NoExactLaw(f"{rule.name!r} is a step function: it has no coefficients to run an "
+                         "exact engine on; read them with theory.probe.read_step_sampler "
+                         "(affine steps) or use theory.distances.samples")
+    if not isinstance(rule, (AffineRule, StageRule)):
+        raise NoExactLaw(f"no exact law for a rule of type {type(rule).__name__}; give an "
+                         "AffineRule or a StageRule")
+    if perturbation is not None and isinstance(rule, StageRule):
+        raise NoExactLaw("score perturbations are implemented for one-stage affine rules")
     if perturbation is not None:
         rule = perturbation.adjust_rule(rule)
         if perturbation.affine:
@@ -57,8 +73,9 @@ def exact_factors(prior: Prior, rule: AffineRule, level: int = 1, perturbation=N
             if mix.w.size == 1 and perturbation is None:  # Gaussian: closed form, vectorised
                 g_mean.append(mix.m[0]), g_var.append(mix.v[0]), g_mult.append(mult)
             else:
-                factors.append(QuadratureFactor(output_law_1d(mix, rule, level, perturbation),
-                                                target_mixture(mix, rule), mult))
+                law = stage_law_1d(mix, rule, level) if isinstance(rule, StageRule) else \
+                    output_law_1d(mix, rule, level, perturbation)
+                factors.append(QuadratureFactor(law, target_mixture(mix, rule), mult))
         if g_mean:
             factors.append(_gaussian_factor(np.array(g_mean), np.array(g_var),
                                             np.array(g_mult), rule))

@@ -10,26 +10,30 @@ well-separated modes) uniform z-nodes converge only algebraically.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtr
-
-from ..mixture1d import LOG_2PI, Mixture1D
+from ..mixture1d import Mixture1D
 from ..samplers import AffineRule
 from .base import QuadratureLaw1D
+from .ends import start_mixture
 
 __all__ = ["flow_law_1d"]
 
 
 def flow_law_1d(mix: Mixture1D, rule: AffineRule, n_nodes: int = 2001, z_max: float = 9.0):
-    """Output law of a deterministic rule by change of variables; ``None`` if the map folds."""
+    """Output law of a deterministic rule by change of variables; ``None`` if the map folds.
+
+    Nodes are uniform in Y_T: on [-z_max, z_max] for the N(0, 1) start, on z_max standard
+    deviations around every component of q_T for ``init="qT"``."""
     s = rule.schedule
     ab, omab = s.alpha_bar, s.one_minus_alpha_bar
-    z = np.linspace(-z_max, z_max, int(n_nodes))
+    start = start_mixture(mix, rule)
+    lo, hi = start.spread(z_max)
+    z = np.linspace(lo, hi, int(n_nodes))
     hz = z[1] - z[0]
     y = z.copy()
     logJ = np.zeros_like(z)
     if rule.multistep:          # chain rule through (Y_t, Y_{t+1}): dY/dz tracked directly
         dy, s_prev, ds_prev, dy_prev = np.ones_like(z), None, None, None
-        for t in range(s.T, 1, -1):
+        for t in rule.steps:
             sc, dsc = mix.marginal(ab[t], omab[t]).score_and_derivative(y)
             y_new = rule.a[t] * y + rule.b[t] * sc
             dy_new = (rule.a[t] + rule.b[t] * dsc) * dy
@@ -42,7 +46,7 @@ def flow_law_1d(mix: Mixture1D, rule: AffineRule, n_nodes: int = 2001, z_max: fl
             y, dy = y_new, dy_new
         logJ = np.log(dy)
     else:
-        for t in range(s.T, 1, -1):
+        for t in rule.steps:
             sc, dsc = mix.marginal(ab[t], omab[t]).score_and_derivative(y)
             J = rule.a[t] + rule.b[t] * dsc
             if np.any(J <= 0):
@@ -51,8 +55,8 @@ def flow_law_1d(mix: Mixture1D, rule: AffineRule, n_nodes: int = 2001, z_max: fl
             y = rule.a[t] * y + rule.b[t] * sc
     wz = np.full_like(z, hz)
     wz[0] = wz[-1] = hz / 2
-    logphi = -0.5 * z * z - 0.5 * LOG_2PI
+    logphi = start.logpdf(z)
     return QuadratureLaw1D(
-        x=y, dx=wz * np.exp(logJ), logp=logphi - logJ, cdf=ndtr(z), sf=ndtr(-z),
-        method="change-of-variables", lost_mass=float(2 * ndtr(-z_max)),
+        x=y, dx=wz * np.exp(logJ), logp=logphi - logJ, cdf=start.cdf(z), sf=start.sf(z),
+        method="change-of-variables", lost_mass=float(start.cdf(lo) + start.sf(hi)),
         info={"n_nodes": int(n_nodes), "z_max": z_max})

@@ -6,7 +6,9 @@ coordinate, :math:`s_t(y) = (m_t - y)/C_t` with :math:`m_t = \sqrt{\bar\alpha_t}
 :math:`C_t = \bar\alpha_t\lambda_i + 1 - \bar\alpha_t`, so :math:`Y_1` is Gaussian with mean
 and variance from :math:`M \leftarrow (a - b/C) M + b m/C`, :math:`V \leftarrow (a - b/C)^2 V
 + c^2` (THEORY.md section 4). The target :math:`q_1` is :math:`N(\sqrt{\bar\alpha_1}\mu,
-\bar\alpha_1\Sigma + (1 - \bar\alpha_1) I)`.
+\bar\alpha_1\Sigma + (1 - \bar\alpha_1) I)` (target ``data``: the prior itself); the start
+is :math:`N(0, 1)` or, for ``init="qT"``, :math:`q_T`. Multi-stage rules
+(:class:`~theory.stages.StageRule`) go through :func:`theory.laws.stages.stage_gaussian_output`.
 """
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ import numpy as np
 from ..checks import NoExactLaw
 from ..priors import Gaussian, Prior, ProductPrior
 from ..samplers import AffineRule
+from ..stages import StageRule
+from .ends import start_moments
+from .stages import stage_gaussian_output
 
 __all__ = ["gaussian_output", "gaussian_output_law", "gaussian_target"]
 
@@ -28,13 +33,14 @@ def gaussian_output(prior_mean, prior_var, rule: AffineRule):
     """
     mu = np.asarray(prior_mean, float)
     lam = np.asarray(prior_var, float)
+    if isinstance(rule, StageRule):
+        return stage_gaussian_output(mu, lam, rule)
     s = rule.schedule
     ab, omab = s.alpha_bar, s.one_minus_alpha_bar
-    M = np.zeros_like(mu)
-    V = np.ones_like(mu)
+    M, V = start_moments(mu, lam, rule)
     if rule.multistep:
         return _gaussian_output_two_step(mu, lam, rule)
-    for t in range(s.T, 1, -1):
+    for t in rule.steps:
         C = ab[t] * lam + omab[t]
         m = math.sqrt(ab[t]) * mu
         gain = rule.a[t] - rule.b[t] / C
@@ -51,9 +57,9 @@ def _gaussian_output_two_step(mu, lam, rule):
     and means, variances and the lag-one covariance follow."""
     s = rule.schedule
     ab, omab = s.alpha_bar, s.one_minus_alpha_bar
-    M, V = np.zeros_like(mu), np.ones_like(mu)          # Y_T
+    M, V = start_moments(mu, lam, rule)                  # Y_T
     M1 = V1 = K = np.zeros_like(mu)                      # Y_{T+1} (unused: b_prev[T] = 0)
-    for t in range(s.T, 1, -1):
+    for t in rule.steps:
         C = ab[t] * lam + omab[t]
         g = rule.a[t] - rule.b[t] / C
         k = rule.b[t] * math.sqrt(ab[t]) * mu / C
@@ -95,6 +101,12 @@ def gaussian_output_law(prior: Prior, rule: AffineRule):
 
 
 def gaussian_target(prior_mean, prior_var, rule):
+    """Mean and variance of the target per coordinate: q_1 (``rule.target == "q1"``) or the
+    data law itself (``"data"``: its variances must be positive for a density)."""
     s = rule.schedule
-    ab1, om1 = s.alpha_bar[1], s.one_minus_alpha_bar[1]
-    return math.sqrt(ab1) * np.asarray(prior_mean, float), ab1 * np.asarray(prior_var, float) + om1
+    ab1, om1 = s.alpha_bar[rule.stop], s.one_minus_alpha_bar[rule.stop]
+    var = ab1 * np.asarray(prior_var, float) + om1
+    if np.any(var <= 0):
+        raise NoExactLaw("the data law is degenerate (a zero variance): it has no density, so "
+                         "TV and KL to it are trivial; use target q1 (or w2)")
+    return math.sqrt(ab1) * np.asarray(prior_mean, float), var

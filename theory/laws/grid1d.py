@@ -6,7 +6,8 @@ moved by the map (change of variables: pull-back through the inverse map with an
 Newton-corrected preimage, or, where the map folds, push-forward of each monotone run with
 cubic interpolation of the log density) and then blurred by the Gaussian exactly in
 Fourier space (THEORY.md section 5). The grid error is estimated by refinement
-(:mod:`theory.distances.exact`).
+(:mod:`theory.distances.exact`). The run starts from N(0, 1) or q_T and ends at Y_1 or Y_0
+(the rule's ``init`` and ``target``, :mod:`theory.laws.ends`).
 """
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ from ..checks import NoExactLaw
 from ..mixture1d import LOG_2PI, Mixture1D, score_rows
 from ..samplers import AffineRule
 from .base import QuadratureLaw1D
+from .ends import start_mixture, target_mixture
 
-__all__ = ["grid_law_1d", "output_law_1d", "target_mixture"]
+__all__ = ["grid_law_1d", "output_law_1d", "law_on_grid"]
 
 _LOG_FLOOR = -35.0  # densities below exp(-35) of the maximum are held at that floor
 _FLOOR = math.exp(_LOG_FLOOR)
@@ -292,9 +294,19 @@ def grid_law_1d(mix: Mixture1D, rule: AffineRule, h: float = 0.01, half_width=No
         half_width = max(10.0, abs(lo), abs(hi))
     n = int(math.ceil(half_width / h))
     x = np.arange(-n, n + 1) * h
-    logp = -0.5 * x * x - 0.5 * LOG_2PI
+    if rule.init == "qT":
+        logp = start_mixture(mix, rule).logpdf(x)
+    else:
+        logp = -0.5 * x * x - 0.5 * LOG_2PI
     step = _grid_two_step if rule.multistep else _grid_one_step
     logp = step(mix, rule, x, logp, h, score_1d)
+    return law_on_grid(x, logp, h, {"h": h, "half_width": half_width})
+
+
+def law_on_grid(x, logp, h, info, method="grid-propagation") -> QuadratureLaw1D:
+    """The :class:`QuadratureLaw1D` of a log density on the uniform grid ``x`` (spacing
+    ``h``): trapezoid weights, normalised by the represented mass (its deficit is the lost
+    mass), CDF by the cumulative Simpson rule."""
     p = np.exp(logp)
     dx = np.full_like(x, h)
     dx[0] = dx[-1] = h / 2
@@ -305,8 +317,7 @@ def grid_law_1d(mix: Mixture1D, rule: AffineRule, h: float = 0.01, half_width=No
     cdf = cum / cum[-1]
     sf = (cum[-1] - cum) / cum[-1]
     return QuadratureLaw1D(x=x, dx=dx, logp=logp - math.log(total), cdf=cdf, sf=sf,
-                           method="grid-propagation", lost_mass=abs(1 - total),
-                           info={"h": h, "half_width": half_width})
+                           method=method, lost_mass=abs(1 - total), info=info)
 
 
 def _grid_one_step(mix, rule, x, logp, h, score_1d):
@@ -320,7 +331,7 @@ def _grid_one_step(mix, rule, x, logp, h, score_1d):
     one logarithm)."""
     s = rule.schedule
     ab, omab = s.alpha_bar, s.one_minus_alpha_bar
-    steps = np.arange(s.T, 1, -1)
+    steps = np.fromiter(rule.steps, dtype=int)
     block = max(1, min(_BLOCK_STEPS, _BLOCK_ENTRIES // x.size))
     for k0 in range(0, steps.size, block):
         ts = steps[k0:k0 + block]
@@ -372,7 +383,7 @@ def _grid_two_step(mix, rule, x, logp, h, score_1d):
     s = rule.schedule
     ab, omab = s.alpha_bar, s.one_minus_alpha_bar
     prev = None
-    for t in range(s.T, 1, -1):
+    for t in rule.steps:
         score = mix.marginal(ab[t], omab[t]).score_and_derivative
         if rule.b_prev[t] == 0 or prev is None:
             prev_score = mix.marginal(ab[t], omab[t]).score_and_derivative
@@ -403,7 +414,7 @@ def output_law_1d(mix: Mixture1D, rule: AffineRule, level: float = 1,
     """
     key = (mix.w.tobytes(), mix.m.tobytes(), mix.v.tobytes(), rule.name, rule.a.tobytes(),
            rule.b.tobytes(), rule.c.tobytes(), rule.pre_c.tobytes(), rule.b_prev.tobytes(),
-           float(level),
+           rule.target, rule.init, float(level),
            None if perturbation is None else perturbation.key())
     if key in _LAW_CACHE:
         return _LAW_CACHE[key]
@@ -415,8 +426,3 @@ def output_law_1d(mix: Mixture1D, rule: AffineRule, level: float = 1,
         _LAW_CACHE.pop(next(iter(_LAW_CACHE)))
     _LAW_CACHE[key] = law
     return law
-
-
-def target_mixture(mix: Mixture1D, rule: AffineRule) -> Mixture1D:
-    s = rule.schedule
-    return mix.marginal(s.alpha_bar[1], s.one_minus_alpha_bar[1])

@@ -59,7 +59,8 @@ from ..priors import GaussianMixture, Prior, ProductPrior, SubspaceMixture
 from ..rng import check_device, resolve_generator
 from ..samplers import AffineRule
 
-__all__ = ["FoldError", "FlowResult", "flow_forward", "flow_inverse", "sample_with_log_density", "log_density"]
+__all__ = ["FoldError", "FlowResult", "flow_forward", "flow_inverse", "sample_with_log_density",
+           "log_density", "log_start", "draw_start"]
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -285,6 +286,22 @@ def _log_normal(z):
     return -0.5 * (z * z).sum(1) - 0.5 * z.shape[1] * LOG_2PI
 
 
+def log_start(prior: Prior, rule, z) -> torch.Tensor:
+    """Log density of the start Y_T at ``z``: N(0, I), or the forward marginal q_T for
+    ``rule.init == "qT"``."""
+    if rule.init == "qT":
+        return prior.marginal(float(rule.schedule.alpha_bar[rule.T])).log_prob(z)
+    return _log_normal(z)
+
+
+def draw_start(prior: Prior, rule, n: int, generator) -> torch.Tensor:
+    """``n`` draws of the start Y_T (one ``randn(n, d)`` call, or ``q_T.sample``)."""
+    if rule.init == "qT":
+        return prior.marginal(float(rule.schedule.alpha_bar[rule.T])).sample(
+            n, generator=generator).to(F64)
+    return torch.randn(n, prior.dim, generator=generator, dtype=F64, device=prior.device)
+
+
 def _fold_check(folded, on_fold, what):
     nf = int(folded.sum())
     if nf and on_fold == "raise":
@@ -331,7 +348,7 @@ def flow_forward(prior: Prior, rule: AffineRule, z, *, score=None,
     """
     st, z, bs, y, logdet = _start(prior, rule, score, z, "z", batch_size, on_fold)
     n = z.shape[0]
-    for t in range(rule.T, 1, -1):
+    for t in rule.steps:
         for i in range(0, n, bs):
             sl = slice(i, min(i + bs, n))
             lin = st.lin(t, y[sl])
@@ -339,7 +356,8 @@ def flow_forward(prior: Prior, rule: AffineRule, z, *, score=None,
             y[sl] = lin.image
     folded = torch.isnan(logdet)
     nf = _fold_check(folded, on_fold, "trajectories")
-    return FlowResult(z=z, x=y, log_det=logdet, log_p=_log_normal(z) - logdet, folded=folded,
+    return FlowResult(z=z, x=y, log_det=logdet, log_p=log_start(prior, rule, z) - logdet,
+                      folded=folded,
                       info={"n_folded": nf, "batch_size": bs})
 
 
@@ -360,7 +378,7 @@ def flow_inverse(prior: Prior, rule: AffineRule, x, *, score=None,
     st, x, bs, y, logdet = _start(prior, rule, score, x, "x", batch_size, on_fold)
     n = x.shape[0]
     max_iters_used, worst = 0, 0.0
-    for t in range(2, rule.T + 1):
+    for t in range(rule.stop + 1, rule.T + 1):
         for i in range(0, n, bs):
             sl = slice(i, min(i + bs, n))
             target = y[sl]
@@ -370,7 +388,8 @@ def flow_inverse(prior: Prior, rule: AffineRule, x, *, score=None,
             max_iters_used, worst = max(max_iters_used, iters), max(worst, res)
     folded = torch.isnan(logdet)
     nf = _fold_check(folded, on_fold, "inverted points")
-    return FlowResult(z=y, x=x, log_det=logdet, log_p=_log_normal(y) - logdet, folded=folded,
+    return FlowResult(z=y, x=x, log_det=logdet, log_p=log_start(prior, rule, y) - logdet,
+                      folded=folded,
                       info={"n_folded": nf, "batch_size": bs, "newton_max_iter": max_iters_used,
                             "newton_max_rel_residual": worst})
 
@@ -432,12 +451,13 @@ def sample_with_log_density(prior: Prior, rule: AffineRule, n: int, *, seed=None
                             score=None, batch_size=None, on_fold="raise") -> FlowResult:
     """``n`` sampler outputs :math:`Y_1` with the exact push-forward log density at each.
 
-    ``z`` is drawn in one call ``torch.randn(n, d)`` (independent of ``batch_size``).
+    ``z`` is drawn in one call ``torch.randn(n, d)`` (independent of ``batch_size``), or from
+    q_T for ``rule.init == "qT"``.
     """
     device = check_device(prior, device)
     n = integer("n", n, lo=2)
     g, _, _ = resolve_generator(seed, generator, device)
-    z = torch.randn(n, prior.dim, generator=g, dtype=F64, device=device)
+    z = draw_start(prior, rule, n, g)
     return flow_forward(prior, rule, z, score=score, batch_size=batch_size, on_fold=on_fold)
 
 

@@ -15,6 +15,12 @@ Each likelihood holds its observation ``y`` and gives the log-likelihood
   :math:`\ell(x) = \sum_i \log\mathrm{sigmoid}(y_i (Ax)_i/\lambda)`,
   :math:`\nabla\ell = A^\top\big(y\odot\mathrm{sigmoid}(-y\odot Ax/\lambda)\big)/\lambda`.
 
+A linear-Gaussian likelihood with a full noise covariance is read from a file by
+:func:`load_likelihood` (JSON or NPZ: ``operator`` (m, d), ``y`` (m,), and ``noise_covariance``
+(m, m) or ``sigma``); it is returned whitened, :math:`N(y; Ax, \Sigma) \propto
+N(L^{-1}y; L^{-1}Ax, I)` as a function of x (:math:`\Sigma = LL^\top`, Cholesky), so the
+posterior, :math:`\pi_\eta` and every sampler see the same likelihood as with the covariance.
+
 Operators (:func:`make_operator`): ``identity``, ``mask`` (inpainting: the rows of the
 identity kept by a 0/1 mask) and ``random`` (an m x d matrix with prescribed singular values
 log-spaced from 1 to 1/cond between random orthogonal factors: condition number ``cond``).
@@ -32,18 +38,22 @@ References:
 """
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.linalg import solve_triangular
 
 from ..checks import check_memory, integer, number, numbers, positive
 from ..priors import _as_tensor
 
 __all__ = ["Likelihood", "LinearGaussian", "PhaseRetrieval", "LogisticQuantisation",
-           "make_operator", "make_likelihood", "LIKELIHOODS", "OPERATORS", "SCALE_MIN",
-           "Y_MAX", "noise_scale", "observation"]
+           "make_operator", "make_likelihood", "load_likelihood", "LIKELIHOODS", "OPERATORS",
+           "SCALE_MIN", "Y_MAX", "noise_scale", "observation"]
 
 DTYPE = torch.float64
 LOG_2PI = math.log(2 * math.pi)
@@ -359,3 +369,88 @@ def make_likelihood(name: str, A, y, *, sigma: float = 0.5, lam: float = 0.4,
     if name == "logistic":
         return LogisticQuantisation(A, y, lam, device=device)
     raise ValueError(f"unknown likelihood {name!r}; choose from {', '.join(LIKELIHOODS)}")
+
+
+_LIKELIHOOD_FIELDS = ("operator", "y", "noise_covariance", "sigma")
+
+
+def _read_likelihood_file(path: Path) -> dict:
+    if not path.is_file():
+        raise ValueError(f"likelihood file {path}: no such file")
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"likelihood file {path}: not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"likelihood file {path}: the JSON must be an object with named "
+                             "fields")
+        return data
+    if path.suffix.lower() == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (ValueError, OSError) as exc:
+            raise ValueError(f"likelihood file {path}: not a readable NPZ archive ({exc})") \
+                from None
+    raise ValueError(f"likelihood file {path}: unknown format {path.suffix!r} (use .json or "
+                     ".npz)")
+
+
+def load_likelihood(path, *, device=None) -> LinearGaussian:
+    r"""A linear-Gaussian likelihood :math:`y = Ax + \varepsilon`,
+    :math:`\varepsilon \sim N(0, \Sigma)`, from a JSON or NPZ file.
+
+    Fields: ``operator`` (m, d) (a single row may be given as a vector), ``y`` (m,), and
+    either ``noise_covariance`` (m, m, symmetric positive definite) or ``sigma`` (a positive
+    scalar: :math:`\Sigma = \sigma^2 I`). Returned whitened (module docstring): a
+    :class:`LinearGaussian` with operator :math:`L^{-1}A`, observation :math:`L^{-1}y` and
+    :math:`\sigma = 1` (or the file's operator, y and sigma when ``sigma`` is given). Raises a
+    one-line ``ValueError`` naming the file and the field on any problem.
+    """
+    path = Path(path)
+    where = f"likelihood file {path}"
+    data = _read_likelihood_file(path)
+    unknown = sorted(set(data) - set(_LIKELIHOOD_FIELDS))
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)} (fields: "
+                         f"{', '.join(_LIKELIHOOD_FIELDS)})")
+    for key in ("operator", "y"):
+        if key not in data:
+            raise ValueError(f"{where}: missing field {key!r}")
+    if ("noise_covariance" in data) == ("sigma" in data):
+        raise ValueError(f"{where}: give exactly one of 'noise_covariance' (m x m) and 'sigma'")
+
+    def arr(key):
+        try:
+            a = np.asarray(data[key], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: field {key!r} must be numeric") from None
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{where}: field {key!r} contains NaN or infinite values")
+        return a
+
+    A, y = arr("operator"), arr("y").reshape(-1)
+    if A.ndim == 1:
+        A = A[None, :]
+    if A.ndim != 2:
+        raise ValueError(f"{where}: 'operator' must be a matrix (m, d), got shape {A.shape}")
+    m = A.shape[0]
+    if y.size != m:
+        raise ValueError(f"{where}: 'y' has {y.size} entries but 'operator' has {m} rows")
+    if "sigma" in data:
+        sigma = np.asarray(data["sigma"], dtype=np.float64)
+        if sigma.size != 1 or not (float(sigma) > 0 and math.isfinite(float(sigma))):
+            raise ValueError(f"{where}: 'sigma' must be a positive number")
+        return LinearGaussian(A, y, float(sigma), device=device)
+    S = arr("noise_covariance")
+    if S.shape != (m, m):
+        raise ValueError(f"{where}: 'noise_covariance' must have shape ({m}, {m}), got {S.shape}")
+    if not np.allclose(S, S.T, rtol=1e-10, atol=1e-12 * float(np.abs(S).max() or 1)):
+        raise ValueError(f"{where}: 'noise_covariance' is not symmetric")
+    try:
+        L = np.linalg.cholesky(0.5 * (S + S.T))
+    except np.linalg.LinAlgError:
+        raise ValueError(f"{where}: 'noise_covariance' is not positive definite") from None
+    return LinearGaussian(solve_triangular(L, A, lower=True), solve_triangular(L, y, lower=True),
+                          1.0, device=device)
