@@ -66,7 +66,8 @@ def test_text_outside_the_figure_is_found():
 @pytest.mark.parametrize("k, ci, text", [
     (0.5512, (0.5101, 0.5899), "+0.55 [+0.51, +0.59]"),
     (-0.9921, (-0.9959, -0.9884), "-0.992 [-0.996, -0.988]"),   # needs a third decimal
-    (-1e-9, (-2e-7, 2e-7), "+0.0000 (to within 2e-07)"),          # no "-0.00" or "[-0.00, +0.00]"
+    (0.8984412, (0.8984381, 0.8984443), "+0.898441 [+0.898438, +0.898444]"),
+    (-1e-9, (-2e-8, 2e-8), "+0.000000 (to within 2e-08)"),        # no "-0.00" or "[-0.00, +0.00]"
 ])
 def test_format_exponent(k, ci, text):
     assert format_exponent(k, ci) == text

@@ -98,14 +98,14 @@ def _num(v, decimals):
 
 def format_exponent(exponent, ci) -> str:
     """``+0.55 [+0.51, +0.59]``; with as many decimals as the interval needs to be read
-    (two, up to four), and ``+0.0000 (to within 3e-07)`` when even four do not resolve it."""
+    (two, up to six), and ``+0.000000 (to within 3e-08)`` when even six do not resolve it."""
     lo, hi = float(ci[0]), float(ci[1])
     half = max(hi - lo, 0.0) / 2
-    for dec in (2, 3, 4):
-        if half >= 0.5 * 10 ** (-dec) or dec == 4:
+    for dec in (2, 3, 4, 5, 6):
+        if half >= 0.5 * 10 ** (-dec):
             break
-    if half < 0.5e-4:
-        return f"{_num(exponent, 4)} (to within {max(abs(hi - exponent), abs(exponent - lo)):.0e})"
+    if half < 0.5e-6:
+        return f"{_num(exponent, 6)} (to within {max(abs(hi - exponent), abs(exponent - lo)):.0e})"
     return f"{_num(exponent, dec)} [{_num(lo, dec)}, {_num(hi, dec)}]"
 
 

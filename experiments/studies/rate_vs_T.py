@@ -114,7 +114,7 @@ def figure(summary: dict, figures_dir="figures"):
 
 
 def _sup(k):
-    return {1: "", 2: "²", 3: "³"}.get(k, f"^{k} ")
+    return {1: " ", 2: "² ", 3: "³ "}.get(k, f"^{k} ")
 
 
 CLAIM = ("Li, Wei, Chen, Chi (ICLR 2024): TV(q_1, law Y_1) <~ d^2/T for the deterministic "

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from theory.figures import finish_figure, new_figure, plot_rate_panel, save_figure
+from theory.figures import (finish_figure, format_exponent, new_figure, plot_rate_panel,
+                            save_figure)
 from theory.rates import RateFit, fit_points, scaled_points, verdict
 
 NAME = "rate-vs-ambient-d"
@@ -92,7 +93,7 @@ def figure(summary: dict, figures_dir="figures"):
             curves.append({"x": f[vs], "value": f["tv"], "lower": f["lower"],
                            "upper": f["upper"], "label": f["sampler"],
                            "fit": RateFit.from_dict(fit), "x_name": vs,
-                           "fit_text": "TV ~ d^" if vs == "d" else "TV/logT ~ T^",
+                           "fit_text": "TV ~ d^" if vs == "d" else "TV/log T ~ T^",
                            "fit_factor": None if vs == "d" else np.log,
                            "reference": REFERENCE[(f["sampler"], vs)],
                            "note": None if vs == "d" or raw is None else f"raw {raw:+.2f}"})
@@ -121,8 +122,8 @@ def reading(summary: dict) -> str:
         if "exponent" not in fd or "exponent" not in ft:
             continue
         bd, bt = REFERENCE[(s, "d")][0], REFERENCE[(s, "T")][0]
-        parts.append(f"{s}: TV ~ d^{fd['exponent']:+.3f} [{fd['ci'][0]:+.3f}, "
-                     f"{fd['ci'][1]:+.3f}] in ambient d (against {bd:+g}: "
+        parts.append(f"{s}: TV ~ d^{format_exponent(fd['exponent'], fd['ci'])} in ambient d "
+                     f"(against {bd:+g}: "
                      f"{verdict(bd, fd['ci'], var='d')}) and TV/log T ~ T^{ft['exponent']:+.2f} "
                      f"[{ft['ci'][0]:+.2f}, {ft['ci'][1]:+.2f}] (against {bt:+g}: "
                      f"{verdict(bt, ft['ci'], var='T')})")
