@@ -144,6 +144,7 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
           (times ``fit_factor``), shifted from the fitted curve by :data:`REFERENCE_SHIFT` (or
           its square, up or down: where it lies clear of the other curves);
         * ``x_name``: the variable's name in the legend's fit range (default ``x``);
+        * ``fit_error``: why there is no fit (shown in the legend when ``fit`` is None);
         * ``note``: extra legend text for the curve.
     legend : bool
         Draw the legend below the panel (:func:`panel_legend`).
@@ -194,6 +195,8 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
                 extra.append(f"{text}: {slope:+g}")
             extra.append(f"fit over {c.get('x_name', 'x')} in {_range_text(fit.x_range)}")
             label += "    " + "; ".join(extra)
+        if fit is None and c.get("fit_error"):
+            label += f"\n    no fit: {c['fit_error']}"
         if c.get("note"):           # a short note ends the last line, a long one has its own
             short = fit is not None and len(c["note"]) <= 24
             label += ("; " if short else "\n    ") + c["note"]

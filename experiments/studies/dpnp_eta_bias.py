@@ -88,6 +88,7 @@ def figure(summary, figures_dir="figures"):
                        "label": name, "colour": COLOURS[name],
                        "marker": MARKERS[name], "fit": RateFit.from_dict(f["fit"]),
                        "fit_text": "TV ~ eta^", "x_name": "eta",
+                       "fit_error": f["fit"].get("error"),
                        "reference": (2.0, "derived eta²")})
     handles, labels = plot_rate_panel(ax, curves, xlabel="eta", ylabel="TV(pi_eta, posterior)",
                                       title="bimodal prior, d = 1 (exact grid quadrature)",

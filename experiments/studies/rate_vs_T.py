@@ -101,6 +101,7 @@ def figure(summary: dict, figures_dir="figures"):
                            "fit": RateFit.from_dict(lf), "fit_text": f"TV/log{_sup(k)}T ~ T^",
                            "fit_factor": lambda t, k=k: np.log(t) ** k,
                            "reference": REFERENCE[f["sampler"]], "note": note,
+                           "fit_error": lf.get("error") or f["fit"].get("error"),
                            "x_name": "T"})
         plot_rate_panel(axes[i, j], curves, xlabel="T (steps)", title=f"{prior}, d = {d}")
     finish_figure(fig, "Claim checked: TV(q_1, law Y_1) <~ d²/T (li-ode) and d²/√T (li-sde) "

@@ -93,6 +93,7 @@ def figure(summary: dict, figures_dir="figures"):
             curves.append({"x": f[vs], "value": f["tv"], "lower": f["lower"],
                            "upper": f["upper"], "label": f["sampler"],
                            "fit": RateFit.from_dict(fit), "x_name": vs,
+                           "fit_error": fit.get("error"),
                            "fit_text": "TV ~ d^" if vs == "d" else "TV/log T ~ T^",
                            "fit_factor": None if vs == "d" else np.log,
                            "reference": REFERENCE[(f["sampler"], vs)],

@@ -55,7 +55,8 @@ def figure(summary: dict, figures_dir="figures"):
     for ax, prior in zip(axes.flat, priors):
         curves = [{"x": f["d"], "value": f["tv"], "lower": f["lower"], "upper": f["upper"],
                    "label": f["sampler"], "fit": RateFit.from_dict(f["fit"]),
-                   "fit_text": "TV ~ d^", "reference": REFERENCE[f["sampler"]], "x_name": "d"}
+                   "fit_text": "TV ~ d^", "reference": REFERENCE[f["sampler"]], "x_name": "d",
+                   "fit_error": f["fit"].get("error")}
                   for f in summary["fits"] if f["prior"] == prior]
         plot_rate_panel(ax, curves, xlabel="dimension d", title=f"{prior}, T = {summary['T']}")
     finish_figure(fig, f"Claim checked: TV(q_1, law Y_1) grows at most like d² in the dimension "

@@ -91,7 +91,8 @@ def figure(summary: dict, figures_dir="figures"):
                          f"with no excess not shown")
             curves.append({**pts, "label": f["sampler"], "fit": RateFit.from_dict(f["fit"]),
                            "fit_text": "excess ~ ε^", "reference": REFERENCE[f["sampler"]],
-                           "x_name": "ε_score", "note": note})
+                           "x_name": "ε_score", "note": note,
+                           "fit_error": f["fit"].get("error")})
         plot_rate_panel(ax, curves, xlabel="injected ε_score",
                         ylabel="TV − TV(exact score)",
                         title=f"bimodal, d = {d}, T = {summary['T']}, score s + ε sin(x)")
