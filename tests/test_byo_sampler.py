@@ -48,8 +48,9 @@ def test_readme_carries_the_example(which):
 import math
 
 import torch
-from theory import StepSampler, linear_schedule, sampler_rule
+from theory import StepSampler, exact_distance, linear_schedule, make_prior, sampler_rule
 from theory.distances.samples import sweep_T
+from theory.rates import fit_exponent
 
 
 def my_ddpm(T):

@@ -13,6 +13,7 @@ Cost: about 25 s (the subprocess tests: 4 interpreters importing torch, and a re
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -87,7 +88,7 @@ def test_a_point_that_does_not_verify_is_recomputed_with_one_warning(kind, tmp_p
 
     again = ResultStore("t", tmp_path)
     recs = run_points(again, CONFIGS, compute=counting, normalise=None)
-    err = capsys.readouterr().err.strip().splitlines()
+    err = _warnings(capsys.readouterr().err)
     assert calls == [3] and again.computed == 1 and again.reused == 1
     assert [r["result"]["value"] for r in recs] == [9.0, 16.0]
     assert len(err) == 1 and str(path) in err[0] and reason in err[0], err
@@ -110,7 +111,13 @@ def test_an_edited_value_does_not_reach_the_summary(tmp_path, capsys):
     assert summary["total"] == truth and summary["computed"] == 1
     on_disk = json.loads((res / concurrent_study.NAME / "summary.json").read_text())
     assert on_disk["values"][7] == 49.0 and on_disk["total"] == truth
-    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert len(_warnings(capsys.readouterr().err)) == 1
+
+
+def _warnings(err: str) -> list:
+    """The lines of stderr that are not the sweep's progress lines (``NAME: ...points``)."""
+    return [line for line in err.strip().splitlines()
+            if not re.match(r"^\S+: \d+( of |/)\d+ points\b", line)]
 
 
 def test_point_lock_has_one_holder_and_stale_files_do_not_block(tmp_path):

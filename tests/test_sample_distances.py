@@ -7,8 +7,10 @@ Closed forms used as references:
   Gaussian W2^2 of the projections (quadrature over the angle in 2-D);
 * Sinkhorn divergence under a translation: S_eps(x, x + tau) = |tau|^2 exactly, for every eps.
 
-The reported interval is the bootstrap interval widened on both sides by the upper end of the
-floor's interval, [lower - floor_upper, upper + floor_upper]: by the triangle inequality
+The reported value is the statistic corrected for its bias by the basic bootstrap (the raw
+statistic is details["statistic"]), and its interval the basic bootstrap interval widened on
+both sides by the upper end of the floor's interval, [lower - floor_upper, upper + floor_upper]:
+by the triangle inequality
 |W(p_n, q_m) - W(p, q)| <= W(p_n, p) + W(q_m, q), and the floor W(q'_n, q_m) is of that size.
 The closed form must lie in it; its coverage over seeded repetitions is measured below.
 """
@@ -82,7 +84,7 @@ def test_w2_1d_gaussians_vs_closed_form():
     assert est.details["below_floor"] is False
     # the sorted coupling is the 1-D optimum; the network simplex agrees (embed in 2-D)
     w_sort = math.sqrt(np.mean((np.sort(x) - np.sort(y)) ** 2))
-    assert est.value == pytest.approx(w_sort, abs=1e-12)
+    assert est.details["statistic"] == pytest.approx(w_sort, abs=1e-12)
     zx, zy = np.c_[x[:400], np.zeros(400)], np.c_[y[:400], np.zeros(400)]
     assert emd_w2(zx, zy) == pytest.approx(emd_w2(x[:400], y[:400]), abs=1e-10)
 
@@ -178,7 +180,7 @@ def test_sliced_equals_exact_w2_in_1d():
     x, y, yf = rng.normal(0.5, 1.5, 3000), rng.normal(0, 1, 3000), rng.normal(0, 1, 3000)
     sw = sliced_w2_distance(x, y, y_floor=yf, n_projections=7, seed=0, n_boot=50)
     w = w2_distance(x, y, y_floor=yf, seed=0, n_boot=50)
-    assert sw.value == pytest.approx(w.value, abs=1e-12)
+    assert sw.details["statistic"] == pytest.approx(w.details["statistic"], abs=1e-12)
     assert sw.details["floor"]["value"] == pytest.approx(w.details["floor"]["value"], abs=1e-12)
     assert "7 uniform directions" in sw.method and sw.metric == "sliced_w2"
 
@@ -205,10 +207,10 @@ def test_sinkhorn_translation_identity(eps):
     x = rng.normal(size=(200, 2))
     tau = np.array([0.3, -0.2])
     est = sinkhorn_divergence(x, x + tau, floor=False, n_boot=10, eps=eps, seed=0)
-    assert est.value == pytest.approx(float(tau @ tau), abs=1e-6)
+    assert est.details["statistic"] == pytest.approx(float(tau @ tau), abs=1e-6)
     assert f"eps={eps:g}" in est.method
     zero = sinkhorn_divergence(x, x, floor=False, n_boot=10, eps=eps, seed=0)
-    assert abs(zero.value) < 1e-7
+    assert abs(zero.details["statistic"]) < 1e-7
 
 
 def test_sinkhorn_symmetric_solver_matches_pot():
@@ -251,7 +253,7 @@ def test_sweep_T_reproducible_and_shares_streams():
     x0, e0 = prior.sample(400, generator=g), torch.randn(400, 1, generator=g, dtype=torch.float64)
     ab1, om1 = rule.schedule.alpha_bar[1], rule.schedule.one_minus_alpha_bar[1]
     y = math.sqrt(ab1) * x0 + math.sqrt(om1) * e0
-    assert a[0].value == pytest.approx(emd_w2(x, y), abs=1e-12)
+    assert a[0].details["statistic"] == pytest.approx(emd_w2(x, y), abs=1e-12)
 
 
 def test_sweep_T_common_random_numbers_reduce_noise():
@@ -262,9 +264,9 @@ def test_sweep_T_common_random_numbers_reduce_noise():
     crn, indep = [], []
     for s in range(6):
         both = sweep_T(prior, [40, 50], 500, seed=s, **kw)
-        crn.append(both[1].value - both[0].value)
+        crn.append(both[1].details["statistic"] - both[0].details["statistic"])
         other = sweep_T(prior, [50], 500, seed=100 + s, **kw)
-        indep.append(other[0].value - both[0].value)
+        indep.append(other[0].details["statistic"] - both[0].details["statistic"])
     assert np.std(crn) < 0.5 * np.std(indep)
 
 

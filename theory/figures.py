@@ -1,90 +1,452 @@
-"""Figures: measured rate curves beside the reference slopes of THEORY.md section 3."""
+"""Figures: measured rate curves beside the rates the theorems state, drawn for a reader of a
+paper, and a check that a figure is readable.
+
+Conventions (every figure of the suite follows them):
+
+* one claim per figure, in its title (:func:`finish_figure`); a second, smaller line names
+  what the line styles mean;
+* a colour and a marker per sampler (:data:`COLOURS`, :data:`MARKERS`) and per value of a
+  parameter (:func:`level_colours`), the same in every panel and every figure;
+* per curve: the data with its interval (a band), the fitted power law as a thick pale line
+  over the fit range only (which marks the range), the theorem's rate as a dashed line in
+  the curve's colour over the same range (shifted by a factor :data:`REFERENCE_SHIFT` or its
+  square, up or down, to lie clear of the data), and in the legend the measured exponent
+  (the one a verdict uses) with its 95% interval beside the theorem's;
+* legends sit below their panel, never on the data; no text on the data; limits follow the
+  data (nothing is drawn outside the axes).
+
+:func:`layout_problems` lists what breaks these rules in a drawn figure (overlapping text,
+a legend or a label on the data, artists outside their axes or text outside the figure);
+:func:`save_figure` warns with :class:`FigureLayoutWarning` when it finds any, and the tests
+turn that warning into an error for every registered study's figure.
+"""
 from __future__ import annotations
 
+import math
 import os
 import tempfile
+import textwrap
+import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
-
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import Collection
 from matplotlib.figure import Figure
+from matplotlib.image import imsave
+from matplotlib.legend import Legend
+from matplotlib.legend_handler import HandlerTuple
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.path import Path as MPath
 
-__all__ = ["plot_rate_panel", "new_figure", "save_figure"]
+__all__ = ["COLOURS", "MARKERS", "PALETTE", "REFERENCE_SHIFT", "FigureLayoutWarning",
+           "colour", "marker", "level_colours", "format_exponent", "new_figure",
+           "plot_rate_panel", "panel_legend", "finish_figure", "layout_problems",
+           "save_figure"]
+
+# Okabe & Ito's colour-blind safe palette (black last: it is kept for the exact/closed forms)
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
+           "#000000")
+COLOURS = {"li-ode": "#0072B2", "li-sde": "#E69F00", "accel-sde": "#009E73",
+           "accel-ode": "#CC79A7", "li-yan": "#56B4E9", "ddpm": "#D55E00", "ddim": "#000000",
+           # the higher-order solvers share a panel of their own (from q_T): distinct there,
+           # with markers of their own
+           "heun": "#D55E00", "rk4": "#56B4E9", "dpm++2m": "#009E73", "dpm++3m": "#CC79A7"}
+MARKERS = {"li-ode": "o", "li-sde": "s", "accel-sde": "^", "accel-ode": "D", "li-yan": "v",
+           "ddpm": "P", "ddim": "X", "heun": "*", "rk4": "h", "dpm++2m": "p", "dpm++3m": "<"}
+_MARKER_CYCLE = ("o", "s", "^", "D", "v", "P", "X", "*")
+# the theorem's rate is drawn this factor (or its square) above or below the fitted curve,
+# wherever it lies clear of the other curves (a bound's constant is not known: its slope is
+# what is compared)
+REFERENCE_SHIFT = 2.5
+LEGEND_FONTSIZE = 7.5
+DPI = 130
+LEGEND_GAP = 5.0
+
+
+class FigureLayoutWarning(UserWarning):
+    """A saved figure breaks a layout rule (see :func:`layout_problems`)."""
+
+
+def colour(name: str) -> str:
+    """The fixed colour of a sampler (or of any named curve: a stable slot of the palette)."""
+    if name in COLOURS:
+        return COLOURS[name]
+    return PALETTE[zlib.crc32(str(name).encode()) % (len(PALETTE) - 1)]
+
+
+def marker(name: str) -> str:
+    """The fixed marker of a sampler (or a stable one for any other name)."""
+    if name in MARKERS:
+        return MARKERS[name]
+    return _MARKER_CYCLE[zlib.crc32(str(name).encode()) % len(_MARKER_CYCLE)]
+
+
+def level_colours(values) -> dict:
+    """Fixed colours for the values of a parameter (e.g. eta): the sorted distinct values
+    take the palette in order. Pass every value the figure shows (all panels), so that a
+    value has one colour throughout."""
+    levels = sorted({float(v) for v in values})
+    if len(levels) > len(PALETTE) - 1:
+        raise ValueError(f"{len(levels)} levels exceed the {len(PALETTE) - 1} fixed colours")
+    return {v: PALETTE[i] for i, v in enumerate(levels)}
+
+
+def _num(v, decimals):
+    r = round(float(v), decimals) + 0.0          # + 0.0: no "-0.00"
+    return f"{r:+.{decimals}f}"
+
+
+def format_exponent(exponent, ci) -> str:
+    """``+0.55 [+0.51, +0.59]``; with as many decimals as the interval needs to be read
+    (two, up to six), and ``+0.000000 (to within 3e-08)`` when even six do not resolve it."""
+    lo, hi = float(ci[0]), float(ci[1])
+    half = max(hi - lo, 0.0) / 2
+    for dec in (2, 3, 4, 5, 6):
+        if half >= 0.5 * 10 ** (-dec):
+            break
+    if half < 0.5e-6:
+        return f"{_num(exponent, 6)} (to within {max(abs(hi - exponent), abs(exponent - lo)):.0e})"
+    return f"{_num(exponent, dec)} [{_num(lo, dec)}, {_num(hi, dec)}]"
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, figsize=(5.0, 3.8)):
     """A figure and its (nrows, ncols) array of axes, without pyplot (no global state, no
-    backend switch in a notebook): ``fig.savefig`` renders with Agg."""
-    fig = Figure(figsize=figsize)
+    backend switch in a notebook), with constrained layout (legends below the panels are
+    part of the layout) and an Agg canvas."""
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
     return fig, fig.subplots(nrows, ncols, squeeze=False)
 
 
-def plot_rate_panel(ax, curves, references=(), xlabel="T", ylabel="TV(q_1, law Y_1)",
-                    title=None):
-    """Draw measured curves (log-log, with their numerical intervals) and reference slopes.
+def _positive(a):
+    a = np.asarray(a, float)
+    return np.where(np.isfinite(a) & (a > 0), a, np.nan)
+
+
+def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=None,
+                    legend=True):
+    """Draw measured curves on log-log axes with their intervals, fits and theory rates.
 
     Parameters
     ----------
+    ax : matplotlib Axes
     curves : list of dict
-        Each with ``x``, ``value``, ``lower``, ``upper``, ``label`` and optional ``fit``
-        (a :class:`theory.rates.RateFit`) whose exponent and range are drawn as a line.
-    references : list of (slope, label)
-        Reference slopes, anchored at the first curve's last point. A curve may also carry
-        its own ``reference`` (slope, label), drawn in its colour through its last point.
+        Each with ``x``, ``value`` (and optional ``lower``, ``upper``: the points' interval;
+        a point whose interval reaches 0 is drawn hollow, without a band) and ``label``;
+        optional:
+
+        * ``colour``, ``marker``: default :func:`colour` / :func:`marker` of the label;
+        * ``fit``: a :class:`theory.rates.RateFit` (or ``None``), drawn as a thick pale line
+          over its range; ``fit_factor(x)`` multiplies it back onto the data when the fit
+          is of a rescaled quantity (e.g. ``log(x)**2`` for a fit of TV / log^2 T);
+        * ``fit_text``: what the exponent is, in the legend (default ``"slope"``);
+        * ``reference``: ``(exponent, text)``: the theorem's rate, dashed, over the fit range
+          (times ``fit_factor``), shifted from the fitted curve by :data:`REFERENCE_SHIFT` (or
+          its square, up or down: where it lies clear of the other curves);
+        * ``x_name``: the variable's name in the legend's fit range (default ``x``);
+        * ``fit_error``: why there is no fit (shown in the legend when ``fit`` is None);
+        * ``note``: extra legend text for the curve.
+    legend : bool
+        Draw the legend below the panel (:func:`panel_legend`).
     """
-    import seaborn as sns
-    colors = sns.color_palette("colorblind", max(len(curves), 3))
-    for c, col in zip(curves, colors):
+    ymin, ymax = np.inf, 0.0
+    for c in curves:
+        y = _positive(c["value"])
+        if np.any(np.isfinite(y)):
+            ymin, ymax = min(ymin, np.nanmin(y)), max(ymax, np.nanmax(y))
+    handles, labels = [], []
+    for c in curves:
+        col = c.get("colour") or colour(c["label"])
+        mk = c.get("marker") or marker(c["label"])
         x = np.asarray(c["x"], float)
-        y = np.asarray(c["value"], float)
-        lo = np.asarray(c.get("lower", y), float)
-        hi = np.asarray(c.get("upper", y), float)
-        label = c["label"]
+        y = _positive(c["value"])
+        lo = np.asarray(c.get("lower", c["value"]), float)
+        hi = _positive(c.get("upper", c["value"]))
+        open_ = ~(lo > 0)
+        band = np.isfinite(y) & ~open_
+        if band.any():
+            ax.fill_between(x, np.where(band, lo, np.nan), np.where(band, hi, np.nan),
+                            color=col, alpha=0.2, lw=0)
+        (data,) = ax.plot(x, y, "-", marker=mk, ms=4, lw=1.1, color=col, label=c["label"])
+        if open_.any():
+            ax.plot(x[open_], y[open_], mk, ls="none", ms=4, mfc="white", color=col)
+        handle, label = data, c["label"]
         fit = c.get("fit")
         if fit is not None:
-            label += f"  (slope {fit.exponent:+.2f} [{fit.ci[0]:+.2f}, {fit.ci[1]:+.2f}])"
-        ax.plot(x, y, "o-", ms=3.5, lw=1.2, color=col, label=label)
-        ax.fill_between(x, np.maximum(lo, 1e-300), hi, color=col, alpha=0.25, lw=0)
-        if fit is not None:
-            xs = np.geomspace(*fit.x_range, 20)
-            ax.plot(xs, fit.prefactor * xs ** fit.exponent, ":", color=col, lw=1)
-    for c, col in zip(curves, colors):
-        ref = c.get("reference")
-        if ref is None:
-            continue
-        slope, lab = ref
-        x = np.asarray(c["x"], float)
-        x0, y0 = float(x[-1]), float(np.asarray(c["value"], float)[-1])
-        xs = np.geomspace(float(x.min()), x0, 20)
-        ax.plot(xs, y0 * (xs / x0) ** slope, "--", color=col, alpha=0.6, lw=1)
-        ax.annotate(lab, (xs[0], y0 * (xs[0] / x0) ** slope), fontsize=7, color=col,
-                    ha="left", va="bottom")
-    for slope, lab in references:
-        x = np.asarray(curves[0]["x"], float)
-        x0, y0 = float(x[-1]), float(np.asarray(curves[0]["value"], float)[-1])
-        xs = np.geomspace(float(x.min()), x0, 20)
-        ax.plot(xs, y0 * (xs / x0) ** slope, "--", color="0.45", lw=1)
-        ax.annotate(lab, (xs[0], y0 * (xs[0] / x0) ** slope), fontsize=7, color="0.3",
-                    ha="left", va="bottom")
+            factor = c.get("fit_factor") or (lambda s: 1.0)
+            xs = np.geomspace(fit.x_range[0], fit.x_range[1], 40)
+            f = np.asarray([factor(s) for s in xs], float)
+            fy = fit.prefactor * xs ** fit.exponent * f
+            ax.plot(xs, fy, "-", lw=6, alpha=0.22, color=col, solid_capstyle="butt")
+            ft = c.get("fit_text", "slope")
+            label += f": {ft}{'' if ft.endswith('^') else ' '}"
+            label += format_exponent(fit.exponent, fit.ci) + "\n"
+            extra = []
+            ref = c.get("reference")
+            if ref is not None:
+                slope, text = ref
+                ry = _clear_shift(fy[0] * (xs / xs[0]) ** slope * f / f[0], xs, c, curves,
+                                  ymin, ymax)
+                keep = (ry <= 3 * ymax) & (ry >= ymin / 3)      # stay near the data
+                if keep.sum() >= 2:
+                    (rline,) = ax.plot(xs[keep], ry[keep], "--", lw=1.1, color=col,
+                                       label=text)
+                    handle = (data, rline)
+                extra.append(f"{text}: {slope:+g}")
+            extra.append(f"fit over {c.get('x_name', 'x')} in {_range_text(fit.x_range)}")
+            label += "    " + "; ".join(extra)
+        if fit is None and c.get("fit_error"):
+            label += f"\n    no fit: {c['fit_error']}"
+        if c.get("note"):           # a short note ends the last line, a long one has its own
+            short = fit is not None and len(c["note"]) <= 24
+            label += ("; " if short else "\n    ") + c["note"]
+        handles.append(handle)
+        labels.append(label)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, fontsize=9)
-    ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=6.5, loc="best")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.grid(True, which="minor", alpha=0.1)
+    if legend:
+        panel_legend(ax, handles, labels)
+    return handles, labels
 
 
-def save_figure(fig, path) -> Path:
-    """Write ``fig`` to ``path`` atomically (a temporary file in the same folder, then a
-    rename), so that a reader never sees a half-written figure."""
+def _clear_shift(ry, xs, curve, curves, ymin, ymax):
+    """The reference line ``ry`` (through the fitted curve) moved up or down by a factor
+    (:data:`REFERENCE_SHIFT` or its square) to where it lies farthest from every other
+    curve's data, on a log scale, while staying near the data's range."""
+    others = []
+    for o in curves:
+        if o is curve:
+            continue
+        ox, oy = np.asarray(o["x"], float), _positive(o["value"])
+        ok = np.isfinite(oy) & (ox > 0)
+        if ok.sum() >= 2:
+            others.append(np.interp(np.log(xs), np.log(ox[ok]), np.log(oy[ok]),
+                                    left=np.nan, right=np.nan))
+    best, best_gap = REFERENCE_SHIFT * ry, -np.inf
+    for shift in (REFERENCE_SHIFT, 1 / REFERENCE_SHIFT, REFERENCE_SHIFT ** 2,
+                  REFERENCE_SHIFT ** -2):
+        cand = shift * ry
+        inside = (cand <= 3 * ymax) & (cand >= ymin / 3)
+        if inside.sum() < 2:
+            continue
+        gaps = [np.nanmin(np.abs(np.log(cand[inside]) - o[inside]))
+                for o in others if np.any(np.isfinite(o[inside]))]
+        gap = min(gaps) if gaps else np.inf
+        if gap > best_gap + 0.3:             # prefer the earlier (smaller) shifts
+            best, best_gap = cand, gap
+    return best
+
+
+def _range_text(r):
+    def g(v):
+        v = float(v)
+        if v >= 1e4 and math.log10(v).is_integer():
+            return f"1e{int(math.log10(v))}"
+        if 1 <= v < 1e5 and v == round(v):
+            return str(int(v))
+        return f"{v:.3g}"
+    return f"[{g(r[0])}, {g(r[1])}]"
+
+
+def panel_legend(ax, handles=None, labels=None, ncol: int = 1, **kw):
+    """The panel's legend below its axes (never on the data). A handle may be a tuple
+    (drawn side by side: a curve and its reference line)."""
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    # the legend's top edge LEGEND_GAP font sizes below the axes: clear of the tick labels
+    # and the x label whatever the panel's height
+    return ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                     ncol=ncol, handler_map={tuple: HandlerTuple(ndivide=None, pad=0.6)},
+                     fontsize=LEGEND_FONTSIZE, frameon=False, borderaxespad=LEGEND_GAP,
+                     handlelength=2.6, **kw)
+
+
+def finish_figure(fig, claim: str, key: str = "") -> None:
+    """The figure's title: its claim (one sentence) and, smaller, what the lines mean, each
+    wrapped to the figure's width."""
+    width = int(fig.get_figwidth() * 72 / 5.6)          # characters of 9.5-pt text per line
+    text = textwrap.fill(claim, width)
+    if key:
+        text += "\n" + textwrap.fill(key, int(width * 1.15))
+    fig.suptitle(text, fontsize=9.5)
+
+
+# --------------------------------------------------------------------------------------
+# Layout check
+# --------------------------------------------------------------------------------------
+
+def _texts(fig):
+    """Visible, non-empty text artists with a tag: (tag, artist). A legend counts once."""
+    out = []
+    sup = getattr(fig, "_suptitle", None)
+    out += [("suptitle" if t is sup else "figure text", t) for t in fig.texts]
+    if sup is not None and sup not in fig.texts:
+        out.append(("suptitle", sup))
+    for i, ax in enumerate(fig.axes):
+        if not ax.get_visible() or not ax.axison:
+            continue
+        out += [(f"axes {i} title", t) for t in (ax.title, ax._left_title, ax._right_title)]
+        out += [(f"axes {i} xlabel", ax.xaxis.label), (f"axes {i} ylabel", ax.yaxis.label)]
+        for axis, name in ((ax.xaxis, "x"), (ax.yaxis, "y")):
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                if tick.get_visible() and tick.label1.get_visible():
+                    loc = tick.get_loc()
+                    lo, hi = sorted(axis.get_view_interval())
+                    if lo - 1e-12 * abs(lo) <= loc <= hi + 1e-12 * abs(hi):
+                        out.append((f"axes {i} {name} tick", tick.label1))
+        out += [(f"axes {i} text", t) for t in ax.texts]
+    return [(tag, t) for tag, t in out
+            if t is not None and t.get_visible() and t.get_text().strip()]
+
+
+def _data_artists(ax):
+    for a in list(ax.lines) + list(ax.collections) + list(ax.patches):
+        if a.get_visible() and not isinstance(a, Legend):
+            yield a
+
+
+def _display_paths(a):
+    """The artist's geometry in display coordinates: (paths, filled)."""
+    if isinstance(a, Line2D):
+        xy = np.column_stack(a.get_data()).astype(float)
+        xy = xy[np.all(np.isfinite(xy), axis=1)]
+        if xy.size == 0:
+            return [], False
+        pts = a.get_transform().transform(xy)
+        return [pts], False
+    if isinstance(a, Collection):
+        tr = a.get_transform()
+        paths = []
+        offsets = a.get_offsets() if hasattr(a, "get_offsets") else None
+        if len(a.get_paths()) and offsets is not None and len(offsets) and \
+                not np.allclose(offsets, 0):
+            pts = a.get_offset_transform().transform(np.asarray(offsets, float))
+            return [pts[np.all(np.isfinite(pts), axis=1)]], False
+        for p in a.get_paths():
+            v = tr.transform(p.vertices)
+            v = v[np.all(np.isfinite(v), axis=1)]
+            if v.size:
+                paths.append(v)
+        return paths, True
+    if isinstance(a, Patch):
+        v = a.get_transform().transform(a.get_path().vertices)
+        return [v[np.all(np.isfinite(v), axis=1)]], True
+    return [], False
+
+
+def _segments_hit_box(pts, box, filled):
+    """Whether a polyline (n, 2) in display coordinates enters ``box`` (x0, y0, x1, y1)."""
+    x0, y0, x1, y1 = box
+    if pts.shape[0] == 0:
+        return False
+    inside = (pts[:, 0] > x0) & (pts[:, 0] < x1) & (pts[:, 1] > y0) & (pts[:, 1] < y1)
+    if inside.any():
+        return True
+    # a segment crossing the box: sample each segment finely
+    if pts.shape[0] >= 2:
+        t = np.linspace(0, 1, 25)[:, None, None]
+        seg = pts[:-1][None] + t * (pts[1:] - pts[:-1])[None]
+        s = seg.reshape(-1, 2)
+        if np.any((s[:, 0] > x0) & (s[:, 0] < x1) & (s[:, 1] > y0) & (s[:, 1] < y1)):
+            return True
+    if filled:
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        return bool(MPath(pts).contains_point((cx, cy)))
+    return False
+
+
+def _overlap(a, b, pad=0.5):
+    return not (a.x1 - pad <= b.x0 or b.x1 - pad <= a.x0 or a.y1 - pad <= b.y0
+                or b.y1 - pad <= a.y0)
+
+
+def layout_problems(fig) -> list:
+    """What makes a drawn figure hard to read, as sentences (empty: none found).
+
+    Checked, in display coordinates after a full draw: (1) no two texts overlap (titles,
+    axis labels, tick labels, legends as a whole, texts); (2) no legend and no text placed
+    in an axes lies on that figure's data (lines, markers, bands); (3) every data artist
+    lies within its axes (nothing drawn outside the limits); (4) every text lies within
+    the figure.
+    """
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    problems = []
+    fbox = fig.bbox
+    items = [(tag, t.get_window_extent(r)) for tag, t in _texts(fig)]
+    legends = [(f"legend of axes {i}", lg) for i, ax in enumerate(fig.axes)
+               for lg in [ax.get_legend()] if lg is not None and lg.get_visible()]
+    legends += [("figure legend", lg) for lg in fig.legends]
+    items += [(tag, lg.get_window_extent(r)) for tag, lg in legends]
+    for i in range(len(items)):
+        for j in range(i + 1, len(items)):
+            (ta, a), (tb, b) = items[i], items[j]
+            if _overlap(a, b):
+                problems.append(f"{ta} overlaps {tb}")
+    for tag, box in items:
+        if box.x0 < fbox.x0 - 1 or box.y0 < fbox.y0 - 1 or box.x1 > fbox.x1 + 1 or \
+                box.y1 > fbox.y1 + 1:
+            problems.append(f"{tag} lies outside the figure")
+    boxes = [(tag, lg.get_window_extent(r)) for tag, lg in legends]
+    boxes += [(f"axes {i} text", t.get_window_extent(r)) for i, ax in enumerate(fig.axes)
+              for t in ax.texts if t.get_visible() and t.get_text().strip()]
+    for i, ax in enumerate(fig.axes):
+        if not ax.get_visible():
+            continue
+        abox = ax.get_window_extent(r)
+        tol = 1.5
+        for a in _data_artists(ax):
+            paths, filled = _display_paths(a)
+            for pts in paths:
+                if pts.size == 0:
+                    continue
+                if (pts[:, 0].min() < abox.x0 - tol or pts[:, 0].max() > abox.x1 + tol or
+                        pts[:, 1].min() < abox.y0 - tol or pts[:, 1].max() > abox.y1 + tol):
+                    problems.append(f"a {type(a).__name__} of axes {i} "
+                                    f"({a.get_label() or 'unlabelled'}) extends outside "
+                                    f"its axes")
+                for tag, box in boxes:
+                    if _segments_hit_box(pts, (box.x0, box.y0, box.x1, box.y1), filled):
+                        problems.append(f"{tag} lies on data of axes {i} "
+                                        f"({a.get_label() or type(a).__name__})")
+    return sorted(set(problems))
+
+
+def save_figure(fig, path, check: bool = True) -> Path:
+    """Write ``fig`` to ``path`` (PNG, :data:`DPI`) atomically (a temporary file in the same
+    folder, then a rename), so that a reader never sees a half-written figure; with
+    ``check``, warn (:class:`FigureLayoutWarning`) about every :func:`layout_problems`
+    found. The figure is drawn once: the check and the file use the same rendering."""
     path = Path(path)
+    if path.suffix.lower() not in ("", ".png"):
+        raise ValueError(f"save_figure writes PNG files, got {path.name}")
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    fig.set_dpi(DPI)
+    if check:
+        found = layout_problems(fig)                    # draws the figure
+        if found:
+            warnings.warn(f"{path.name}: " + "; ".join(found), FigureLayoutWarning,
+                          stacklevel=2)
+    else:
+        fig.canvas.draw()
+    image = np.asarray(fig.canvas.buffer_rgba())
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
     try:
         with os.fdopen(fd, "wb") as fh:     # a unique name: concurrent runs never collide
-            fig.savefig(fh, dpi=130, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+            imsave(fh, image, format="png", dpi=DPI)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -16,7 +16,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
-__all__ = ["RateFit", "fit_exponent", "fit_points", "scaled_points", "asymptotic_range_start"]
+__all__ = ["RateFit", "fit_exponent", "fit_points", "scaled_points", "asymptotic_range_start",
+           "fit_geometric_rate", "verdict", "LOG_TOLERANCE"]
+
+# An exponent within this of a bound's counts as consistent with it: the theorems ignore
+# log factors, whose local slope on a finite range is a few hundredths.
+LOG_TOLERANCE = 0.05
 
 
 @dataclass
@@ -64,7 +69,17 @@ def fit_exponent(x, value, lower=None, upper=None, x_min=None, x_max=None) -> Ra
         keep &= x <= x_max
     if keep.sum() < 3:
         raise ValueError(f"need at least 3 positive points in range to fit, got {int(keep.sum())}")
-    lx, ly = np.log(x[keep]), np.log(y[keep])
+    k, half, c0, r2 = _line_fit(np.log(x[keep]), y[keep],
+                                None if lower is None else np.asarray(lower, float)[keep],
+                                None if upper is None else np.asarray(upper, float)[keep])
+    return RateFit(k, (k - half, k + half), float(math.exp(c0)),
+                   (float(x[keep].min()), float(x[keep].max())), int(keep.sum()), r2)
+
+
+def _line_fit(lx, y, lo=None, hi=None):
+    """OLS of log y on ``lx``: (slope, half-width of its 95% interval widened by the points'
+    error bars, intercept, R^2)."""
+    ly = np.log(y)
     n = lx.size
     A = np.vstack([np.ones(n), lx]).T
     coef, *_ = np.linalg.lstsq(A, ly, rcond=None)
@@ -73,11 +88,9 @@ def fit_exponent(x, value, lower=None, upper=None, x_min=None, x_max=None) -> Ra
     sxx = float(((lx - lx.mean()) ** 2).sum())
     s2 = float((resid ** 2).sum() / dof) if dof > 0 else 0.0
     half = float(stats.t.ppf(0.975, dof) * math.sqrt(s2 / sxx)) if dof > 0 else float("inf")
-    if lower is not None and upper is not None:
-        lo = np.asarray(lower, float)[keep]
-        hi = np.asarray(upper, float)[keep]
+    if lo is not None and hi is not None:
         with np.errstate(divide="ignore", invalid="ignore"):
-            sig = np.maximum(np.log(np.maximum(hi, y[keep])) - ly,
+            sig = np.maximum(np.log(np.maximum(hi, y)) - ly,
                              ly - np.log(np.maximum(lo, 1e-300)))
         sig = np.where(np.isfinite(sig), sig, 0.0)
         # worst-case shift of the slope by the error bars: sum |d slope / d y_i| * sig_i
@@ -85,9 +98,7 @@ def fit_exponent(x, value, lower=None, upper=None, x_min=None, x_max=None) -> Ra
         half += float((lever * sig).sum())
     ss_tot = float(((ly - ly.mean()) ** 2).sum())
     r2 = 1 - float((resid ** 2).sum()) / ss_tot if ss_tot > 0 else 1.0
-    k = float(coef[1])
-    return RateFit(k, (k - half, k + half), float(math.exp(coef[0])),
-                   (float(x[keep].min()), float(x[keep].max())), n, r2)
+    return float(coef[1]), half, float(coef[0]), r2
 
 
 def fit_points(x, points, x_min=None, x_max=None) -> dict:
@@ -114,3 +125,44 @@ def asymptotic_range_start(x, values, x_min, value_max) -> float:
     1 follows no power law)."""
     big = [xi for xi, v in zip(x, values) if v > value_max]
     return max([x_min] + [xi + 1 for xi in big])
+
+
+def fit_geometric_rate(k, value, lower=None, upper=None, k_min=None, k_max=None) -> dict:
+    r"""Fit ``value ~ C rho^k`` (geometric decay in an integer step k) by OLS of log value on
+    k over ``k_min <= k <= k_max``; the interval is the regression's 95% t-interval widened
+    by the points' error bars (as :func:`fit_exponent`), mapped through
+    :math:`\rho = e^{\text{slope}}`. Returns ``{"rate", "ci", "k_range", "n_points"}`` or
+    ``{"error": reason}`` with fewer than 3 positive points in range."""
+    k = np.asarray(k, float)
+    y = np.asarray(value, float)
+    keep = np.isfinite(k) & np.isfinite(y) & (y > 0)
+    if k_min is not None:
+        keep &= k >= k_min
+    if k_max is not None:
+        keep &= k <= k_max
+    if keep.sum() < 3:
+        return {"error": f"need at least 3 positive points in range to fit, got {int(keep.sum())}"}
+    slope, half, _, _ = _line_fit(k[keep], y[keep],
+                                  None if lower is None else np.asarray(lower, float)[keep],
+                                  None if upper is None else np.asarray(upper, float)[keep])
+    return {"rate": math.exp(slope), "ci": [math.exp(slope - half), math.exp(slope + half)],
+            "k_range": [int(k[keep].min()), int(k[keep].max())], "n_points": int(keep.sum())}
+
+
+def verdict(bound: float, ci, larger_is_better: bool = False, var: str = "x",
+            tol: float = LOG_TOLERANCE) -> str:
+    """Compare a bound ``D <~ x^bound`` with a measured exponent interval ``ci``.
+
+    ``consistent`` when the bound's exponent lies in the interval widened by ``tol``;
+    ``bound loose by a factor x^a or more`` when the whole interval is on the good side
+    (smaller exponents are better for a growing x such as T or d; larger ones for a
+    vanishing x such as eps, ``larger_is_better``); otherwise ``violated: worse by ...``.
+    """
+    lo, hi = float(ci[0]), float(ci[1])
+    if lo - tol <= bound <= hi + tol:
+        return "consistent"
+    better = hi < bound if not larger_is_better else lo > bound
+    gap = (bound - hi - tol) if hi < bound else (lo - bound - tol)
+    if better:
+        return f"bound loose by a factor {var}^{gap:.2f} or more"
+    return f"violated: worse by {var}^{gap:.2f} or more"

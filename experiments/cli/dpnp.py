@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import json
 
+from .text import full, with_interval
+
 NAME = "dpnp"
 
 
 def add_parser(sub):
     p = sub.add_parser("dpnp", help="DPnP posterior sampling: law(x_k) against pi_eta and the "
-                                    "posterior for one configuration")
+                                    "posterior for one configuration",
+                       description="DPnP (Xu & Chi, arXiv:2403.17042) for one configuration: "
+                                   "for k = 1..K the distance of law(x_k) to pi_eta and to the "
+                                   "posterior, each with its interval and method.")
     p.add_argument("--prior", default=None, help="bimodal | gauss | gmm (default bimodal)")
     p.add_argument("--prior-file", default=None,
                    help="a prior from a JSON or NPZ file (theory.prior_files) instead of --prior")
@@ -25,7 +30,7 @@ def add_parser(sub):
                         "--operator, --sigma and --y")
     p.add_argument("--likelihood", default="gaussian", help="gaussian | phase | logistic")
     p.add_argument("--operator", default="identity",
-                   help="identity | mask | random (A of the measurement; default identity)")
+                   help="identity | mask | random (the measurement operator A)")
     p.add_argument("--m", default=None, help="rows of the random operator (default d)")
     p.add_argument("--cond", default=None, help="condition number of the random operator "
                                                "(default 10)")
@@ -39,7 +44,8 @@ def add_parser(sub):
                                               "comma-separated values")
     p.add_argument("--eta", default=None, help="constant eta (default 0.3; or --schedule)")
     p.add_argument("--schedule", default=None,
-                   help="annealing: constant:ETA | reference[:EMAX,EMIN,KSTART,K] | "
+                   help="annealing (default: none, the constant --eta): constant:ETA | "
+                        "reference[:EMAX,EMIN,KSTART,K] | "
                         "geometric[:EMAX,EMIN] | polynomial[:EMAX,EMIN,POWER] | list:E0,E1,...")
     p.add_argument("--K", default=None, help="outer steps (default 30; reference: 16)")
     p.add_argument("--pcs", default="exact", help="exact | mala | ula")
@@ -96,22 +102,25 @@ def run(a) -> int:
           f"operator={cfg['operator']} pcs={cfg['pcs']} dds={cfg['dds']} init={cfg['init']} "
           f"schedule={res['schedule']['name']} K={res['schedule']['K']}")
     name = {"tv": "TV", "w2": "W2", "sliced_w2": "SW2", "sinkhorn": "S_eps"}[cfg["metric"]]
-    print(f"{'k':>4} {'eta':>8} {name + '(x_k, pi_eta)':>30} {name + '(x_k, posterior)':>30}")
+    print(f"{'k':>4} {'eta':>8}  {name}(x_k, pi_eta)  |  {name}(x_k, posterior)   "
+          f"(value in [95% interval], full precision)")
     for r in res["per_k"]:
         a_, b_ = r["to_pi_eta"], r["to_posterior"]
         flag = lambda e: " (below floor)" if e.get("below_floor") else ""  # noqa: E731
-        print(f"{r['k']:4d} {r['eta']:8.4g} {a_['value']:12.6g} [{a_['lower']:.3g}, "
-              f"{a_['upper']:.3g}]{flag(a_)} {b_['value']:12.6g} [{b_['lower']:.3g}, "
-              f"{b_['upper']:.3g}]{flag(b_)}")
+        print(f"{r['k']:4d} {full(r['eta']):>8}  "
+              f"{with_interval(a_['value'], a_['lower'], a_['upper'])}{flag(a_)}  |  "
+              f"{with_interval(b_['value'], b_['lower'], b_['upper'])}{flag(b_)}")
     print("  method: " + res["per_k"][0]["to_pi_eta"]["method"])
     for r in res.get("tv_pi_eta_posterior") or res.get("distance_pi_eta_posterior") or []:
-        print(f"  {name}(pi_eta, posterior) at eta={r['eta']:.4g}: {r['value']:.6g}"
-              + (f" in [{r['lower']:.4g}, {r['upper']:.4g}]" if "lower" in r else ""))
+        print(f"  {name}(pi_eta, posterior) at eta={full(r['eta'])}: "
+              + (with_interval(r["value"], r["lower"], r["upper"]) if "lower" in r
+                 else full(r["value"])))
     for r in res.get("exact_rate") or []:
         if r.get("value") is not None:
-            print(f"  exact geometric rate at eta={r['eta']:.4g}: {r['value']:.8g}  ({r['method']})")
+            print(f"  exact geometric rate at eta={full(r['eta'])}: {full(r['value'])}  "
+                  f"({r['method']})")
     if res.get("measured_decay"):
         md = res["measured_decay"]
-        print(f"  measured decay of TV(x_k, pi_eta): {md['rate']:.8g} over k in "
+        print(f"  measured decay of TV(x_k, pi_eta): {full(md['rate'])} over k in "
               f"{md['k_range'][0]}..{md['k_range'][1]}")
     return 0

@@ -5,9 +5,15 @@ interval and method (computed by :mod:`experiments.points.measure`).
 """
 from __future__ import annotations
 
+import argparse
 import json
+import sys
+
+from .text import full, with_interval
 
 NAME = "measure"
+# the options that define what is measured: named on stderr when left at their defaults
+CORE = ("--prior", "--d", "--sampler", "--schedule", "--T", "--metric")
 
 
 # (flag, default, help): each flag's value goes to the configuration key of its name; a
@@ -44,12 +50,33 @@ OPTIONS = [
 ]
 
 
+class _Given(argparse.Action):
+    """Store the value and remember that the option was given on the command line."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = getattr(namespace, "given", frozenset()) | {self.dest}
+
+
 def add_parser(sub):
-    m = sub.add_parser("measure", help="distance between law(Y_1) and q_1 for one configuration")
+    m = sub.add_parser("measure", help="distance between law(Y_1) and q_1 for one configuration",
+                       description="The distance between law(Y_1) and q_1 for one "
+                                   "configuration, with its interval and method. Options left "
+                                   "out take the defaults shown (and the command names them).")
     for flag, default, text in OPTIONS:
-        m.add_argument(flag, default=default, help=text)
+        m.add_argument(flag, default=default, help=text, action=_Given)
     m.add_argument("--json", action="store_true", help="print one JSON object")
     return m
+
+
+def defaults_note(a, cfg: dict) -> str:
+    """The core options left at their defaults (values as the normalised configuration ``cfg``
+    holds them), as a command-line fragment ('' if none). A prior file sets prior and d."""
+    given = getattr(a, "given", frozenset())
+    if "prior_file" in given:
+        given = given | {"prior", "d"}
+    left = [f"{flag} {cfg[flag[2:]]}" for flag in CORE if flag[2:] not in given]
+    return " ".join(left)
 
 
 def run(a) -> int:
@@ -58,6 +85,10 @@ def run(a) -> int:
     cfg = normalise_config({flag[2:].replace("-", "_"): getattr(a, flag[2:].replace("-", "_"))
                             for flag, _, _ in OPTIONS})
     res = measure(cfg)
+    left = defaults_note(a, cfg)
+    if left:       # say what was measured when the command line does not (stderr: --json)
+        print(f"diffrates measure: defaults used: {left} (see diffrates measure --help)",
+              file=sys.stderr)
     if a.json:
         out = {**{k: res[k] for k in ("value", "lower", "upper", "error", "method", "method_kind",
                                       "interval", "injected") if k in res},
@@ -69,17 +100,19 @@ def run(a) -> int:
         name = {"tv": "TV", "kl": f"KL({q} || law {y})", "hellinger": "Hellinger",
                 "w2": "W2", "sliced_w2": "SW2", "sinkhorn": "S_eps"}[cfg["metric"]]
         pair = "" if cfg["metric"] == "kl" else f"({q}, law {y})"
-        print(f"{name}{pair} = {res['value']:.6g}   in [{res['lower']:.6g}, "
-              f"{res['upper']:.6g}]")
+        print(f"{name}{pair} = {with_interval(res['value'], res['lower'], res['upper'])}")
         print(f"  method: {res['method']} ({res['interval']})")
         floor = res["details"].get("floor") if isinstance(res.get("details"), dict) else None
         if floor:
-            print(f"  noise floor: {floor['value']:.4g} (upper {floor['upper']:.4g})"
+            stat = res["details"].get("statistic")
+            if stat is not None:
+                print(f"  raw statistic (before the bias correction): {full(stat)}")
+            print(f"  noise floor: {full(floor['value'])} (upper {full(floor['upper'])})"
                   + ("; the value is BELOW the floor: not told apart from sampling noise"
                      if res["details"].get("below_floor") else ""))
         if "injected" in res:
-            print(f"  injected: eps_score = {res['injected']['eps_score']:.4g}, "
-                  f"eps_Jacobi = {res['injected']['eps_jacobi']:.4g}")
+            print(f"  injected: eps_score = {full(res['injected']['eps_score'])}, "
+                  f"eps_Jacobi = {full(res['injected']['eps_jacobi'])}")
         print(f"  prior={cfg.get('prior_file', cfg['prior'])} d={cfg['d']} "
               f"sampler={cfg['sampler']} schedule={cfg['schedule']} T={cfg['T']}"
               + (f" c0={cfg['c0']:g} c1={cfg['c1']:g}" if cfg["schedule"] == "li" else "")

@@ -2,12 +2,15 @@
 
     python -m experiments.notebook          # rewrites paper_figs.ipynb, without outputs
 
-Each section runs its experiment (cached), shows the figure, prints the claim it checks,
-the measured exponents with their intervals and one sentence on what they say (each
-experiment module provides ``CLAIM`` and ``reading(summary)``). Set ``DIFFRATES_FAST=1`` to
-execute it in fast mode (the tests do).
+Each section shows the claim its experiment checks, the figure, a table of the measured
+exponents with their intervals and one computed sentence on what they say
+(:func:`experiments.notebook.sections.show_section`). The notebook runs in fast mode unless
+``DIFFRATES_FAST=0``; it reads cached summaries made in that mode and computes the missing
+ones. Cell ids are derived from the section names, so a rebuild changes only what changed.
 """
 from __future__ import annotations
+
+import re
 
 import nbformat as nbf
 
@@ -15,18 +18,19 @@ from ..runtime.registry import EXPERIMENTS
 
 HEADER = """# diffrates: paper figures
 
-Each section checks one claim of THEORY.md section 3 (section 6 for DPnP) with exact
-output laws and distances, or of section 7 for the low-rank vignette (ScaledGD against GD),
-shows the figure, the measured exponents with their 95% intervals and what they say. Results are cached under `results/`: rerunning is cheap.
-Fast mode (`DIFFRATES_FAST=1`) uses coarser sweeps."""
+Each section checks one claim (THEORY.md section 3, section 6 for DPnP, section 7 for the
+low-rank vignette: ScaledGD against GD) with exact output laws and distances: the claim, the figure, the measured exponents with their 95% intervals
+and a sentence on what they say. It reads the cached results under `results/` (as left by
+`diffrates reproduce --fast`) and computes what is missing. Fast mode (coarser sweeps) is
+the default; `DIFFRATES_FAST=0` shows the full-precision results."""
 
 SETUP = """import os
-from IPython.display import Image, display
 from experiments.notebook.sections import show_section
 
-FAST = os.environ.get("DIFFRATES_FAST", "0") == "1"
+FAST = os.environ.get("DIFFRATES_FAST", "1") == "1"
 RESULTS = os.environ.get("DIFFRATES_RESULTS", "results")
 FIGURES = os.environ.get("DIFFRATES_FIGURES", "figures")
+summaries = {}
 print("fast mode" if FAST else "full precision", "| results:", RESULTS, "| figures:", FIGURES)"""
 
 EXPLORE = """## Explore
@@ -39,18 +43,27 @@ for name, c in curves.items():
     print(f"{name:7s} exponent {c['fit'].exponent:+.3f}  95% [{c['fit'].ci[0]:+.3f}, {c['fit'].ci[1]:+.3f}]")"""
 
 
+def cell_id(text: str) -> str:
+    """A stable cell id from a name (nbformat: 1-64 characters of [A-Za-z0-9-_])."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", text)[:64]
+
+
+def _cell(kind, source, name):
+    cell = (nbf.v4.new_markdown_cell if kind == "md" else nbf.v4.new_code_cell)(source)
+    cell["id"] = cell_id(name)
+    return cell
+
+
 def build(path="paper_figs.ipynb"):
     nb = nbf.v4.new_notebook()
-    cells = [nbf.v4.new_markdown_cell(HEADER), nbf.v4.new_code_cell(SETUP)]
+    cells = [_cell("md", HEADER, "header"), _cell("code", SETUP, "setup")]
     for name, (_, desc) in EXPERIMENTS.items():
-        cells.append(nbf.v4.new_markdown_cell(f"## `{name}`\n\n{desc}"))
-        cells.append(nbf.v4.new_code_cell(
-            f'show_section("{name}", fast=FAST, root=RESULTS, figures_dir=FIGURES)'))
-    cells += [nbf.v4.new_markdown_cell(EXPLORE), nbf.v4.new_code_cell(EXPLORE_CODE)]
+        cells.append(_cell("md", f"## `{name}`\n\n{desc}", f"{name}-title"))
+        cells.append(_cell("code", f'summaries["{name}"] = show_section("{name}", fast=FAST, '
+                                   f'root=RESULTS, figures_dir=FIGURES)', f"{name}-section"))
+    cells += [_cell("md", EXPLORE, "explore-title"), _cell("code", EXPLORE_CODE, "explore")]
     nb["cells"] = cells
     nb["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                     "language": "python"}
     nbf.write(nb, path)
     return path
-
-

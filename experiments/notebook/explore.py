@@ -33,8 +33,9 @@ def _draw(curves, xlabel, title, ax=None):
     if ax is None:
         import matplotlib.pyplot as plt          # interactive use: the notebook's own backend
         _, ax = plt.subplots(figsize=(5, 3.6))
-    plot_rate_panel(ax, [{**c, "label": s} for s, c in curves.items()], (), xlabel=xlabel,
-                    title=title)
+    plot_rate_panel(ax, [{**c, "label": s, "x_name": xlabel} for s, c in curves.items()],
+                    xlabel=xlabel, title=title)
+    ax.figure.tight_layout()
     return ax
 
 

@@ -1,35 +1,99 @@
-"""What a notebook section shows for one experiment: claim, figure, exponents, reading."""
+"""What a notebook section shows for one experiment: its claim, its figure, a compact table
+of the measured exponents with their 95% intervals, and a computed sentence on what they say.
+
+A section reads the experiment's cached summary (``results/<name>/summary.json``) when it
+was made in the requested mode, and runs the experiment (cached, resumable) otherwise; the
+figure is drawn again from the summary either way. Nothing else is printed: no raw summary,
+no progress when nothing is computed.
+"""
 from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
 
 from IPython.display import Image, Markdown, display
 
+from theory.figures import format_exponent
+
 from ..runtime import registry
+from ..runtime.store import default_root
 from ..runtime.study import FIT_LABEL_KEYS
 
+__all__ = ["show_section", "load_summary", "exponent_rows", "claim_of"]
 
-def show_section(name, fast=False, root=None, figures_dir="figures", executor="serial"):
-    mod = registry.get(name)
-    summary = registry.run(name, fast, root, figures_dir, executor)
-    claim = getattr(mod, "CLAIM", (mod.__doc__ or "").strip().split("\n\n")[1:2])
-    if isinstance(claim, list):
-        claim = claim[0] if claim else ""
-    display(Markdown(f"**Claim checked.** {' '.join(str(claim).split())}"))
-    figs = [summary["figure"]] if "figure" in summary else summary.get("figures", [])
-    for f in figs:
-        display(Image(filename=f))
+
+def load_summary(name: str, root=None, fast: bool = True):
+    """The cached summary of ``name`` if it was made in this mode (``fast``), else None."""
+    path = Path(root if root is not None else default_root()) / name / "summary.json"
+    if not path.exists():
+        return None
+    summary = json.loads(path.read_text())
+    return summary if bool(summary.get("fast")) == bool(fast) else None
+
+
+def claim_of(module) -> str:
+    """The claim a study checks: its ``CLAIM``, else its docstring's second paragraph."""
+    claim = getattr(module, "CLAIM", None)
+    if claim is None:
+        paras = (module.__doc__ or "").strip().split("\n\n")
+        claim = paras[1] if len(paras) > 1 else paras[0]
+        claim = re.sub(r"^claim checked(\s*\([^)]*\))?\s*:\s*", "", claim, flags=re.I)
+    return " ".join(str(claim).split())
+
+
+def _verdict_fit(f: dict):
+    """(quantity, fit) of a summary curve: the log-corrected fit the tightness report's
+    verdict uses where the curve has one (``log_power``, or its only one), else the raw."""
+    lfs = {k: v for k, v in f.get("log_corrected_fits", {}).items() if "exponent" in v}
+    key = None
+    if "log_power" in f and f"tv_over_logT^{f['log_power']}" in lfs:
+        key = f"tv_over_logT^{f['log_power']}"
+    elif len(lfs) == 1:
+        key = next(iter(lfs))
+    if key is not None:
+        k = key.rsplit("^", 1)[1]
+        return ("TV/log T" if k == "1" else f"TV/log^{k} T"), lfs[key]
+    return f.get("quantity", "exponent"), f.get("fit", {})
+
+
+def exponent_rows(summary: dict) -> list:
+    """One row per fitted curve: ``(curve, quantity, exponent, ci, x_range, theory)``."""
     rows = []
     for f in summary.get("fits", []):
-        fit = f.get("fit", {})
+        quantity, fit = _verdict_fit(f)
         if "exponent" not in fit:
             continue
         label = ", ".join(f"{k}={f[k]}" for k in FIT_LABEL_KEYS
-                          if k in f and not isinstance(f[k], list))
-        rows.append(f"| {label} | {fit['exponent']:+.3f} | [{fit['ci'][0]:+.3f}, "
-                    f"{fit['ci'][1]:+.3f}] | [{fit['x_range'][0]:g}, {fit['x_range'][1]:g}] | "
-                    f"{f.get('theory_exponent', '')} |")
+                          if k in f and not isinstance(f[k], (list, dict)))
+        rows.append((label, quantity, fit["exponent"], fit["ci"], fit["x_range"],
+                     f.get("theory_exponent")))
+    return rows
+
+
+def _table(rows) -> str:
+    lines = ["| curve | fitted | measured [95% interval] | over | theory |",
+             "|---|---|---|---|---|"]
+    for label, quantity, k, ci, xr, theory in rows:
+        lines.append(f"| {label} | {quantity} | {format_exponent(k, ci)} | "
+                     f"[{xr[0]:g}, {xr[1]:g}] | {'' if theory is None else f'{theory:+g}'} |")
+    return "\n".join(lines)
+
+
+def show_section(name, fast=True, root=None, figures_dir="figures", executor="serial",
+                 recompute=False) -> dict:
+    """Display the section of experiment ``name``; returns its summary."""
+    mod = registry.get(name)
+    summary = None if recompute else load_summary(name, root, fast)
+    if summary is None:
+        summary = registry.run(name, fast, root, figures_dir, executor)
+    else:
+        summary["figure"] = str(mod.figure(summary, figures_dir))
+    display(Markdown(f"**Claim.** {claim_of(mod)}"))
+    display(Image(filename=summary["figure"]))
+    rows = exponent_rows(summary)
     if rows:
-        display(Markdown("| curve | exponent | 95% interval | fit range | theory |\n"
-                         "|---|---|---|---|---|\n" + "\n".join(rows)))
+        display(Markdown(_table(rows)))
     if hasattr(mod, "reading"):
         display(Markdown(f"**What the numbers say.** {mod.reading(summary)}"))
     return summary

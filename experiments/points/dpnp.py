@@ -427,7 +427,8 @@ def _sample_closed_form(prior, lik, sched, cfg):
     def distance(x, key, seed):
         y, yf = targets[key]
         est = sample_distance(x, y, metric, y_floor=yf, seed=seed, **kw)
-        return {"value": est.value, "lower": est.lower, "upper": est.upper,
+        return {"value": est.value, "statistic": est.details["statistic"],
+                "lower": est.lower, "upper": est.upper,
                 "method": est.method + "; " + est.details["interval"],
                 "floor": est.details["floor"]["value"],
                 "floor_upper": est.details["floor"]["upper"],

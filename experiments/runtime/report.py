@@ -17,7 +17,9 @@ The theorems ignore logarithmic factors; in T the verdict uses the fit of TV / l
 (k = 1 for stochastic, 2 for deterministic samplers, the logs the li schedule carries; k = p
 for an order-p solver, whose steps in lambda are about c1 log(T)/(2T)) and both exponents are
 shown. Rows that no experiment measures yet are listed as such.
-Experiments are run (cached) if their results are missing.
+The report reads the experiments' cached summaries; with ``compute=True`` (``diffrates
+report --compute``) it runs the experiments whose results are missing, otherwise their cells
+say ``not computed`` and ``report["missing"]`` names them.
 
 Where a row's curve is found: each variable reads the experiment ``sources[var]`` (default
 :data:`SOURCES`); a row with ``select[var]`` (a dict of summary-fit fields and values) takes
@@ -30,6 +32,8 @@ import csv
 import io
 import json
 from pathlib import Path
+
+from theory.rates import verdict
 
 from . import registry
 from .store import atomic_write_json, atomic_write_text, default_root, warn
@@ -86,17 +90,14 @@ BOUNDS = [
      "bound": "1/T^3 (from q_T)", "exponents": {"T": -3.0}, "sampler": "dpm++3m", "log_k": 3},
 ]
 
-# An exponent within TOL of the bound's counts as consistent: the theorems ignore log
-# factors, whose local slope on a finite range is a few hundredths.
-TOL = 0.05
 
 SOURCES = {"T": "rate-vs-T", "d": "rate-vs-d", "eps": "score-error",
            "ambient d": "rate-vs-ambient-d", "kappa": "scaledgd-kappa"}
 
 
-def _summary(name, root, fast, executor):
-    """The experiment's summary.json, or (missing or unreadable: one warning) a run of it,
-    which reuses its cached points."""
+def _summary(name, root, fast, executor, compute):
+    """The experiment's summary.json; if it is missing or unreadable (one warning), a run of
+    it (which reuses its cached points) when ``compute``, else ``None``."""
     path = Path(root) / name / "summary.json"
     if path.exists():
         try:
@@ -107,7 +108,7 @@ def _summary(name, root, fast, executor):
             return summary
         warn(f"{path} " + (summary if isinstance(summary, str) else "is not a summary")
              + "; rebuilding it from the cached points")
-    return registry.run(name, fast, root, executor=executor)
+    return registry.run(name, fast, root, executor=executor) if compute else None
 
 
 def missing_summaries(root=None) -> list:
@@ -145,16 +146,12 @@ def _verdict(b, lo, hi, var):
     T, d and kappa grow (a smaller exponent is better); eps shrinks to 0 (a larger one is
     better).
     """
-    if lo - TOL <= b <= hi + TOL:
-        return "consistent"
-    better = hi < b if var != "eps" else lo > b
-    gap = (b - hi - TOL) if hi < b else (lo - b - TOL)
-    if better:
-        return f"bound loose by a factor {var}^{gap:.2f} or more"
-    return f"violated: worse by {var}^{gap:.2f} or more"
+    return verdict(b, (lo, hi), larger_is_better=(var == "eps"), var=var)
 
 
-def build_report(root=None, fast=False, executor="serial") -> dict:
+def build_report(root=None, fast=False, executor="serial", compute=False) -> dict:
+    """The report from the summaries under ``root``; ``compute``: run the missing ones (in
+    fast mode with ``fast``) on ``executor``, else name them in ``report["missing"]``."""
     root = Path(root) if root is not None else default_root()
     cache = {}
     rows, missing = [], []
@@ -167,7 +164,11 @@ def build_report(root=None, fast=False, executor="serial") -> dict:
         for var, b in bnd["exponents"].items():
             name = bnd.get("sources", {}).get(var, SOURCES[var])
             if name not in cache:
-                cache[name] = _summary(name, root, fast, executor)
+                cache[name] = _summary(name, root, fast, executor, compute)
+            if cache[name] is None:
+                row["cells"].append({"var": var, "bound": b, "measured": None,
+                                     "experiment": name, "verdict": "not computed"})
+                continue
             select = bnd.get("select", {}).get(var)
             f = _pick(cache[name], var, bnd["sampler"], select)
             if f is None:
@@ -190,7 +191,8 @@ def build_report(root=None, fast=False, executor="serial") -> dict:
             cell["verdict"] = _verdict(b, lo, hi, "T" if var == "T" else var)
             row["cells"].append(cell)
         rows.append(row)
-    report = {"rows": rows, "not_measured": [{"result": m["result"], "kind": m["kind"],
+    report = {"rows": rows, "missing": sorted(n for n, v in cache.items() if v is None),
+              "not_measured": [{"result": m["result"], "kind": m["kind"],
                                              "bound": m["bound"], "why": m["why"]}
                                             for m in missing],
               "note": ("exponents: TV ~ x^a fitted on log-log axes; intervals are 95%; in T the "
@@ -209,7 +211,9 @@ def build_report(root=None, fast=False, executor="serial") -> dict:
 
 def _cell_text(c):
     if c.get("measured") is None:
-        return f"{c['var']}: bound {c['bound']:+g}, not measured"
+        why = ("not computed (no results for " + c["experiment"] + ")"
+               if c["verdict"] == "not computed" else "not measured")
+        return f"{c['var']}: bound {c['bound']:+g}, {why}"
     s = (f"{c['var']}: {c['measured']:+.2f} [{c['ci'][0]:+.2f}, {c['ci'][1]:+.2f}] over "
          f"[{c['range'][0]:g}, {c['range'][1]:g}]")
     if "log_corrected" in c:
@@ -225,6 +229,10 @@ def to_markdown(report) -> str:
     for r in report["rows"]:
         cells = "<br>".join(_cell_text(c) for c in r["cells"])
         lines.append(f"| {r['result']} ({r['kind']}) | {r['sampler']} | {r['bound']} | {cells} |")
+    if report.get("missing"):
+        lines.append("")
+        lines.append("Not computed (no cached results): " + ", ".join(report["missing"])
+                     + "; `diffrates report --compute` runs them.")
     if report["not_measured"]:
         lines.append("")
         lines.append("Not measured yet: " + "; ".join(

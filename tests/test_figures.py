@@ -1,0 +1,159 @@
+"""Figures a reader of a paper can read: the layout check itself on figures with known
+defects, the number format of the legends, and every registered study's figure drawn from
+its fixture summary (tests/data/summaries, written by ``python -m
+experiments.notebook.fixtures``) with no layout problem: no overlapping text, no legend or
+label on the data, nothing outside its axes, every text inside the figure; one colour per
+sampler across panels and figures. About 1 s per figure."""
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.colors import to_hex
+
+from experiments.notebook.fixtures import FIXTURES
+from experiments.runtime import registry
+from theory.figures import (COLOURS, FigureLayoutWarning, colour, format_exponent,
+                            layout_problems, level_colours, new_figure, plot_rate_panel)
+from theory.rates import fit_exponent
+
+# studies whose figures another issue is rewriting (issue 10: exact grid laws); drawn, and
+# their layout problems reported, but not yet held to the check
+PENDING = {"dpnp-subsampler-error": "issue 10 rewrites this study and its figure",
+           "dpnp-annealing": "issue 10 rewrites this study and its figure"}
+
+
+def _curves():
+    x = np.geomspace(10, 1e4, 12)
+    out = []
+    for s, b in (("li-ode", -1.0), ("li-sde", -0.5)):
+        y = 3 * x ** b
+        out.append({"x": x, "value": y, "lower": 0.99 * y, "upper": 1.01 * y, "label": s,
+                    "fit": fit_exponent(x[x >= 100], y[x >= 100]), "reference": (b, "bound")})
+    return out
+
+
+def test_clean_panel_has_no_problem():
+    fig, axes = new_figure(1, 2, figsize=(10, 5))
+    for ax in axes.flat:
+        plot_rate_panel(ax, _curves(), xlabel="T", title="a panel")
+    assert layout_problems(fig) == []
+
+
+def test_layout_check_finds_each_defect():
+    fig, axes = new_figure(1, 1, figsize=(5, 4))
+    ax = axes[0, 0]
+    plot_rate_panel(ax, _curves(), xlabel="T", legend=False)
+    ax.legend(loc="center")                             # a legend on the curves
+    ax.text(1e3, 3e-3, "a label on the data", ha="center", va="center")   # on li-ode
+    ax.text(1e3, 3e-3, "and another on it", ha="center", va="center")     # overlapping
+    ax.set_ylim(1e-3, 1)                                # cuts the curves: outside the axes
+    found = " | ".join(layout_problems(fig))
+    assert "legend of axes 0 lies on data" in found
+    assert "axes 0 text lies on data" in found
+    assert "axes 0 text overlaps axes 0 text" in found
+    assert "extends outside its axes" in found
+
+
+def test_text_outside_the_figure_is_found():
+    fig, axes = new_figure(1, 1, figsize=(4, 3))
+    plot_rate_panel(axes[0, 0], _curves(), xlabel="T", legend=False)
+    fig.text(1.05, 0.5, "beyond the right edge")
+    assert any("outside the figure" in p for p in layout_problems(fig))
+
+
+@pytest.mark.parametrize("k, ci, text", [
+    (0.5512, (0.5101, 0.5899), "+0.55 [+0.51, +0.59]"),
+    (-0.9921, (-0.9959, -0.9884), "-0.992 [-0.996, -0.988]"),   # needs a third decimal
+    (0.8984412, (0.8984381, 0.8984443), "+0.898441 [+0.898438, +0.898444]"),
+    (-1e-9, (-2e-8, 2e-8), "+0.000000 (to within 2e-08)"),        # no "-0.00" or "[-0.00, +0.00]"
+])
+def test_format_exponent(k, ci, text):
+    assert format_exponent(k, ci) == text
+
+
+def test_level_colours_fixed_by_value():
+    a = level_colours([1.0, 0.5, 0.7])
+    b = level_colours([0.7, 1.4, 1.0, 0.5, 0.4])
+    assert a[0.5] != a[0.7] != a[1.0]
+    c = level_colours([0.4, 0.5, 0.7, 1.0, 1.4, 2.0])
+    assert c[1.0] == level_colours([1.0, 0.4, 2.0, 1.4, 0.7, 0.5])[1.0]
+    assert len(set(b.values())) == 5
+
+
+def _fixture(name):
+    path = FIXTURES / f"{name}.json"
+    assert path.exists(), (f"no fixture summary for {name}: write it with `python -m "
+                           f"experiments.notebook.fixtures {name}` (a fast run of the study)")
+    return json.loads(path.read_text())
+
+
+def _draw(name, folder):
+    """Draw the study's figure from its fixture: (figure object, layout problems)."""
+    mod = registry.get(name)
+    drawn = {}
+    real = mod.save_figure
+
+    def capture(fig, path, *a, **k):
+        drawn["fig"] = fig
+        return real(fig, path, *a, **k)
+    mod.save_figure = capture
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", FigureLayoutWarning)
+            out = mod.figure(_fixture(name), str(folder))
+    except (KeyError, TypeError, IndexError) as exc:
+        pytest.fail(f"{name}: figure() failed on its fixture ({exc!r}); the fixture may be "
+                    f"stale: `python -m experiments.notebook.fixtures {name}`")
+    finally:
+        mod.save_figure = real
+    assert Path(out).exists() and Path(out).stat().st_size > 10_000
+    return drawn["fig"], [str(w.message) for w in caught
+                          if issubclass(w.category, FigureLayoutWarning)]
+
+
+_DRAWN = {}
+
+
+def drawn(name, tmp_path_factory):
+    """Each figure is drawn once per session (about 1-5 s of CPU each)."""
+    if name not in _DRAWN:
+        _DRAWN[name] = _draw(name, tmp_path_factory.mktemp("figures"))
+    return _DRAWN[name]
+
+
+@pytest.mark.parametrize("name", list(registry.EXPERIMENTS))
+def test_every_registered_figure_passes_the_layout_check(name, tmp_path_factory):
+    _, problems = drawn(name, tmp_path_factory)
+    if name in PENDING:
+        pytest.xfail(f"{PENDING[name]}: {'; '.join(problems) or 'no problem found'}")
+    assert problems == [], problems
+
+
+def test_one_colour_per_sampler_across_figures(tmp_path_factory):
+    """Every curve labelled with a sampler's name has that sampler's colour, in every panel
+    of rate-vs-T, rate-vs-d, rate-vs-ambient-d and score-error."""
+    seen = {}
+    for name in ("rate-vs-T", "rate-vs-d", "rate-vs-ambient-d", "score-error"):
+        fig, _ = drawn(name, tmp_path_factory)
+        for ax in fig.axes:
+            for line in ax.lines:
+                if line.get_label() in COLOURS:
+                    seen.setdefault(line.get_label(), set()).add(to_hex(line.get_color()))
+    assert {"li-ode", "li-sde", "accel-sde", "accel-ode", "li-yan"} <= set(seen)
+    for sampler, cols in seen.items():
+        assert cols == {colour(sampler).lower()}, (sampler, cols)
+
+
+def test_dpnp_stationary_one_colour_per_eta(tmp_path_factory):
+    """In dpnp-stationary a value of eta has one colour in every panel (the legend's entry
+    names it), whatever set of eta a panel shows."""
+    fig, _ = drawn("dpnp-stationary", tmp_path_factory)
+    by_eta = {}
+    for ax in fig.axes:
+        for text, handle in zip(ax.get_legend().get_texts(), ax.get_legend().legend_handles):
+            eta = text.get_text().split(":")[0]
+            by_eta.setdefault(eta, set()).add(to_hex(handle.get_color()))
+    assert len(by_eta) >= 3 and all(len(c) == 1 for c in by_eta.values()), by_eta
+    assert len({next(iter(c)) for c in by_eta.values()}) == len(by_eta)
