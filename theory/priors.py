@@ -21,6 +21,7 @@ All tensors are torch, batched over the first axis, float64 unless told otherwis
 prior's device. Bad parameters raise :class:`ValueError` with a message.
 
 Families: :class:`GaussianMixture` (full covariances, possibly singular), :class:`Gaussian`,
+:class:`IsotropicMixture` (covariances v_k I, stored as K numbers),
 :class:`ProductPrior` (independent 1-D mixtures per coordinate) and
 :class:`SubspaceMixture` (a k-dimensional prior embedded in R^d, Gaussian off the subspace).
 """
@@ -32,8 +33,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-__all__ = ["Prior", "GaussianMixture", "Gaussian", "ProductPrior", "SubspaceMixture",
-           "make_prior", "PRESETS"]
+__all__ = ["Prior", "GaussianMixture", "Gaussian", "IsotropicMixture", "ProductPrior",
+           "SubspaceMixture", "make_prior", "PRESETS"]
 
 LOG_2PI = math.log(2 * math.pi)
 DEFAULT_DTYPE = torch.float64
@@ -86,6 +87,13 @@ class Prior:
     def score_jacobian(self, x: torch.Tensor) -> torch.Tensor:
         r""":math:`\nabla^2 \log p(x)`, shape (n, dim, dim)."""
         raise NotImplementedError
+
+    def score_jacobian_vector(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        r""":math:`\nabla^2 \log p(x)\, v` row by row, shape (n, dim) (the Hessian is symmetric,
+        so this is also the vector-Jacobian product of the score). Default: through the dense
+        :meth:`score_jacobian`; families override it without forming (n, d, d) arrays."""
+        x = self._prep(x)
+        return torch.einsum("nij,nj->ni", self.score_jacobian(x), self._prep(v))
 
     def marginal(self, alpha_bar: float) -> "Prior":
         r"""Law of :math:`\sqrt{\bar\alpha}X_0 + \sqrt{1-\bar\alpha}\varepsilon` (same family)."""
@@ -244,6 +252,21 @@ class GaussianMixture(Prior):
             return -torch.einsum("nk,kij->nij", r, prec) + outer - s[:, :, None] * s[:, None, :]
         return self._per_block(x, jac)
 
+    def score_jacobian_vector(self, x, v):
+        r""":math:`\nabla s(x) v = \sum_k w_k[-C_k^{-1}v + u_k (u_k^\top v)] - s (s^\top v)`,
+        :math:`u_k = C_k^{-1}(m_k - x)`, in row blocks (no (n, d, d) array)."""
+        x, v = self._prep(x), self._prep(v)
+        P = self._precision()[0]
+        out = []
+        for (logc, u), vb in zip(self._blocks(x), v.split(self._block_rows())):
+            r = torch.softmax(logc, dim=1)
+            s = (r[:, :, None] * u).sum(1)
+            Pv = torch.einsum("kde,ne->nkd", P, vb)
+            uv = (u * vb[:, None, :]).sum(-1)
+            out.append((r[:, :, None] * (u * uv[:, :, None] - Pv)).sum(1)
+                       - s * (s * vb).sum(1, keepdim=True))
+        return out[0] if len(out) == 1 else torch.cat(out)
+
 
 class Gaussian(GaussianMixture):
     r"""Gaussian prior :math:`N(\mu, \Sigma)`, a one-component mixture with its eigenbasis."""
@@ -277,6 +300,106 @@ class Gaussian(GaussianMixture):
 
     def describe(self):
         return {"family": "gaussian", "d": self.dim}
+
+
+class IsotropicMixture(Prior):
+    r"""Mixture of isotropic Gaussians :math:`\sum_k \pi_k N(\mu_k, v_k I_d)` in R^d.
+
+    The same law as :class:`GaussianMixture` with covariances :math:`v_k I`, stored as K
+    variances instead of K d x d matrices, so that d = 800 costs O(n K d) per score call
+    and a marginal is O(K d) (the forward process keeps the family:
+    :math:`v_k \mapsto \bar\alpha v_k + 1 - \bar\alpha`). Used by the Gaussian-mixture
+    benchmark of Cardoso et al. (MCGdiff, arXiv:2308.07983: identity covariances).
+
+    Parameters
+    ----------
+    weights : array-like, shape (K,)
+    means : array-like, shape (K, d)
+    variances : array-like, shape (K,)
+        Positive.
+    """
+
+    def __init__(self, weights, means, variances, *, device=None, dtype=DEFAULT_DTYPE):
+        w, mu, var = self._parameters(device, dtype, weights=weights, means=means,
+                                      variances=variances)
+        if w.ndim != 1:
+            raise ValueError(f"weights must have shape (K,), got {tuple(w.shape)}")
+        K = w.shape[0]
+        if mu.ndim != 2 or mu.shape[0] != K:
+            raise ValueError(f"means must have shape (K={K}, d), got {tuple(mu.shape)}")
+        var = var.reshape(-1)
+        if var.shape != (K,) or (var <= 0).any():
+            raise ValueError(f"variances must be {K} positive numbers")
+        _check_weights(w)
+        self.weights, self.means, self.variances, self.dim = w, mu, var, mu.shape[1]
+
+    @property
+    def n_components(self) -> int:
+        return self.weights.shape[0]
+
+    @property
+    def covs(self) -> torch.Tensor:
+        """Dense (K, d, d) covariances (for closed forms in moderate d)."""
+        eye = torch.eye(self.dim, dtype=self.dtype, device=self.device)
+        return self.variances[:, None, None] * eye
+
+    def describe(self):
+        return {"family": "isotropic-gmm", "d": self.dim, "K": self.n_components}
+
+    def marginal(self, alpha_bar):
+        abar = _check_abar(alpha_bar)
+        return IsotropicMixture(self.weights, math.sqrt(abar) * self.means,
+                                abar * self.variances + (1 - abar), device=self.device,
+                                dtype=self.dtype)
+
+    def sample(self, n, generator=None):
+        n = int(n)
+        k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        z = torch.randn(n, self.dim, generator=generator, dtype=self.dtype, device=self.device)
+        return self.means[k] + self.variances[k].sqrt()[:, None] * z
+
+    def _blocks(self, x):
+        v = self.variances
+        const = torch.log(self.weights) - 0.5 * self.dim * (torch.log(v) + LOG_2PI)
+        for xb in x.split(GaussianMixture._BLOCK):
+            diff = self.means[None] - xb[:, None, :]                          # (b,K,d)
+            yield const - 0.5 * (diff * diff).sum(-1) / v, diff / v[None, :, None]
+
+    def _per_block(self, x, fn):
+        out = [fn(logc, u) for logc, u in self._blocks(self._prep(x))]
+        return out[0] if len(out) == 1 else torch.cat(out)
+
+    def log_prob(self, x):
+        return self._per_block(x, lambda logc, u: torch.logsumexp(logc, dim=1))
+
+    def responsibilities(self, x):
+        return self._per_block(x, lambda logc, u: torch.softmax(logc, dim=1))
+
+    def score(self, x):
+        return self._per_block(x, lambda logc, u: (torch.softmax(logc, 1)[:, :, None] * u).sum(1))
+
+    def score_jacobian(self, x):
+        eye = torch.eye(self.dim, dtype=self.dtype, device=self.device)
+
+        def jac(logc, u):
+            r = torch.softmax(logc, dim=1)
+            s = (r[:, :, None] * u).sum(1)
+            outer = torch.einsum("nk,nki,nkj->nij", r, u, u)
+            return (-(r / self.variances).sum(1)[:, None, None] * eye + outer
+                    - s[:, :, None] * s[:, None, :])
+        return self._per_block(x, jac)
+
+    def score_jacobian_vector(self, x, v):
+        x, v = self._prep(x), self._prep(v)
+        out = []
+        for (logc, u), vb in zip(self._blocks(x), v.split(GaussianMixture._BLOCK)):
+            r = torch.softmax(logc, dim=1)
+            s = (r[:, :, None] * u).sum(1)
+            uv = (u * vb[:, None, :]).sum(-1)
+            out.append(-(r / self.variances).sum(1, keepdim=True) * vb
+                       + (r[:, :, None] * u * uv[:, :, None]).sum(1)
+                       - s * (s * vb).sum(1, keepdim=True))
+        return out[0] if len(out) == 1 else torch.cat(out)
 
 
 class ProductPrior(Prior):
@@ -359,6 +482,9 @@ class ProductPrior(Prior):
 
     def score_jacobian(self, x):
         return torch.diag_embed(self.score_jacobian_diag(x))
+
+    def score_jacobian_vector(self, x, v):
+        return self.score_jacobian_diag(x) * self._prep(v)
 
 
 class SubspaceMixture(Prior):
