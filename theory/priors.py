@@ -358,48 +358,48 @@ class IsotropicMixture(Prior):
         z = torch.randn(n, self.dim, generator=generator, dtype=self.dtype, device=self.device)
         return self.means[k] + self.variances[k].sqrt()[:, None] * z
 
-    def _blocks(self, x):
+    def _logc(self, x):
+        """Per-component log(pi_k N(x; mu_k, v_k I)), shape (n, K), through matrix products
+        (:math:`\|x - \mu_k\|^2 = \|x\|^2 - 2x\cdot\mu_k + \|\mu_k\|^2`): O(n K d) time
+        and no (n, K, d) temporaries."""
         v = self.variances
-        const = torch.log(self.weights) - 0.5 * self.dim * (torch.log(v) + LOG_2PI)
-        for xb in x.split(GaussianMixture._BLOCK):
-            diff = self.means[None] - xb[:, None, :]                          # (b,K,d)
-            yield const - 0.5 * (diff * diff).sum(-1) / v, diff / v[None, :, None]
-
-    def _per_block(self, x, fn):
-        out = [fn(logc, u) for logc, u in self._blocks(self._prep(x))]
-        return out[0] if len(out) == 1 else torch.cat(out)
+        sq = (x * x).sum(1, keepdim=True)
+        maha = (sq - 2 * x @ self.means.T + (self.means ** 2).sum(1)[None]).clamp_min(0) / v
+        return torch.log(self.weights) - 0.5 * (self.dim * (torch.log(v) + LOG_2PI) + maha)
 
     def log_prob(self, x):
-        return self._per_block(x, lambda logc, u: torch.logsumexp(logc, dim=1))
+        return torch.logsumexp(self._logc(self._prep(x)), dim=1)
 
     def responsibilities(self, x):
-        return self._per_block(x, lambda logc, u: torch.softmax(logc, dim=1))
+        return torch.softmax(self._logc(self._prep(x)), dim=1)
+
+    def _weighted(self, x, c):
+        """:math:`\sum_k c_k(\mu_k - x)` for row weights c (n, K)."""
+        return c @ self.means - x * c.sum(1, keepdim=True)
 
     def score(self, x):
-        return self._per_block(x, lambda logc, u: (torch.softmax(logc, 1)[:, :, None] * u).sum(1))
+        x = self._prep(x)
+        r = torch.softmax(self._logc(x), dim=1)
+        return self._weighted(x, r / self.variances)
 
     def score_jacobian(self, x):
+        x = self._prep(x)
+        r = torch.softmax(self._logc(x), dim=1)
+        u = (self.means[None] - x[:, None, :]) / self.variances[None, :, None]    # (n,K,d)
+        s = (r[:, :, None] * u).sum(1)
         eye = torch.eye(self.dim, dtype=self.dtype, device=self.device)
-
-        def jac(logc, u):
-            r = torch.softmax(logc, dim=1)
-            s = (r[:, :, None] * u).sum(1)
-            outer = torch.einsum("nk,nki,nkj->nij", r, u, u)
-            return (-(r / self.variances).sum(1)[:, None, None] * eye + outer
-                    - s[:, :, None] * s[:, None, :])
-        return self._per_block(x, jac)
+        outer = torch.einsum("nk,nki,nkj->nij", r, u, u)
+        return (-(r / self.variances).sum(1)[:, None, None] * eye + outer
+                - s[:, :, None] * s[:, None, :])
 
     def score_jacobian_vector(self, x, v):
-        x, v = self._prep(x), self._prep(v)
-        out = []
-        for (logc, u), vb in zip(self._blocks(x), v.split(GaussianMixture._BLOCK)):
-            r = torch.softmax(logc, dim=1)
-            s = (r[:, :, None] * u).sum(1)
-            uv = (u * vb[:, None, :]).sum(-1)
-            out.append(-(r / self.variances).sum(1, keepdim=True) * vb
-                       + (r[:, :, None] * u * uv[:, :, None]).sum(1)
-                       - s * (s * vb).sum(1, keepdim=True))
-        return out[0] if len(out) == 1 else torch.cat(out)
+        x, vv = self._prep(x), self._prep(v)
+        r = torch.softmax(self._logc(x), dim=1)
+        rv = r / self.variances
+        s = self._weighted(x, rv)
+        uv = (vv @ self.means.T - (x * vv).sum(1, keepdim=True)) / self.variances  # u_k . v
+        return (-rv.sum(1, keepdim=True) * vv + self._weighted(x, rv * uv)
+                - s * (s * vv).sum(1, keepdim=True))
 
 
 class ProductPrior(Prior):
@@ -454,31 +454,40 @@ class ProductPrior(Prior):
         return self.means[idx, k] + self.stds[idx, k] * z
 
     def _terms(self, x):
+        """Per-component log(w N(x_i; mu, s^2)) and (mu - x_i)/s^2, both shaped (K, n, d):
+        the component axis leads, since torch reduces a short trailing axis slowly."""
         if (self.stds == 0).any():
             raise ValueError("a point-mass component has no density: use a marginal with "
                              "alpha_bar < 1")
-        var = self.stds ** 2                                               # (d,K)
-        diff = self.means[None] - x[:, :, None]                            # (n,d,K)
-        logc = torch.log(self.weights)[None] - 0.5 * (diff ** 2 / var + torch.log(var) + LOG_2PI)
+        var = (self.stds ** 2).T[:, None, :]                                # (K,1,d)
+        diff = self.means.T[:, None, :] - x[None]                           # (K,n,d)
+        logc = torch.log(self.weights).T[:, None, :] - 0.5 * (diff ** 2 / var + torch.log(var)
+                                                              + LOG_2PI)
         return logc, diff / var
 
     def log_prob(self, x):
         x = self._prep(x)
         logc, _ = self._terms(x)
-        return torch.logsumexp(logc, dim=2).sum(1)
+        return torch.logsumexp(logc, dim=0).sum(1)
+
+    def responsibilities(self, x):
+        """Per-coordinate component responsibilities, shape (n, d, K)."""
+        x = self._prep(x)
+        logc, _ = self._terms(x)
+        return torch.softmax(logc, dim=0).permute(1, 2, 0)
 
     def score(self, x):
         x = self._prep(x)
         logc, v = self._terms(x)
-        return (torch.softmax(logc, dim=2) * v).sum(2)
+        return (torch.softmax(logc, dim=0) * v).sum(0)
 
     def score_jacobian_diag(self, x):
         """Diagonal of the (diagonal) score Jacobian, shape (n, d)."""
         x = self._prep(x)
         logc, v = self._terms(x)
-        r = torch.softmax(logc, dim=2)
-        s = (r * v).sum(2)
-        return (r * (v ** 2 - 1 / self.stds[None] ** 2)).sum(2) - s ** 2
+        r = torch.softmax(logc, dim=0)
+        s = (r * v).sum(0)
+        return (r * (v ** 2 - 1 / (self.stds ** 2).T[:, None, :])).sum(0) - s ** 2
 
     def score_jacobian(self, x):
         return torch.diag_embed(self.score_jacobian_diag(x))

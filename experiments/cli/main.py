@@ -3,6 +3,7 @@
 
     diffrates measure --prior bimodal --d 1 --sampler li-ode --schedule li --T 1000 --metric tv [--json]
     diffrates dpnp --prior bimodal --likelihood gaussian --eta 0.3 --K 30
+    diffrates posterior --method tds --problem bimodal-1d-gaussian --nfe 200
     diffrates run rate-vs-T [--fast]
     diffrates reproduce [--fast]
     diffrates list
@@ -15,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import dpnp, measure, studies
+from . import dpnp, measure, posterior, studies
 
 __all__ = ["main"]
 
@@ -35,10 +36,12 @@ def _parser():
     measure.add_parser(sub)
     studies.add_parser(sub)
     dpnp.add_parser(sub)
+    posterior.add_parser(sub)
     return p
 
 
-COMMANDS = {measure.NAME: measure.run, dpnp.NAME: dpnp.run, **studies.COMMANDS}
+COMMANDS = {measure.NAME: measure.run, dpnp.NAME: dpnp.run, posterior.NAME: posterior.run,
+            **studies.COMMANDS}
 
 
 def main(argv=None) -> int:

@@ -24,6 +24,9 @@ EXPERIMENTS = {
                               "DPnP: floor left by inexact PCS/DDS against their steps"),
     "dpnp-annealing": ("experiments.studies.dpnp_annealing",
                        "DPnP annealing schedules vs DPS at equal score evaluations"),
+    "posterior-benchmark": ("experiments.studies.posterior_benchmark",
+                            "every posterior sampler on exact posteriors at equal NFE: "
+                            "leaderboard and figures"),
 }
 
 

@@ -17,7 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["ResultStore", "provenance", "config_key", "atomic_write_json", "default_root"]
+__all__ = ["ResultStore", "provenance", "config_key", "atomic_write_json", "atomic_write_text",
+           "default_root"]
 
 
 def default_root() -> Path:
@@ -52,6 +53,21 @@ def atomic_write_json(path: Path, obj) -> None:
             json.dump(obj, fh, indent=1, default=float)
             fh.flush()
             os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a text file atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
