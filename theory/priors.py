@@ -359,7 +359,7 @@ class IsotropicMixture(Prior):
         return self.means[k] + self.variances[k].sqrt()[:, None] * z
 
     def _logc(self, x):
-        """Per-component log(pi_k N(x; mu_k, v_k I)), shape (n, K), through matrix products
+        r"""Per-component log(pi_k N(x; mu_k, v_k I)), shape (n, K), through matrix products
         (:math:`\|x - \mu_k\|^2 = \|x\|^2 - 2x\cdot\mu_k + \|\mu_k\|^2`): O(n K d) time
         and no (n, K, d) temporaries."""
         v = self.variances
@@ -374,7 +374,7 @@ class IsotropicMixture(Prior):
         return torch.softmax(self._logc(self._prep(x)), dim=1)
 
     def _weighted(self, x, c):
-        """:math:`\sum_k c_k(\mu_k - x)` for row weights c (n, K)."""
+        r""":math:`\sum_k c_k(\mu_k - x)` for row weights c (n, K)."""
         return c @ self.means - x * c.sum(1, keepdim=True)
 
     def score(self, x):

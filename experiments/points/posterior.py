@@ -23,8 +23,8 @@ from theory.rng import check_device_name
 __all__ = ["DEFAULTS", "normalise_config", "compute", "problem_and_posterior"]
 
 DEFAULTS = {"method": "dps", "problem": "bimodal-1d-gaussian:0", "nfe": 200, "n": 2000,
-            "seed": 0, "knobs": {}, "n_boot": 100, "ot_boot": 20, "device": "cpu",
-            "metrics": list(METRIC_NAMES)}
+            "seed": 0, "knobs": {}, "n_boot": 100, "ot_boot": 20, "w2_points": 2000,
+            "device": "cpu", "metrics": list(METRIC_NAMES)}
 
 
 def normalise_config(c: dict) -> dict:
@@ -40,6 +40,7 @@ def normalise_config(c: dict) -> dict:
            "seed": integer("seed", c["seed"], lo=0), "knobs": knobs,
            "n_boot": integer("n_boot", c["n_boot"], lo=10),
            "ot_boot": integer("ot_boot", c["ot_boot"], lo=10),
+           "w2_points": integer("w2_points", c["w2_points"], lo=20),
            "device": check_device_name(c["device"])}
     bad = [x for x in c["metrics"] if x not in METRIC_NAMES]
     if bad:
@@ -77,7 +78,8 @@ def compute(cfg: dict) -> dict:
                 "sampler": res.describe(), "problem": problem.describe(),
                 "seconds": {"sampling": t1 - t0}}
     mets = posterior_metrics(res.samples, post, groups=res.groups, n_boot=cfg["n_boot"],
-                             ot_boot=cfg["ot_boot"], seed=cfg["seed"], metrics=cfg["metrics"])
+                             ot_boot=cfg["ot_boot"], seed=cfg["seed"], metrics=cfg["metrics"],
+                             max_w2_points=cfg["w2_points"])
     return {"metrics": mets, "sampler": res.describe(), "problem": problem.describe(),
             "posterior": post.description, "reference": method.reference,
             "point_estimate": method.point_estimate,

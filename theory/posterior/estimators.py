@@ -139,6 +139,8 @@ def binned_tv_2d(samples, axes, mass: np.ndarray, *, bin_cells: int = 8, n_boot:
     n = s.shape[0]
     mass = np.asarray(mass, float)
     h = float(axes[0][1] - axes[0][0])
+    if not np.isclose(float(axes[1][1] - axes[1][0]), h, rtol=1e-9):
+        raise ValueError("binned_tv_2d needs the same spacing on both axes")
     g = int(bin_cells)
     if g < 1:
         raise ValueError(f"bin_cells must be a positive integer, got {bin_cells}")

@@ -53,10 +53,11 @@ from ..distances.samples import sliced_w2_distance, w2_distance
 from ..priors import GaussianMixture, IsotropicMixture, Prior, ProductPrior
 from .closed_form import as_gmm, posterior_closed_form
 from .estimators import binned_tv, binned_tv_2d
+from .grid_base import tv_and_kink, tv_masses
 from .likelihoods import Likelihood
 
 __all__ = ["ExactPosterior", "MixturePosterior", "ProductPosterior", "GridPosterior1D",
-           "IsotropicPosterior",
+           "IsotropicPosterior", "exact_grid_tv",
            "exact_posterior", "posterior_metrics", "METRIC_NAMES"]
 
 DTYPE = torch.float64
@@ -135,7 +136,9 @@ class MixturePosterior(ExactPosterior):
         lo = (self.mu[live] - 8 * self.sd[live]).min(0)
         hi = (self.mu[live] + 8 * self.sd[live]).max(0)
         npts = 4001 if self.dim == 1 else 401
-        axes = [np.linspace(lo[i], hi[i], npts) for i in range(self.dim)]
+        h = float((hi - lo).max()) / (npts - 1)               # one spacing on every axis
+        axes = [lo[i] + h * np.arange(int(np.ceil((hi[i] - lo[i]) / h)) + 1)
+                for i in range(self.dim)]
         if self.dim == 1:
             pts = axes[0][:, None]
         else:
@@ -144,7 +147,7 @@ class MixturePosterior(ExactPosterior):
         logp = _np(self.post.log_prob(torch.as_tensor(pts, dtype=DTYPE)))
         m = np.exp(logp - logp.max())
         m = m / m.sum()
-        return axes, (m if self.dim == 1 else m.reshape(npts, npts))
+        return axes, (m if self.dim == 1 else m.reshape(axes[0].size, axes[1].size))
 
 
 class ProductPosterior(ExactPosterior):
@@ -422,9 +425,30 @@ def _modes(post: ExactPosterior, x, y_floor):
     return stat_of(R), stat_of(Rf), R.shape[1], R.shape[2]
 
 
+def exact_grid_tv(law_mass, law_error: float, post: ExactPosterior) -> dict:
+    """TV between a sampler's exact output law, given as masses on the posterior's own grid
+    (:meth:`ExactPosterior.grid`, e.g. from the 1-D / 2-D chain engines of issue 10), and the
+    posterior's grid masses: a quadrature with the engine's error bound ``law_error`` plus
+    the kink-corrected sum's own O(h^2) term, no sampling floor."""
+    axes, mass = post.grid()
+    lm = np.asarray(law_mass, float)
+    if lm.shape != np.shape(mass):
+        raise ValueError(f"the law's masses have shape {lm.shape}, the posterior grid {np.shape(mass)}")
+    if lm.ndim == 1:
+        v, kink = tv_masses(lm, mass), 0.0
+    else:
+        v, kink = tv_and_kink(lm, mass)
+    err = float(law_error) + kink
+    return {"value": v, "lower": max(0.0, v - err), "upper": min(1.0, v + err),
+            "method": "exact output law on the posterior grid (chain engine), quadrature; "
+                      "error = the engine's bound + the kink term", "floor": 0.0,
+            "floor_upper": 0.0, "below_floor": False, "details": {"law": post.description}}
+
+
 def posterior_metrics(samples, post: ExactPosterior, *, groups=None, n_ref: Optional[int] = None,
                       n_boot: int = 100, ot_boot: int = 20, n_projections: int = 200,
-                      seed: int = 0, metrics=METRIC_NAMES, max_w2_points: int = 2000) -> dict:
+                      seed: int = 0, metrics=METRIC_NAMES, max_w2_points: int = 2000,
+                      exact_law=None) -> dict:
     r"""Every metric of the module docstring for ``samples`` (n, d) against ``post``, as
     ``{name: entry}`` (entries described there; a metric that does not apply has
     ``{"value": None, "why": ...}``).
@@ -433,7 +457,9 @@ def posterior_metrics(samples, post: ExactPosterior, *, groups=None, n_ref: Opti
     ``n_ref``: exact posterior draws for the comparison (default n; the floor always uses a
     second independent set of n draws); ``n_boot`` bootstrap resamples of the cheap
     statistics, ``ot_boot`` of W2 / sliced W2; ``seed`` seeds the exact draws and the
-    bootstraps (same seed, same numbers).
+    bootstraps (same seed, same numbers). ``exact_law``: ``(masses, error)`` of the
+    sampler's exact output law on ``post.grid()`` (chain engines): TV is then
+    :func:`exact_grid_tv` instead of the binned estimate.
     """
     x = _np(samples)
     if x.ndim == 1:
@@ -451,7 +477,9 @@ def posterior_metrics(samples, post: ExactPosterior, *, groups=None, n_ref: Opti
     members = _group_index(groups, n)
     out = {}
     gr = None if groups is None else _np(groups)
-    if "tv" in metrics:
+    if "tv" in metrics and exact_law is not None:
+        out["tv"] = exact_grid_tv(exact_law[0], exact_law[1], post)
+    elif "tv" in metrics:
         grid = post.grid()
         if grid is None:
             out["tv"] = {"value": None, "why": f"no grid law in d = {d} (TV needs a density)"}
@@ -462,7 +490,7 @@ def posterior_metrics(samples, post: ExactPosterior, *, groups=None, n_ref: Opti
                               n_boot=n_boot, seed=seed, groups=gr)
             else:
                 per_axis = int(np.clip(round(math.sqrt(n / 5)), 8, 40))
-                cells = max(1, int(round(axes[0].size / per_axis)))
+                cells = max(1, int(round(max(a.size for a in axes) / per_axis)))
                 b = binned_tv_2d(x, axes, mass, bin_cells=cells, n_boot=n_boot, seed=seed,
                                  groups=gr)
             v = b.value

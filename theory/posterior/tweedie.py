@@ -123,6 +123,8 @@ def surrogate_grad(lik: Likelihood, x0: torch.Tensor, cov=None, *,
         raise ValueError(f"no Gaussian approximation for likelihood {lik.name!r}")
     r, sgn = _linear_part(lik, x0)
     s2 = lik.sigma ** 2
+    if cov_diag is None and cov_times is None and lik.diagonal and sgn is None:
+        cov_diag = _scalar_cov(cov, n, x0.device).expand(n, d)
     if cov_diag is not None and lik.diagonal and sgn is None:
         # rows of A are scaled unit vectors: S is diagonal
         col = (A != 0).float().argmax(1)
