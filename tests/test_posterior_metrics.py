@@ -98,21 +98,23 @@ def test_isotropic_mixture_is_the_gaussian_mixture_with_scaled_identities():
         torch.testing.assert_close(B.score_jacobian_vector(x, v), dense, rtol=0, atol=1e-12)
 
 
-def test_cluster_bootstrap_widens_the_interval_of_duplicated_samples():
-    """125 groups of 16 identical samples carry the information of 125 samples: resampling
-    the groups spreads x's part of the statistic about sqrt(16) = 4 times as much as
-    resampling the 2000 rows as if independent; with a reference sample of the same size
-    (same spread s as an independent x) the bootstrap sd grows by about
-    sqrt((16 s^2 + s^2) / (s^2 + s^2)) = 2.9."""
+def test_cluster_bootstrap_of_duplicated_samples_is_the_bootstrap_of_the_distinct_ones():
+    """125 groups of 16 identical samples are the empirical measure of their 125 distinct
+    points: resampling whole groups is the same resampling law as the ordinary bootstrap
+    of the 125 points (same value, bootstrap sd equal up to Monte Carlo error), and wider
+    than resampling the 2000 rows as if independent."""
     rng = np.random.default_rng(0)
-    x = np.repeat(rng.standard_normal((125, 2)), 16, axis=0)
-    y = rng.standard_normal((2000, 2))
-    groups = np.repeat(np.arange(125), 16)
-    iid = sliced_w2_distance(x, y, floor=False, n_boot=100, seed=0, n_projections=50)
-    clu = sliced_w2_distance(x, y, floor=False, n_boot=100, seed=0, n_projections=50,
-                             groups=groups)
-    ratio = clu.details["bootstrap_sd"] / iid.details["bootstrap_sd"]
-    assert 2.0 < ratio < 4.5, ratio
+    base = rng.standard_normal((125, 2))
+    x = np.repeat(base, 16, axis=0)
+    y = rng.standard_normal((1000, 2))
+    kw = dict(floor=False, n_boot=120, seed=0, n_projections=50)
+    rows = sliced_w2_distance(x, y, **kw)
+    clu = sliced_w2_distance(x, y, groups=np.repeat(np.arange(125), 16), **kw)
+    distinct = sliced_w2_distance(base, y, **kw)
+    assert abs(clu.value - distinct.value) < 1e-12
+    sd_c, sd_d = clu.details["bootstrap_sd"], distinct.details["bootstrap_sd"]
+    assert abs(sd_c / sd_d - 1) < 0.25, (sd_c, sd_d)
+    assert sd_c > 1.5 * rows.details["bootstrap_sd"]
 
 
 def test_problems_are_seeded_and_tuning_seeds_are_not_test_seeds():
