@@ -213,3 +213,23 @@ def test_kill_9_of_a_run_leaves_no_process_behind(tmp_path):
     while any(_alive(p) for p in family) and time.time() - t0 < 15:
         time.sleep(0.2)
     assert not [p for p in family if _alive(p)], "processes left behind after kill -9"
+
+
+def test_an_old_cache_is_named_in_a_few_lines_and_recomputed(tmp_path, capsys):
+    """Eight point files without a digest (an old cache): the first five are named, one line
+    says the rest are recomputed too, and all eight are computed again (the total is right)."""
+    res, figs = tmp_path / "r", tmp_path / "f"
+    truth = sum(float(x) ** 2 for x in range(concurrent_study.N_POINTS))
+    run_study(concurrent_study, root=res, figures_dir=figs, executor="serial")
+    store = ResultStore(concurrent_study.NAME, res)
+    for x in range(8):
+        path = store.path_for({"x": x})
+        rec = json.loads(path.read_text())
+        del rec["digest"]
+        path.write_text(json.dumps(rec))
+    capsys.readouterr()
+    summary = run_study(concurrent_study, root=res, figures_dir=figs, executor="serial")
+    warned = _warnings(capsys.readouterr().err)
+    assert summary["total"] == truth and summary["computed"] == 8
+    assert len(warned) == ResultStore.NAMED_WARNINGS + 1, warned
+    assert all("no 'digest'" in w for w in warned[:-1]) and "not named one by one" in warned[-1]

@@ -90,13 +90,13 @@ def _fixture(name):
 
 
 def _draw(name, folder):
-    """Draw the study's figure from its fixture: (figure object, layout problems)."""
+    """Draw the study's figures from its fixture: (figure objects, layout problems)."""
     mod = registry.get(name)
-    drawn = {}
+    drawn = {"figs": []}
     real = mod.save_figure
 
     def capture(fig, path, *a, **k):
-        drawn["fig"] = fig
+        drawn["figs"].append(fig)
         return real(fig, path, *a, **k)
     mod.save_figure = capture
     try:
@@ -108,8 +108,9 @@ def _draw(name, folder):
                     f"stale: `python -m experiments.notebook.fixtures {name}`")
     finally:
         mod.save_figure = real
-    assert Path(out).exists() and Path(out).stat().st_size > 10_000
-    return drawn["fig"], [str(w.message) for w in caught
+    for path in (out if isinstance(out, (list, tuple)) else [out]):   # one or more figures
+        assert Path(path).exists() and Path(path).stat().st_size > 10_000
+    return drawn["figs"], [str(w.message) for w in caught
                           if issubclass(w.category, FigureLayoutWarning)]
 
 
@@ -136,8 +137,8 @@ def test_one_colour_per_sampler_across_figures(tmp_path_factory):
     of rate-vs-T, rate-vs-d, rate-vs-ambient-d and score-error."""
     seen = {}
     for name in ("rate-vs-T", "rate-vs-d", "rate-vs-ambient-d", "score-error"):
-        fig, _ = drawn(name, tmp_path_factory)
-        for ax in fig.axes:
+        figs, _ = drawn(name, tmp_path_factory)
+        for ax in (a for f in figs for a in f.axes):
             for line in ax.lines:
                 if line.get_label() in COLOURS:
                     seen.setdefault(line.get_label(), set()).add(to_hex(line.get_color()))
@@ -149,9 +150,9 @@ def test_one_colour_per_sampler_across_figures(tmp_path_factory):
 def test_dpnp_stationary_one_colour_per_eta(tmp_path_factory):
     """In dpnp-stationary a value of eta has one colour in every panel (the legend's entry
     names it), whatever set of eta a panel shows."""
-    fig, _ = drawn("dpnp-stationary", tmp_path_factory)
+    figs, _ = drawn("dpnp-stationary", tmp_path_factory)
     by_eta = {}
-    for ax in fig.axes:
+    for ax in (a for f in figs for a in f.axes):
         for text, handle in zip(ax.get_legend().get_texts(), ax.get_legend().legend_handles):
             eta = text.get_text().split(":")[0]
             by_eta.setdefault(eta, set()).add(to_hex(handle.get_color()))

@@ -21,6 +21,7 @@ All tensors are torch, batched over the first axis, float64 unless told otherwis
 prior's device. Bad parameters raise :class:`ValueError` with a message.
 
 Families: :class:`GaussianMixture` (full covariances, possibly singular), :class:`Gaussian`,
+:class:`IsotropicMixture` (covariances v_k I, stored as K numbers),
 :class:`ProductPrior` (independent 1-D mixtures per coordinate) and
 :class:`SubspaceMixture` (a k-dimensional prior embedded in R^d, Gaussian off the subspace).
 """
@@ -34,8 +35,8 @@ import torch
 
 from .checks import check_memory, integer
 
-__all__ = ["Prior", "GaussianMixture", "Gaussian", "ProductPrior", "SubspaceMixture",
-           "make_prior", "PRESETS", "preset_memory"]
+__all__ = ["Prior", "GaussianMixture", "Gaussian", "IsotropicMixture", "ProductPrior",
+           "SubspaceMixture", "make_prior", "PRESETS", "preset_memory"]
 
 LOG_2PI = math.log(2 * math.pi)
 DEFAULT_DTYPE = torch.float64
@@ -88,6 +89,13 @@ class Prior:
     def score_jacobian(self, x: torch.Tensor) -> torch.Tensor:
         r""":math:`\nabla^2 \log p(x)`, shape (n, dim, dim)."""
         raise NotImplementedError
+
+    def score_jacobian_vector(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        r""":math:`\nabla^2 \log p(x)\, v` row by row, shape (n, dim) (the Hessian is symmetric,
+        so this is also the vector-Jacobian product of the score). Default: through the dense
+        :meth:`score_jacobian`; families override it without forming (n, d, d) arrays."""
+        x = self._prep(x)
+        return torch.einsum("nij,nj->ni", self.score_jacobian(x), self._prep(v))
 
     def marginal(self, alpha_bar: float) -> "Prior":
         r"""Law of :math:`\sqrt{\bar\alpha}X_0 + \sqrt{1-\bar\alpha}\varepsilon` (same family)."""
@@ -314,6 +322,22 @@ class GaussianMixture(Prior):
             return s, self._jacobian_of(r[rest], xP[rest], s[rest]), hot
         return self._per_block(x, both)
 
+    def score_jacobian_vector(self, x, v):
+        r""":math:`\nabla s(x) v = \sum_k r_k[-P_k v + u_k (u_k^\top v)] - s (s^\top v)`,
+        :math:`u_k = P_k(m_k - x)`, in row blocks (no (n, d, d) array)."""
+        x, v = self._prep(x), self._prep(v)
+        P, Pm = self._precision()[:2]
+        out = []
+        for (logc, xP), vb in zip(self._blocks(x), v.split(self._block_rows())):
+            r = self._softmax(logc)
+            u = Pm[None] - xP                                                   # (b,K,d)
+            s = (r[:, :, None] * u).sum(1)
+            Pv = torch.einsum("kde,ne->nkd", P, vb)
+            uv = (u * vb[:, None, :]).sum(-1)
+            out.append((r[:, :, None] * (u * uv[:, :, None] - Pv)).sum(1)
+                       - s * (s * vb).sum(1, keepdim=True))
+        return out[0] if len(out) == 1 else torch.cat(out)
+
 
 class Gaussian(GaussianMixture):
     r"""Gaussian prior :math:`N(\mu, \Sigma)`, a one-component mixture with its eigenbasis."""
@@ -347,6 +371,106 @@ class Gaussian(GaussianMixture):
 
     def describe(self):
         return {"family": "gaussian", "d": self.dim}
+
+
+class IsotropicMixture(Prior):
+    r"""Mixture of isotropic Gaussians :math:`\sum_k \pi_k N(\mu_k, v_k I_d)` in R^d.
+
+    The same law as :class:`GaussianMixture` with covariances :math:`v_k I`, stored as K
+    variances instead of K d x d matrices, so that d = 800 costs O(n K d) per score call
+    and a marginal is O(K d) (the forward process keeps the family:
+    :math:`v_k \mapsto \bar\alpha v_k + 1 - \bar\alpha`). Used by the Gaussian-mixture
+    benchmark of Cardoso et al. (MCGdiff, arXiv:2308.07983: identity covariances).
+
+    Parameters
+    ----------
+    weights : array-like, shape (K,)
+    means : array-like, shape (K, d)
+    variances : array-like, shape (K,)
+        Positive.
+    """
+
+    def __init__(self, weights, means, variances, *, device=None, dtype=DEFAULT_DTYPE):
+        w, mu, var = self._parameters(device, dtype, weights=weights, means=means,
+                                      variances=variances)
+        if w.ndim != 1:
+            raise ValueError(f"weights must have shape (K,), got {tuple(w.shape)}")
+        K = w.shape[0]
+        if mu.ndim != 2 or mu.shape[0] != K:
+            raise ValueError(f"means must have shape (K={K}, d), got {tuple(mu.shape)}")
+        var = var.reshape(-1)
+        if var.shape != (K,) or (var <= 0).any():
+            raise ValueError(f"variances must be {K} positive numbers")
+        _check_weights(w)
+        self.weights, self.means, self.variances, self.dim = w, mu, var, mu.shape[1]
+
+    @property
+    def n_components(self) -> int:
+        return self.weights.shape[0]
+
+    @property
+    def covs(self) -> torch.Tensor:
+        """Dense (K, d, d) covariances (for closed forms in moderate d)."""
+        eye = torch.eye(self.dim, dtype=self.dtype, device=self.device)
+        return self.variances[:, None, None] * eye
+
+    def describe(self):
+        return {"family": "isotropic-gmm", "d": self.dim, "K": self.n_components}
+
+    def marginal(self, alpha_bar):
+        abar = _check_abar(alpha_bar)
+        return IsotropicMixture(self.weights, math.sqrt(abar) * self.means,
+                                abar * self.variances + (1 - abar), device=self.device,
+                                dtype=self.dtype)
+
+    def sample(self, n, generator=None):
+        n = int(n)
+        k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        z = torch.randn(n, self.dim, generator=generator, dtype=self.dtype, device=self.device)
+        return self.means[k] + self.variances[k].sqrt()[:, None] * z
+
+    def _logc(self, x):
+        r"""Per-component log(pi_k N(x; mu_k, v_k I)), shape (n, K), through matrix products
+        (:math:`\|x - \mu_k\|^2 = \|x\|^2 - 2x\cdot\mu_k + \|\mu_k\|^2`): O(n K d) time
+        and no (n, K, d) temporaries."""
+        v = self.variances
+        sq = (x * x).sum(1, keepdim=True)
+        maha = (sq - 2 * x @ self.means.T + (self.means ** 2).sum(1)[None]).clamp_min(0) / v
+        return torch.log(self.weights) - 0.5 * (self.dim * (torch.log(v) + LOG_2PI) + maha)
+
+    def log_prob(self, x):
+        return torch.logsumexp(self._logc(self._prep(x)), dim=1)
+
+    def responsibilities(self, x):
+        return torch.softmax(self._logc(self._prep(x)), dim=1)
+
+    def _weighted(self, x, c):
+        r""":math:`\sum_k c_k(\mu_k - x)` for row weights c (n, K)."""
+        return c @ self.means - x * c.sum(1, keepdim=True)
+
+    def score(self, x):
+        x = self._prep(x)
+        r = torch.softmax(self._logc(x), dim=1)
+        return self._weighted(x, r / self.variances)
+
+    def score_jacobian(self, x):
+        x = self._prep(x)
+        r = torch.softmax(self._logc(x), dim=1)
+        u = (self.means[None] - x[:, None, :]) / self.variances[None, :, None]    # (n,K,d)
+        s = (r[:, :, None] * u).sum(1)
+        eye = torch.eye(self.dim, dtype=self.dtype, device=self.device)
+        outer = torch.einsum("nk,nki,nkj->nij", r, u, u)
+        return (-(r / self.variances).sum(1)[:, None, None] * eye + outer
+                - s[:, :, None] * s[:, None, :])
+
+    def score_jacobian_vector(self, x, v):
+        x, vv = self._prep(x), self._prep(v)
+        r = torch.softmax(self._logc(x), dim=1)
+        rv = r / self.variances
+        s = self._weighted(x, rv)
+        uv = (vv @ self.means.T - (x * vv).sum(1, keepdim=True)) / self.variances  # u_k . v
+        return (-rv.sum(1, keepdim=True) * vv + self._weighted(x, rv * uv)
+                - s * (s * vv).sum(1, keepdim=True))
 
 
 class ProductPrior(Prior):
@@ -401,34 +525,43 @@ class ProductPrior(Prior):
         return self.means[idx, k] + self.stds[idx, k] * z
 
     def _terms(self, x):
+        """Per-component log(w N(x_i; mu, s^2)) and (mu - x_i)/s^2, both shaped (K, n, d):
+        the component axis leads, since torch reduces a short trailing axis slowly."""
         if (self.stds == 0).any():
             raise ValueError("a point-mass component has no density: use a marginal with "
                              "alpha_bar < 1")
-        var = self.stds ** 2                                               # (d,K)
-        diff = self.means[None] - x[:, :, None]                            # (n,d,K)
-        logc = torch.log(self.weights)[None] - 0.5 * (diff ** 2 / var + torch.log(var) + LOG_2PI)
+        var = (self.stds ** 2).T[:, None, :]                                # (K,1,d)
+        diff = self.means.T[:, None, :] - x[None]                           # (K,n,d)
+        logc = torch.log(self.weights).T[:, None, :] - 0.5 * (diff ** 2 / var + torch.log(var)
+                                                              + LOG_2PI)
         return logc, diff / var
 
     def _responsibilities(self, logc):
-        """Softmax over the components (last axis); for two components the logistic function
-        of the log ratio, which is much faster than a softmax over a short last axis."""
-        if logc.shape[-1] == 2:
-            delta = logc[..., 1] - logc[..., 0]
-            return torch.stack([torch.sigmoid(-delta), torch.sigmoid(delta)], -1)
-        return torch.softmax(logc, dim=-1)
+        """Softmax over the components (the leading axis); for two components the logistic
+        function of the log ratio (one exponential instead of a softmax's passes)."""
+        if logc.shape[0] == 2:
+            delta = logc[1] - logc[0]
+            return torch.stack([torch.sigmoid(-delta), torch.sigmoid(delta)], 0)
+        return torch.softmax(logc, dim=0)
 
     def log_prob(self, x):
         x = self._prep(x)
         logc, _ = self._terms(x)
-        return torch.logsumexp(logc, dim=2).sum(1)
+        return torch.logsumexp(logc, dim=0).sum(1)
+
+    def responsibilities(self, x):
+        """Per-coordinate component responsibilities, shape (n, d, K)."""
+        x = self._prep(x)
+        logc, _ = self._terms(x)
+        return self._responsibilities(logc).permute(1, 2, 0)
 
     def score(self, x):
         x = self._prep(x)
         logc, v = self._terms(x)
-        if v.shape[-1] == 2:
-            r1 = torch.sigmoid(logc[..., 1] - logc[..., 0])
-            return torch.lerp(v[..., 0], v[..., 1], r1)
-        return (self._responsibilities(logc) * v).sum(2)
+        if v.shape[0] == 2:
+            r1 = torch.sigmoid(logc[1] - logc[0])
+            return torch.lerp(v[0], v[1], r1)
+        return (self._responsibilities(logc) * v).sum(0)
 
     def score_jacobian_diag(self, x):
         r"""Diagonal of the (diagonal) score Jacobian, shape (n, d):
@@ -438,12 +571,15 @@ class ProductPrior(Prior):
         x = self._prep(x)
         logc, v = self._terms(x)
         r = self._responsibilities(logc)
-        s = (r * v).sum(2)
-        prec = 1 / self.stds[None] ** 2
-        return (r * ((v - s[..., None]) ** 2 - prec)).sum(2)
+        s = (r * v).sum(0)
+        prec = 1 / (self.stds ** 2).T[:, None, :]
+        return (r * ((v - s[None]) ** 2 - prec)).sum(0)
 
     def score_jacobian(self, x):
         return torch.diag_embed(self.score_jacobian_diag(x))
+
+    def score_jacobian_vector(self, x, v):
+        return self.score_jacobian_diag(x) * self._prep(v)
 
 
 class SubspaceMixture(Prior):

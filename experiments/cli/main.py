@@ -3,6 +3,7 @@
 
     diffrates measure --prior bimodal --d 1 --sampler li-ode --schedule li --T 1000 --metric tv [--json]
     diffrates dpnp --prior bimodal --likelihood gaussian --eta 0.3 --K 30
+    diffrates posterior --method tds --problem bimodal-1d-gaussian --nfe 200
     diffrates run rate-vs-T [--fast]
     diffrates reproduce [--fast]
     diffrates list
@@ -16,7 +17,7 @@ import argparse
 import os
 import sys
 
-from . import dpnp, measure, studies
+from . import dpnp, measure, posterior, studies
 
 __all__ = ["main"]
 
@@ -51,6 +52,7 @@ def _parser():
     measure.add_parser(sub)
     studies.add_parser(sub)
     dpnp.add_parser(sub)
+    posterior.add_parser(sub)
     for cmd in sub.choices.values():
         cmd.add_argument("--threads", type=int, default=1,
                          help="CPU threads of this process (numpy, scipy, torch; default 1: on "
@@ -78,7 +80,8 @@ def apply_thread_policy(threads: int) -> None:
             sys.modules["torch"].set_num_threads(threads)
 
 
-COMMANDS = {measure.NAME: measure.run, dpnp.NAME: dpnp.run, **studies.COMMANDS}
+COMMANDS = {measure.NAME: measure.run, dpnp.NAME: dpnp.run, posterior.NAME: posterior.run,
+            **studies.COMMANDS}
 
 
 def main(argv=None) -> int:

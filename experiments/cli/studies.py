@@ -72,6 +72,8 @@ def print_summary(name, summary, seconds=None):
             print(f"  {label}: no fit ({fit.get('error')})")
     for fig in ([summary["figure"]] if "figure" in summary else summary.get("figures", [])):
         print(f"  figure: {fig}")
+    for table in summary.get("tables", []):
+        print(f"  table: {table}")
 
 
 # The commands import the runtime when they run (start-up time of the other commands).

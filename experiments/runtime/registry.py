@@ -32,6 +32,9 @@ EXPERIMENTS = {
     "scaledgd-stepsize": ("experiments.studies.scaledgd_stepsize",
                           "ScaledGD vs GD: matrix completion error after 80 iterations "
                           "against the step size"),
+    "posterior-benchmark": ("experiments.studies.posterior_benchmark",
+                            "every posterior sampler on exact posteriors at equal NFE: "
+                            "leaderboard and figures"),
 }
 
 

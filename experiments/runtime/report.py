@@ -201,12 +201,49 @@ def build_report(root=None, fast=False, executor="serial", compute=False) -> dic
                        "consistent (log factors); low-rank rows: iterations to a relative "
                        "error of 1e-10 ~ kappa^a on matrix sensing at m = 80nr, interval over "
                        "seeded problems")}
+    report["posterior_samplers"] = _posterior_section(root)
     out = root / "report"
     atomic_write_json(out / "report.json", report)
     atomic_write_text(out / "report.md", to_markdown(report))   # concurrent runs: no torn files
     atomic_write_text(out / "report.csv", to_csv(report))
     report["files"] = [str(out / "report.md"), str(out / "report.csv")]
     return report
+
+
+POSTERIOR = "posterior-benchmark"
+
+
+def _posterior_section(root):
+    """The posterior-sampler benchmark's verdicts (not rate bounds: best and worst method
+    per problem with separated intervals, MCGdiff against DPS), read from its cached summary
+    when it has been run (``diffrates run posterior-benchmark``)."""
+    path = Path(root) / POSTERIOR / "summary.json"
+    if not path.exists():
+        return None
+    s = json.loads(path.read_text())
+    return {"fast": s.get("fast"), "checks": s.get("checks", []),
+            "mcgdiff_vs_dps": s.get("mcgdiff_vs_dps", []), "tables": s.get("tables", []),
+            "tuning_seeds_differ_from_test_seeds": s.get("tuning_seeds_differ_from_test_seeds")}
+
+
+def _posterior_markdown(sec) -> list:
+    if not sec:
+        return []
+    lines = ["", f"Posterior samplers against exact posteriors ({POSTERIOR}"
+             + (", fast mode" if sec["fast"] else "") + "; leaderboard: "
+             + ", ".join(sec["tables"]) + "):", "",
+             "| problem | distance | best | worst | separated |", "|---|---|---|---|---|"]
+    for c in sec["checks"]:
+        lines.append(f"| {c['problem']} | {c['metric']} at NFE {c['nfe']} | {c['best']} "
+                     f"{c['best_value']:.3g} | {c['worst']} {c['worst_value']:.3g} | "
+                     f"{'yes' if c['separated'] else 'no'} |")
+    mv = sec["mcgdiff_vs_dps"]
+    if mv:
+        lines.append("")
+        lines.append(f"MCGdiff has a lower sliced W2 than DPS on {sum(q['mcgdiff_better'] for q in mv)} "
+                     f"of {len(mv)} (problem, budget) pairs of the MCGdiff benchmark "
+                     f"({sum(q['mcgdiff_better'] and q['separated'] for q in mv)} with separated intervals).")
+    return lines
 
 
 def _cell_text(c):
@@ -240,6 +277,7 @@ def to_markdown(report) -> str:
             for m in report["not_measured"]))
     lines.append("")
     lines.append(report["note"])
+    lines += _posterior_markdown(report.get("posterior_samplers"))
     return "\n".join(lines) + "\n"
 
 

@@ -167,6 +167,7 @@ class ResultStore:
         self.points = self.dir / "points"
         self.computed = 0
         self.reused = 0
+        self.unverified = 0            # point files that did not verify (named: the first few)
 
     def path_for(self, config: dict) -> Path:
         return self.points / f"{config_key(config)}.json"
@@ -192,10 +193,18 @@ class ResultStore:
         problem, rec = _verify(raw, config)
         return self._bad(p, problem, warn_bad) if problem else rec
 
-    @staticmethod
-    def _bad(path, reason, warn_bad):
+    # point files named one per line; past that, one line says the rest are recomputed too
+    # (an old cache written before digests would otherwise print a line per point)
+    NAMED_WARNINGS = 5
+
+    def _bad(self, path, reason, warn_bad):
         if warn_bad:
-            warn(f"cached point {path} {reason}; recomputing it")
+            self.unverified += 1
+            if self.unverified <= self.NAMED_WARNINGS:
+                warn(f"cached point {path} {reason}; recomputing it")
+            elif self.unverified == self.NAMED_WARNINGS + 1:
+                warn(f"more cached points under {self.points} do not verify; recomputing them "
+                     "too (not named one by one)")
         return None
 
     def save(self, config: dict, result, seconds: float, device: str = "cpu") -> dict:

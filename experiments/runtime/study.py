@@ -14,7 +14,14 @@ A study module holds only what is its own:
   is ``{"config", "result", ...}`` in the order of ``configs``);
 * ``figure(summary, figures_dir) -> path``;
 * ``reading(summary) -> str`` (optional): one computed sentence on what the numbers say;
-* ``SINGLE_THREAD = True`` (optional): small tensors, where torch's threads only add overhead.
+* ``SINGLE_THREAD = True`` (optional): small tensors, where torch's threads only add overhead;
+* ``prepare(fast, root, executor) -> context`` (optional): work the configurations depend on
+  (e.g. tuning runs, cached in their own store), run before ``configs(fast, context)``;
+* ``tables(summary) -> {file name: text}`` (optional): tables (leaderboards) written next to
+  ``summary.json``, their paths listed in ``summary["tables"]``.
+
+``figure`` may return one path or a list of paths (``summary["figure"]`` or
+``summary["figures"]``).
 
 :func:`run_study` does the rest: the result store (resume, provenance), the executor, the
 bookkeeping fields of the summary, writing it, drawing the figure.
@@ -26,7 +33,7 @@ from types import ModuleType
 import torch
 
 from ..points.measure import measure, normalise_config
-from .store import ResultStore
+from .store import ResultStore, atomic_write_text
 from .sweep import run_points
 
 __all__ = ["run_study", "FIT_LABEL_KEYS"]
@@ -42,12 +49,26 @@ def run_study(study: ModuleType, fast: bool = False, root=None, figures_dir="fig
     if getattr(study, "SINGLE_THREAD", False):
         torch.set_num_threads(1)
     store = ResultStore(study.NAME, root)
-    records = run_points(store, study.configs(fast), desc=study.NAME,
+    if hasattr(study, "prepare"):
+        configs = study.configs(fast, study.prepare(fast, root, executor))
+    else:
+        configs = study.configs(fast)
+    records = run_points(store, configs, desc=study.NAME,
                          compute=getattr(study, "compute", measure), executor=executor,
                          normalise=getattr(study, "NORMALISE", normalise_config))
     summary = {"experiment": study.NAME, "fast": fast, **study.summarise(records, fast),
                "points": len(records), "computed": store.computed, "reused": store.reused}
     summary.setdefault("fits", [])
+    if hasattr(study, "tables"):
+        summary["tables"] = []
+        for fname, text in study.tables(summary).items():
+            path = store.dir / fname
+            atomic_write_text(path, text)
+            summary["tables"].append(str(path))
     store.write_summary(summary)
-    summary["figure"] = str(study.figure(summary, figures_dir))
+    fig = study.figure(summary, figures_dir)
+    if isinstance(fig, (list, tuple)):
+        summary["figures"] = [str(f) for f in fig]
+    else:
+        summary["figure"] = str(fig)
     return summary

@@ -262,13 +262,23 @@ def _sinkhorn_stat(eps, max_iter, stop_thr, device):
 # Bootstrap and floor
 # --------------------------------------------------------------------------------------
 
-def _bootstrap(stat, x, y, n_boot, level, rng):
-    """Percentile interval, median and sd of the statistic's bootstrap replicates."""
+def _cluster_index(groups, rng):
+    """Indices of a cluster bootstrap: whole groups drawn with replacement (correlated
+    outputs, e.g. the particles of one SMC run, stay together)."""
+    members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    pick = rng.integers(0, len(members), len(members))
+    return np.concatenate([members[i] for i in pick])
+
+
+def _bootstrap(stat, x, y, n_boot, level, rng, groups=None):
+    """Percentile interval, sd and median of the statistic's bootstrap replicates (x resampled
+    by whole ``groups`` where given)."""
     n, m = x.shape[0], y.shape[0]
     vals = np.empty(n_boot)
     directions = getattr(stat, "resamples_directions", False)
     for k in range(n_boot):
-        xb, yb = x[rng.integers(0, n, n)], y[rng.integers(0, m, m)]
+        ix = rng.integers(0, n, n) if groups is None else _cluster_index(groups, rng)
+        xb, yb = x[ix], y[rng.integers(0, m, m)]
         vals[k] = stat(xb, yb, rng) if directions else stat(xb, yb)
     lo, mid, hi = np.quantile(vals, [0.5 - level / 2, 0.5, 0.5 + level / 2])
     return float(lo), float(hi), float(vals.std(ddof=1)), float(mid)
@@ -292,17 +302,23 @@ def _floor_samples(x, y_floor, target, rng_floor, device):
 
 
 def _estimate(metric, stat, method, x, y, *, y_floor, target, floor, n_boot, level, seed,
-              rngs, device, extra):
+              rngs, device, extra, groups=None):
     rng_boot, _, rng_floor = rngs
     n_boot = _check_boot(n_boot, level)
     raw = stat(x, y)
-    q_lo, q_hi, bsd, q_mid = _bootstrap(stat, x, y, n_boot, level, rng_boot)
+    if groups is not None:
+        groups = np.asarray(groups.cpu() if isinstance(groups, torch.Tensor) else groups).reshape(-1)
+        if groups.shape[0] != x.shape[0]:
+            raise ValueError(f"groups must label each of the {x.shape[0]} samples")
+    q_lo, q_hi, bsd, q_mid = _bootstrap(stat, x, y, n_boot, level, rng_boot, groups)
+    how = "x and y resampled" if groups is None else \
+        f"x resampled by its {len(np.unique(groups))} groups (cluster bootstrap), y resampled"
     # basic bootstrap: the statistic corrected for its bias once, and its interval
     value, lo, hi = max(0.0, 2 * raw - q_mid), 2 * raw - q_hi, 2 * raw - q_lo
     details = {"n_x": x.shape[0], "n_y": y.shape[0], "d": x.shape[1], "seed": seed,
                "n_boot": n_boot, "level": level, "bootstrap_sd": bsd, "statistic": raw,
                "value": "bias-corrected: max(0, 2 statistic - median of the bootstrap)",
-               "ci": f"basic bootstrap (B={n_boot}, x and y resampled)", **extra}
+               "ci": f"basic bootstrap (B={n_boot}, {how})", **extra}
     details["bootstrap_interval"] = [lo, hi]
     if floor:
         yf, origin = _floor_samples(x, y_floor, target, rng_floor, device)
@@ -335,7 +351,7 @@ def _estimate(metric, stat, method, x, y, *, y_floor, target, floor, n_boot, lev
 
 def w2_distance(x, y, *, y_floor=None, target=None, floor: bool = True, n_boot: int = 200,
                 level: float = 0.95, seed: Optional[int] = None,
-                num_itermax: int = DEFAULT_NUM_ITERMAX) -> DistanceEstimate:
+                num_itermax: int = DEFAULT_NUM_ITERMAX, groups=None) -> DistanceEstimate:
     r"""Exact empirical :math:`W_2(\hat p_n, \hat q_m)` with bootstrap CI and noise floor.
 
     Parameters
@@ -359,6 +375,9 @@ def w2_distance(x, y, *, y_floor=None, target=None, floor: bool = True, n_boot: 
         Seeds the bootstrap indices and the floor draws (same seed, same numbers).
     num_itermax : int
         Network simplex iteration cap; reaching it raises :class:`OTNotConverged`.
+    groups : array-like, shape (n,), optional
+        Group label of each row of ``x`` (correlated samples, e.g. the particles of one SMC
+        run): the bootstrap then resamples whole groups of x (cluster bootstrap).
 
     Returns
     -------
@@ -375,17 +394,18 @@ def w2_distance(x, y, *, y_floor=None, target=None, floor: bool = True, n_boot: 
     est = _estimate("w2", _w2_stat(num_itermax), f"empirical W2, exact OT by {solver}",
                     x, y, y_floor=y_floor, target=target, floor=floor, n_boot=n_boot,
                     level=level, seed=seed, rngs=rngs, device=None,
-                    extra={"solver": solver})
+                    extra={"solver": solver}, groups=groups)
     est.details["w2_sq"] = est.value ** 2
     return est
 
 
 def sliced_w2_distance(x, y, *, n_projections: int = 200, p: int = 2, y_floor=None,
                        target=None, floor: bool = True, n_boot: int = 200,
-                       level: float = 0.95, seed: Optional[int] = None) -> DistanceEstimate:
+                       level: float = 0.95, seed: Optional[int] = None,
+                       groups=None) -> DistanceEstimate:
     r"""Sliced Wasserstein :math:`SW_p` with ``n_projections`` uniform directions on
-    :math:`S^{d-1}` (POT's convention, module docstring). Other parameters as in
-    :func:`w2_distance`; the directions are drawn once from ``seed``.
+    :math:`S^{d-1}` (POT's convention, module docstring). Other parameters (``groups``
+    included) as in :func:`w2_distance`; the directions are drawn once from ``seed``.
     """
     x, y = _as_points(x, "x"), _as_points(y, "y")
     _check_pair(x, y)
@@ -402,7 +422,7 @@ def sliced_w2_distance(x, y, *, n_projections: int = 200, p: int = 2, y_floor=No
     return _estimate(f"sliced_w{p:g}", _sliced_stat(projections, p), method, x, y,
                      y_floor=y_floor, target=target, floor=floor, n_boot=n_boot,
                      level=level, seed=seed, rngs=rngs, device=None,
-                     extra={"p": p, "n_projections": int(n_projections)})
+                     extra={"p": p, "n_projections": int(n_projections)}, groups=groups)
 
 
 def sinkhorn_divergence(x, y, *, eps: float = 0.5, max_iter: int = 20000,

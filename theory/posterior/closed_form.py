@@ -23,7 +23,7 @@ import math
 import torch
 
 from ..mixture1d import Mixture1D
-from ..priors import GaussianMixture, Prior, ProductPrior, SubspaceMixture
+from ..priors import GaussianMixture, IsotropicMixture, Prior, ProductPrior, SubspaceMixture
 from .likelihoods import LinearGaussian
 
 __all__ = ["as_gmm", "gaussian_observation_posterior", "posterior_closed_form", "pi_eta_closed_form", "to_mixture1d"]
@@ -36,6 +36,8 @@ def as_gmm(prior: Prior, max_components: int = 4096) -> GaussianMixture:
     components becomes K^d components: only for small d)."""
     if isinstance(prior, GaussianMixture):
         return prior
+    if isinstance(prior, IsotropicMixture):
+        return GaussianMixture(prior.weights, prior.means, prior.covs, device=prior.device)
     if isinstance(prior, ProductPrior):
         d, K = prior.weights.shape
         if K ** d > max_components:

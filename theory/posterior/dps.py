@@ -21,12 +21,12 @@ from typing import Optional
 import torch
 
 from ..checks import integer
-from ..priors import Prior, ProductPrior
+from ..priors import Prior
 from ..samplers import AnalyticScore, sampler_rule
 from ..schedules import Schedule, linear_schedule
 from .likelihoods import Likelihood
 
-__all__ = ["run_dps", "DPSResult"]
+__all__ = ["run_dps", "dps_guidance", "DPSResult"]
 
 DTYPE = torch.float64
 
@@ -36,6 +36,19 @@ class DPSResult:
     samples: torch.Tensor
     score_calls: int
     config: dict
+
+
+def dps_guidance(marg: Prior, lik: Likelihood, x: torch.Tensor, s: torch.Tensor, abar: float,
+                 omab: float) -> torch.Tensor:
+    r""":math:`\nabla_{x_t}\mathcal L(\hat x_0(x_t)) / \sqrt{\mathcal L(\hat x_0(x_t))}`, shape (n, d):
+    the DPS guidance direction at the marginal ``marg`` (score ``s`` at ``x``), through the
+    score's Jacobian-vector product :math:`(I + (1-\bar\alpha)\nabla s)\,g/\sqrt{\bar\alpha}`
+    (the Jacobian of Tweedie's :math:`\hat x_0` is symmetric)."""
+    x0 = (x + omab * s) / math.sqrt(abar)
+    loss = lik.dps_loss(x0).clamp_min(1e-300)
+    g = lik.dps_loss_grad(x0)                                           # dL/dx0
+    jac_t_g = (g + omab * marg.score_jacobian_vector(x, g)) / math.sqrt(abar)
+    return jac_t_g / loss.sqrt()[:, None]
 
 
 def run_dps(prior: Prior, lik: Likelihood, n: int, *, T: int = 1000, zeta: float = 1.0,
@@ -64,19 +77,12 @@ def run_dps(prior: Prior, lik: Likelihood, n: int, *, T: int = 1000, zeta: float
     for t in range(sched.T, 1, -1):
         marg = score.marginal(t)
         s = marg.score(x)
-        x0 = (x + omab[t] * s) / math.sqrt(abar[t])
-        loss = lik.dps_loss(x0).clamp_min(1e-300)
-        g = lik.dps_loss_grad(x0)                                       # dL/dx0
-        if isinstance(marg, ProductPrior):
-            jac_t_g = (g + omab[t] * marg.score_jacobian_diag(x) * g) / math.sqrt(abar[t])
-        else:
-            H = marg.score_jacobian(x)
-            jac_t_g = (g + omab[t] * torch.einsum("nij,nj->ni", H, g)) / math.sqrt(abar[t])
-        x_new = rule.a[t] * x + rule.b[t] * s
+        x_new = (rule.a[t] * x + rule.b[t] * s
+                 - zeta * dps_guidance(marg, lik, x, s, float(abar[t]), float(omab[t])))
         if rule.c[t] > 0:
             x_new = x_new + rule.c[t] * torch.randn(x.shape, generator=generator, dtype=DTYPE,
                                                     device=device)
-        x = x_new - zeta * jac_t_g / loss.sqrt()[:, None]
+        x = x_new
     out = prior.denoise(x, float(abar[1]))
     return DPSResult(out, sched.T, {"method": "dps", "T": sched.T, "zeta": zeta,
                                     "schedule": sched.describe()})

@@ -27,6 +27,10 @@ import torch
 __all__ = ["BinnedTV", "binned_tv", "binned_tv_2d"]
 
 
+def _np(a):
+    return a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a)
+
+
 @dataclass
 class BinnedTV:
     """Binned TV between samples and a grid law, with its CI and its noise floor.
@@ -67,10 +71,20 @@ class BinnedTV:
                 "method": self.method}
 
 
+def _group_counts(groups, flat_idx, inside, nbins):
+    """(G, nbins + 1) counts per group (last column: samples outside the bins)."""
+    g = np.unique(np.asarray(groups), return_inverse=True)[1].reshape(-1)
+    cols = np.where(inside, flat_idx, nbins)
+    out = np.zeros((g.max() + 1, nbins + 1))
+    np.add.at(out, (g, cols), 1.0)
+    return out
+
+
 def binned_tv(samples, x: np.ndarray, mass: np.ndarray, *, bin_width: Optional[float] = None,
-              n_boot: int = 200, seed: int = 0) -> BinnedTV:
+              n_boot: int = 200, seed: int = 0, groups=None) -> BinnedTV:
     """Binned TV between 1-D ``samples`` and the grid law ``(x, mass)`` (uniform grid ``x``,
-    cell i = [x_i - h/2, x_i + h/2)); bins are unions of whole cells (``BinnedTV``)."""
+    cell i = [x_i - h/2, x_i + h/2)); bins are unions of whole cells (``BinnedTV``).
+    ``groups`` (n,): labels of correlated samples (cluster bootstrap)."""
     s = np.asarray(samples.detach().cpu().numpy() if torch.is_tensor(samples) else samples,
                    float).reshape(-1)
     n = s.size
@@ -87,7 +101,8 @@ def binned_tv(samples, x: np.ndarray, mass: np.ndarray, *, bin_width: Optional[f
     inside = (idx >= 0) & (idx < nb)
     counts = np.bincount(idx[inside], minlength=nb).astype(float)
     out = n - counts.sum()
-    stat, val, lo, hi, fl_mean, fl_q95 = _binned_statistic(counts, out, P, n, n_boot, seed)
+    gc = None if groups is None else _group_counts(_np(groups), idx, inside, nb)
+    stat, val, lo, hi, fl_mean, fl_q95 = _binned_statistic(counts, out, P, n, n_boot, seed, gc)
     # KS over the bin edges (the outside mass counted below the first edge)
     Fn = np.cumsum(counts) / n
     F = np.cumsum(P)
@@ -100,18 +115,28 @@ def binned_tv(samples, x: np.ndarray, mass: np.ndarray, *, bin_width: Optional[f
                     f"multinomial draws", stat)
 
 
-def _binned_statistic(counts, out, P, n, n_boot, seed):
+def _binned_statistic(counts, out, P, n, n_boot, seed, group_counts=None):
     r"""Raw statistic, bias-corrected value, 95% basic-bootstrap interval and floor (mean, 95%
     quantile) of the binned TV :math:`\tfrac12\sum_b |c_b/n - P_b| + \tfrac12 o/n` for bin
-    counts ``c`` (flat), ``o`` samples outside the bins and reference bin masses ``P``."""
-    def stat(c, o):
-        return 0.5 * np.abs(c / n - P).sum(-1) + 0.5 * o / n
+    counts ``c`` (flat), ``o`` samples outside the bins and reference bin masses ``P``.
+    ``group_counts`` (G, bins + 1): counts per group of correlated samples (last column:
+    outside), resampled as whole groups (cluster bootstrap) instead of the multinomial
+    bootstrap."""
+    def stat(c, o, m=n):
+        return 0.5 * np.abs(c / m - P).sum(-1) + 0.5 * o / m
 
     val = float(stat(counts, out))
     rng = np.random.default_rng(seed)
-    probs = np.concatenate([counts, [out]]) / n
-    boot = rng.multinomial(n, probs, size=n_boot)
-    bs = stat(boot[:, :-1], boot[:, -1])
+    if group_counts is None:
+        probs = np.concatenate([counts, [out]]) / n
+        boot = rng.multinomial(n, probs, size=n_boot)
+        bs = stat(boot[:, :-1], boot[:, -1])
+    else:
+        G = group_counts.shape[0]
+        pick = rng.integers(0, G, (n_boot, G))
+        boot = group_counts[pick].sum(1)                               # (n_boot, bins + 1)
+        m = boot.sum(1, keepdims=True)
+        bs = (0.5 * np.abs(boot[:, :-1] / m - P).sum(-1) + 0.5 * boot[:, -1] / m[:, 0])
     Pn = np.concatenate([P, [max(0.0, 1 - P.sum())]])
     Pn = Pn / Pn.sum()
     ex = rng.multinomial(n, Pn, size=n_boot)
@@ -127,7 +152,7 @@ def _binned_statistic(counts, out, P, n, n_boot, seed):
 
 
 def binned_tv_2d(samples, axes, mass: np.ndarray, *, bin_cells: int = 8, n_boot: int = 200,
-                 seed: int = 0) -> BinnedTV:
+                 seed: int = 0, groups=None) -> BinnedTV:
     """Binned TV between 2-D ``samples`` (n, 2) and a law given by masses on the grid
     ``axes`` (two uniform axes of spacing h; cell (i, j) centred on the nodes); bins are
     blocks of ``bin_cells`` x ``bin_cells`` cells. As :func:`binned_tv` (value, basic
@@ -140,6 +165,8 @@ def binned_tv_2d(samples, axes, mass: np.ndarray, *, bin_cells: int = 8, n_boot:
     n = s.shape[0]
     mass = np.asarray(mass, float)
     h = float(axes[0][1] - axes[0][0])
+    if not np.isclose(float(axes[1][1] - axes[1][0]), h, rtol=1e-9):
+        raise ValueError("binned_tv_2d needs the same spacing on both axes")
     g = int(bin_cells)
     if g < 1:
         raise ValueError(f"bin_cells must be a positive integer, got {bin_cells}")
@@ -153,7 +180,11 @@ def binned_tv_2d(samples, axes, mass: np.ndarray, *, bin_cells: int = 8, n_boot:
     flat = idx[0][inside] * nb[1] + idx[1][inside]
     counts = np.bincount(flat, minlength=nb[0] * nb[1]).astype(float)
     out = n - counts.sum()
-    stat, val, lo, hi, fl_mean, fl_q95 = _binned_statistic(counts, out, P, n, n_boot, seed)
+    gc = None
+    if groups is not None:
+        full = np.where(inside, idx[0] * nb[1] + idx[1], 0)
+        gc = _group_counts(_np(groups), full, inside, nb[0] * nb[1])
+    stat, val, lo, hi, fl_mean, fl_q95 = _binned_statistic(counts, out, P, n, n_boot, seed, gc)
     return BinnedTV(val, lo, hi, fl_mean, fl_q95, 0.0, n, h * g,
                     f"binned TV in 2-D ({nb[0]} x {nb[1]} bins of side {h * g:.4g}), "
                     f"bias-corrected, 95% basic-bootstrap CI ({n_boot} resamples), floor from "
