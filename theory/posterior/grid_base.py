@@ -4,13 +4,17 @@ of log masses, evaluation of torch log densities at grid points, and the result 
 """
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from scipy.special import logsumexp
 
-__all__ = ["tv_masses", "tv_masses_2d", "tv_and_kink", "kink_correction", "normalise_log", "eval_on_points", "GridResult"]
+__all__ = ["tv_masses", "tv_masses_2d", "tv_and_kink", "kink_correction", "normalise_log",
+           "eval_on_points", "GridResult", "check_memory", "check_resolution", "MIN_RESOLUTION"]
+
+MIN_RESOLUTION = 1.5    # a grid resolves a scale s when s >= 1.5 h (Riemann error ~1e-19)
 
 DTYPE = torch.float64
 
@@ -58,7 +62,36 @@ def tv_and_kink(p, q):
 
 
 def normalise_log(logm: np.ndarray, axis=-1) -> np.ndarray:
-    return np.exp(logm - logsumexp(logm, axis=axis, keepdims=True))
+    """``exp(logm)`` normalised along ``axis`` (max-shift, then one division)."""
+    m = np.exp(logm - np.max(logm, axis=axis, keepdims=True))
+    return m / m.sum(axis=axis, keepdims=True)
+
+
+def _machine_memory() -> float:
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):      # pragma: no cover - non-POSIX
+        return 16e9
+
+
+def check_memory(n_bytes: float, what: str) -> None:
+    """Refuse (one-line ValueError) a grid whose arrays would exceed half the machine's
+    physical memory."""
+    cap = 0.5 * _machine_memory()
+    if not n_bytes <= cap:
+        raise ValueError(f"{what} would need {n_bytes / 2 ** 30:.3g} GiB, more than half this "
+                         f"machine's memory ({cap / 2 ** 30:.3g} GiB): pass a larger h")
+
+
+def check_resolution(h: float, scales: dict, factor: float = MIN_RESOLUTION) -> None:
+    """Refuse (one-line ValueError) a spacing ``h`` that cannot resolve the narrowest of the
+    problem's ``scales`` (name -> length): every scale must be at least ``factor * h``."""
+    if not (math.isfinite(h) and h > 0):
+        raise ValueError(f"the grid spacing h must be a positive number, got {h}")
+    name, s = min(scales.items(), key=lambda kv: kv[1])
+    if s < factor * h:
+        raise ValueError(f"h = {h:.4g} cannot resolve the problem's narrowest scale ({name} = "
+                         f"{s:.4g}): need h <= {s / factor:.4g}")
 
 
 def eval_on_points(fn, pts) -> np.ndarray:
