@@ -90,17 +90,9 @@ class Grid1D:
             raise ValueError("Grid1D needs a 1-D prior and likelihood")
         self.prior, self.lik = prior, lik
         mix = self._prior_mix(prior)
-        sd_min = float(np.sqrt(mix.v[mix.w > 0].min())) if mix is not None else 0.1
-        if sd_min <= 0:
-            raise ValueError("the prior has a point mass: no density on a grid")
         eta_max = float(eta_max)
         eta_min = eta_max if eta_min is None else float(eta_min)
-        for name, e in (("eta_max", eta_max), ("eta_min", eta_min)):
-            if not (math.isfinite(e) and e > 0):
-                raise ValueError(f"{name} must be a positive number, got {e}")
-        self.scales = {"the prior's narrowest component sd": sd_min, "eta_min": eta_min,
-                       "the likelihood's width": math.sqrt(lik.step_scale()),
-                       **(scales or {})}
+        self.scales = self.problem_scales(prior, lik, eta_max, eta_min, scales)
         self.h = float(h) if h is not None else min(self.scales.values()) / 8
         check_resolution(self.h, self.scales)
         if mix is not None:
@@ -130,6 +122,20 @@ class Grid1D:
         self.E = np.exp(self.loglik_z - self.loglik_z.max())
         self._levels: dict = {}
         self._kernels: dict = {}
+
+    @classmethod
+    def problem_scales(cls, prior, lik, eta_max, eta_min=None, scales=None) -> dict:
+        """The lengths a grid for this problem must resolve (name -> length)."""
+        mix = cls._prior_mix(prior)
+        sd_min = float(np.sqrt(mix.v[mix.w > 0].min())) if mix is not None else 0.1
+        if sd_min <= 0:
+            raise ValueError("the prior has a point mass: no density on a grid")
+        eta_min = float(eta_max) if eta_min is None else float(eta_min)
+        for name, e in (("eta_max", float(eta_max)), ("eta_min", eta_min)):
+            if not (math.isfinite(e) and e > 0):
+                raise ValueError(f"{name} must be a positive number, got {e}")
+        return {"the prior's narrowest component sd": sd_min, "eta_min": eta_min,
+                "the likelihood's width": math.sqrt(lik.step_scale()), **(scales or {})}
 
     @staticmethod
     def _prior_mix(prior):

@@ -79,8 +79,9 @@ def check_memory(n_bytes: float, what: str) -> None:
     physical memory."""
     cap = 0.5 * _machine_memory()
     if not n_bytes <= cap:
-        raise ValueError(f"{what} would need {n_bytes / 2 ** 30:.3g} GiB, more than half this "
-                         f"machine's memory ({cap / 2 ** 30:.3g} GiB): pass a larger h")
+        raise ValueError(f"{what} is too large: it would need {n_bytes / 2 ** 30:.3g} GiB, more "
+                         f"than half this machine's memory ({cap / 2 ** 30:.3g} GiB); pass a "
+                         "larger h")
 
 
 def check_resolution(h: float, scales: dict, factor: float = MIN_RESOLUTION) -> None:
