@@ -46,13 +46,14 @@ from typing import Optional, Sequence
 import numpy as np
 import scipy.sparse as sp
 from scipy.fft import irfft, next_fast_len, rfft
+from scipy.special import ndtr
 
 from ..checks import NoExactLaw
 from .chain_steps import (ConditionalGaussianStep, ConditionalMetropolisStep, GaussianStep,
                           MetropolisStep)
 
 __all__ = ["Axis", "ChainLaws", "chain_laws_1d", "chain_kernel_1d", "step_operator_1d",
-           "gaussian_blur", "transport_matrix", "RESOLVED"]
+           "build_chain_1d", "run_ops_1d", "gaussian_blur", "transport_matrix", "RESOLVED"]
 
 RESOLVED = 1.5          # noise resolved when c >= RESOLVED * h (and c/|m'| >= RESOLVED * h)
 _CUT = 9.5              # Gaussian kernels cut at 9.5 sd (tail 2e-21)
@@ -130,18 +131,23 @@ def gaussian_blur(M: np.ndarray, c: float, h: float) -> np.ndarray:
 
 
 def _gauss_band(centres, c, dst: Axis):
-    """Sparse (len(centres), dst.n) matrix h * phi_c(x_j - centre_i), cut at 9.5 c."""
+    """Sparse (len(centres), dst.n) CSR matrix h * phi_c(x_j - centre_i), cut at 9.5 c
+    (built directly: a fixed band per row, entries off the grid set to 0), and the band's
+    validity mask and values."""
     h = dst.h
     B = int(math.ceil(2 * _CUT * c / h)) + 2
     j0 = np.floor((centres - _CUT * c - dst.lo) / h).astype(np.int64)
     cols = j0[:, None] + np.arange(B)[None, :]
     ok = (cols >= 0) & (cols < dst.n)
-    u = (dst.lo + h * cols - centres[:, None]) / c
-    vals = np.where(ok, np.exp(-0.5 * u * u - _LOG_SQRT_2PI) * (h / c), 0.0)
-    rows = np.repeat(np.arange(centres.size), B)
-    T = sp.csr_matrix((vals.ravel(), (rows, np.clip(cols, 0, dst.n - 1).ravel())),
-                      shape=(centres.size, dst.n))
-    T.eliminate_zeros()
+    u = (dst.lo + h * cols - centres[:, None]) * (1.0 / c)
+    u *= u
+    u *= -0.5
+    vals = np.exp(u)
+    vals *= h / c / math.sqrt(2 * math.pi)
+    vals[~ok] = 0.0
+    n = centres.size
+    T = sp.csr_matrix((vals.ravel(), np.clip(cols, 0, dst.n - 1).ravel(),
+                       np.arange(0, n * B + 1, B)), shape=(n, dst.n))
     return T, ok, vals
 
 
@@ -334,13 +340,16 @@ class _Op:
 
     def __init__(self, matrix=None, blur=0.0, h=1.0, escape=None, path=""):
         self.matrix, self.blur, self.h, self.escape, self.path = matrix, blur, h, escape, path
-        self._mt = matrix.T.tocsr()
+        self.name = path
+        self._mt = None
 
     def apply(self, M):
         M = np.atleast_2d(M)
         trunc = np.zeros(M.shape[0])
         if self.escape is not None:
             trunc = M @ self.escape
+        if self._mt is None:
+            self._mt = self.matrix.T.tocsr()
         out = np.asarray(self._mt @ M.T).T
         if self.blur > 0:
             out = gaussian_blur(out, self.blur, self.h)
@@ -407,6 +416,73 @@ def _metropolis_op(step: MetropolisStep, ax: Axis) -> _Op:
                                                   "acceptance, rejection on the diagonal)")
 
 
+def _resolved_on(step, ax: Axis) -> bool:
+    """True when a Gaussian step's noise is resolved on ``ax`` (banded-kernel regime)."""
+    if isinstance(step, MetropolisStep):
+        return True
+    c = float(np.max(step.noise_std))
+    if c < RESOLVED * ax.h:
+        return False
+    v = _apply_map(step.map, ax.nodes)
+    return c >= RESOLVED * ax.h * float(np.max(np.abs(np.diff(v)))) / ax.h
+
+
+def build_chain_1d(steps: Sequence, axis: Axis, out_axis: Optional[Axis] = None,
+                   in_axis: Optional[Axis] = None, fine_axis: Optional[Axis] = None) -> list:
+    """The operators of a chain's steps (:func:`step_operator_1d`; a step object repeated
+    gives the same operator), on ``axis``: the first one from ``in_axis`` and the last one
+    onto ``out_axis`` if given. With ``fine_axis`` (a finer grid over the same range), every
+    step whose successor is not resolved on ``axis`` (small noise, a deterministic map) writes
+    its output onto ``fine_axis``, so that the conservative transport of that successor
+    reconstructs a finely sampled law; resolved steps stay on ``axis``."""
+    steps = list(steps)
+    if not steps:
+        raise ValueError("a chain needs at least one step")
+    fine_next = [False] * len(steps)
+    if fine_axis is not None:
+        res = {}
+        for st in steps:
+            if id(st) not in res:
+                res[id(st)] = _resolved_on(st, axis)
+        fine_next = [not res[id(st)] for st in steps[1:]] + [False]
+    cache: dict = {}
+    ops = []
+    src = in_axis if in_axis is not None else axis
+    for i, step in enumerate(steps, start=1):
+        if out_axis is not None and i == len(steps):
+            dst = out_axis
+        else:
+            dst = fine_axis if fine_next[i - 1] else axis
+        key = (id(step), src, dst)
+        if key not in cache:
+            cache[key] = step_operator_1d(step, src, dst)
+            cache[key].name = step.name or type(step).__name__
+        ops.append(cache[key])
+        src = dst
+    return ops
+
+
+def run_ops_1d(ops: Sequence, init_mass, keep: Optional[Sequence[int]] = None) -> ChainLaws:
+    """Apply built operators (:func:`build_chain_1d`) to point masses (module docstring of
+    :func:`chain_laws_1d`)."""
+    M = np.asarray(init_mass, dtype=np.float64)
+    squeeze = M.ndim == 1
+    M = np.atleast_2d(M)
+    keep = set(range(1, len(ops) + 1)) if keep is None else set(int(k) for k in keep)
+    total0 = M.sum(1)
+    trunc = np.zeros(M.shape[0])
+    out = ChainLaws([], [], [], [], {op.name: op.path for op in ops})
+    for i, op in enumerate(ops, start=1):
+        M, t = op.apply(M)
+        trunc = trunc + t
+        if i in keep:
+            out.laws.append(M[0].copy() if squeeze else M.copy())
+            out.steps.append(i)
+            out.lost.append(float(np.max(np.abs(total0 - M.sum(1)))))
+            out.truncation.append(float(np.max(trunc)))
+    return out
+
+
 def chain_laws_1d(steps: Sequence, axis: Axis, init_mass, *, out_axis: Optional[Axis] = None,
                   keep: Optional[Sequence[int]] = None) -> ChainLaws:
     """Laws of a chain on the grid ``axis`` (module docstring).
@@ -425,42 +501,20 @@ def chain_laws_1d(steps: Sequence, axis: Axis, init_mass, *, out_axis: Optional[
 
     Returns
     -------
-    ChainLaws (laws have the shape of ``init_mass``).
+    ChainLaws (laws have the shape of ``init_mass``): ``lost`` is the mass that left the grid
+    by then (an error term of the law in TV), ``truncation`` the bound of the Metropolis
+    proposals cut off at the grid's ends.
     """
-    steps = list(steps)
-    if not steps:
-        raise ValueError("a chain needs at least one step")
     M = np.asarray(init_mass, dtype=np.float64)
-    squeeze = M.ndim == 1
-    M = np.atleast_2d(M)
     if M.shape[-1] != axis.n:
         raise ValueError(f"init_mass has {M.shape[-1]} nodes, the axis {axis.n}")
-    keep = set(range(1, len(steps) + 1)) if keep is None else set(int(k) for k in keep)
-    total0 = M.sum(1)
-    cache: dict = {}
-    trunc = np.zeros(M.shape[0])
-    out = ChainLaws([], [], [], [])
-    for i, step in enumerate(steps, start=1):
-        dst = out_axis if (out_axis is not None and i == len(steps)) else axis
-        key = (id(step), dst)
-        if key not in cache:
-            cache[key] = step_operator_1d(step, axis, dst)
-            out.paths[step.name or type(step).__name__] = cache[key].path
-        M, t = cache[key].apply(M)
-        trunc = trunc + t
-        if i in keep:
-            out.laws.append(M[0].copy() if squeeze else M.copy())
-            out.steps.append(i)
-            lost = total0 - M.sum(1)
-            out.lost.append(float(np.max(np.abs(lost))))
-            out.truncation.append(float(np.max(trunc)))
-    return out
+    return run_ops_1d(build_chain_1d(steps, axis, out_axis), M, keep)
 
 
 # -- conditional chains: a kernel from the centre ------------------------------------------
 
 def chain_kernel_1d(steps: Sequence, centres: np.ndarray, axis: Axis, windows: np.ndarray,
-                    keep: Sequence[int], max_bytes: float = 16e6):
+                    keep: Sequence[int], max_bytes: float = 4e6):
     r"""Kernel from a centre to the state of a conditional chain after n steps.
 
     Row r is the chain of ``steps`` (ConditionalGaussianStep / ConditionalMetropolisStep,
@@ -513,7 +567,11 @@ def chain_kernel_1d(steps: Sequence, centres: np.ndarray, axis: Axis, windows: n
 
 
 def _conditional_matrices(step, zw, cw, h):
-    """Per-row dense (W x W) kernels of a conditional step on the windows ``zw`` (r, W)."""
+    """Per-row dense (W x W) kernels of a conditional step on the windows ``zw`` (r, W), and
+    the proposal mass leaving each window from each node (r, W). For a Metropolis step
+    :math:`\log T_{lj} = \log(h/c\sqrt{2\pi}) + \min(F_{lj}, F_{jl}) - \log\pi_l` with
+    :math:`F_{lj} = \log\pi_l - (z_j - m_l)^2/(2c^2)`, which is the proposal density times
+    the acceptance probability (and shows the detailed balance)."""
     r, W = zw.shape
     flat_z, flat_c = zw.reshape(-1, 1), cw.reshape(-1, 1)
     c = float(np.max(step.noise_std))
@@ -527,17 +585,24 @@ def _conditional_matrices(step, zw, cw, h):
     if c < RESOLVED * h or c < RESOLVED * h * slope:
         raise NoExactLaw(f"the noise {c:.3g} of step {step.name!r} is not resolved by the grid "
                          f"(h = {h:.3g}, |m'| up to {slope:.3g}): refine the grid")
-    u = (zw[:, None, :] - mu[:, :, None]) / c                            # (r, from, to)
-    q = np.exp(-0.5 * u * u - _LOG_SQRT_2PI) * (h / c)
-    full = 1.0 - q.sum(2)                  # proposal mass off the window (from each node)
+    # proposal mass off the window from each node (the window's cells, Gaussian integral)
+    inside = (ndtr((zw[:, -1:] + h / 2 - mu) / c) - ndtr((zw[:, :1] - h / 2 - mu) / c))
+    full = np.maximum(1.0 - inside, 0.0)
+    logK = math.log(h / c) - _LOG_SQRT_2PI
+    F = zw[:, None, :] - mu[:, :, None]                                  # (r, from, to)
+    F *= F
+    F *= -0.5 / (c * c)
     if isinstance(step, ConditionalGaussianStep):
-        return q, np.maximum(full, 0.0)
+        F += logK
+        np.exp(F, out=F)
+        return F, full
     lt = np.asarray(step.log_target(flat_z, flat_c), float).reshape(r, W)
-    la = (lt[:, None, :] - lt[:, :, None] - (zw[:, :, None] - mu[:, None, :]) ** 2 / (2 * c * c)
-          + 0.5 * u * u)
-    la = np.where(np.isnan(la), -np.inf, la)
-    T = q * np.exp(np.minimum(la, 0.0))
-    stay = 1.0 - T.sum(2)
-    T[:, np.arange(W), np.arange(W)] += stay
+    F += lt[:, :, None]
+    T = np.minimum(F, F.transpose(0, 2, 1))
+    T -= lt[:, :, None]
+    T += logK
+    np.exp(T, out=T)
+    d = np.arange(W)
+    T[:, d, d] += 1.0 - T.sum(2)
     # off-window proposals are rejected: the error is at most the proposal mass off the window
-    return T, np.maximum(full, 0.0)
+    return T, full

@@ -91,7 +91,8 @@ def _binned_statistic(counts, out, P, n, n_boot, seed):
     probs = np.concatenate([counts, [out]]) / n
     boot = rng.multinomial(n, probs, size=n_boot)
     bs = stat(boot[:, :-1], boot[:, -1])
-    Pn = np.concatenate([P, [max(0.0, 1 - P.sum())]])
+    # grid laws may hold rounding-level negative masses: the exact draws use the clipped law
+    Pn = np.maximum(np.concatenate([P, [max(0.0, 1 - P.sum())]]), 0.0)
     Pn = Pn / Pn.sum()
     ex = rng.multinomial(n, Pn, size=n_boot)
     fl = stat(ex[:, :-1], ex[:, -1])
