@@ -567,7 +567,7 @@ def chain_kernel_1d(steps: Sequence, centres: np.ndarray, axis: Axis, windows: n
 
 
 def _conditional_matrices(step, zw, cw, h):
-    """Per-row dense (W x W) kernels of a conditional step on the windows ``zw`` (r, W), and
+    r"""Per-row dense (W x W) kernels of a conditional step on the windows ``zw`` (r, W), and
     the proposal mass leaving each window from each node (r, W). For a Metropolis step
     :math:`\log T_{lj} = \log(h/c\sqrt{2\pi}) + \min(F_{lj}, F_{jl}) - \log\pi_l` with
     :math:`F_{lj} = \log\pi_l - (z_j - m_l)^2/(2c^2)`, which is the proposal density times

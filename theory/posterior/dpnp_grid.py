@@ -26,7 +26,9 @@ The outer step of DPnP is :math:`\mu_{k+1} = (\mu_k P_{\eta_k}) D_{\eta_k}`: the
   normal CDF at the preimages; cell masses, then point masses). Rows are computed for the z
   nodes that carry mass (above 1e-17 of the largest; the rest is counted as lost) and cached.
 
-Distances to :math:`\pi_\eta` and the posterior are grid TVs (:func:`tv_masses`); the error
+Distances to :math:`\pi_\eta` and the posterior are grid TVs on a grid 8 times finer
+(trigonometric interpolation of the laws, :func:`theory.posterior.grid_base.tv_spectral`:
+the kinks of :math:`|p - q|` then no longer dominate the refinement differences); the error
 of every number comes from :func:`dpnp_grid_refinement` (three levels, plus the lost mass).
 """
 from __future__ import annotations
@@ -42,7 +44,7 @@ from ..checks import NoExactLaw
 from ..priors import Prior
 from .chains1d import Axis, build_chain_1d, chain_kernel_1d, run_ops_1d
 from .grid1d import Grid1D
-from .grid_base import tv_masses
+from .grid_base import tv_spectral
 from .inits import init_mass, point_init
 from .likelihoods import Likelihood
 from .plug_and_play import (DDSConfig, PCSConfig, dds_ode_map, default_pcs_step,
@@ -54,6 +56,7 @@ __all__ = ["DPnPGrid1D", "dpnp_grid_refinement"]
 
 _WINDOW_LOG = 37.0           # window: log target within 37 of its maximum (1e-16)
 _ROW_TOL = 1e-17             # DDS-ode rows computed where the law carries this much
+_SPLIT_MASS = 1e-14          # DDS-ode noise intervals lighter than this are not split
 SUB = 4                      # the reverse-SDE DDS runs on a grid SUB times finer than z
 
 
@@ -156,9 +159,10 @@ class DPnPGrid1D:
         mass of noise intervals whose image stayed wider than a cell (an error bound).
 
         The map of each row is tabulated on a noise grid of spacing h, then every interval
-        whose image is wider than h/2 is halved (all rows batched in one call of the sampler
-        per pass, up to 16 passes), so that the cubic inverse interpolation sees several
-        samples per x cell even where the flow separates the modes steeply."""
+        whose image is wider than h/2 and whose noise mass exceeds 1e-14 is halved (all rows
+        batched in one call of the sampler per pass, up to 16 passes), so that the cubic
+        inverse interpolation sees several samples per x cell even where the flow separates
+        the modes steeply; the mass of intervals still wider than h is the error bound."""
         h = self.h
         eps0 = Axis.covering(-9.5, 9.5, h, 0.0).nodes
         z = self.grid.z[rows]
@@ -167,7 +171,8 @@ class DPnPGrid1D:
         for _ in range(16):
             new_r, new_e = [], []
             for r, (e, v) in enumerate(tab):
-                wide = np.flatnonzero(np.diff(v) > h / 2)
+                wide = np.flatnonzero((np.diff(v) > h / 2)
+                                      & (ndtr(e[1:]) - ndtr(e[:-1]) > _SPLIT_MASS))
                 if wide.size:
                     new_r.append(np.full(wide.size, r))
                     new_e.append(0.5 * (e[wide] + e[wide + 1]))
@@ -259,9 +264,9 @@ class DPnPGrid1D:
         laws, lost = self.laws(etas, init, pcs_steps)
         post = self.grid.posterior()
         pis = {float(e): self.grid.pi_eta(e) for e in set(float(e) for e in etas)}
-        return {"tv_pi": [tv_masses(m, pis[float(e)]) for m, e in zip(laws, etas)],
-                "tv_post": [tv_masses(m, post) for m in laws],
-                "tv_pi_post": [tv_masses(pis[float(e)], post) for e in etas],
+        return {"tv_pi": [tv_spectral(m, pis[float(e)]) for m, e in zip(laws, etas)],
+                "tv_post": [tv_spectral(m, post) for m in laws],
+                "tv_pi_post": [tv_spectral(pis[float(e)], post) for e in etas],
                 "lost": lost, "laws": laws, "x": self.grid.x,
                 "info": {"h": self.h, "n_x": int(self.grid.x.size),
                          "n_z": int(self.grid.z.size)}}
@@ -301,34 +306,51 @@ def _inverse_monotone(xs, v, E):
 def dpnp_grid_refinement(prior: Prior, lik: Likelihood, etas: Sequence[float],
                          pcs: PCSConfig = PCSConfig(), dds: DDSConfig = DDSConfig(), *,
                          init: str = "standard-normal", h: Optional[float] = None,
-                         pcs_steps: Optional[Sequence[int]] = None):
+                         pcs_steps: Optional[Sequence[int]] = None,
+                         target: Optional[float] = None, max_halvings: int = 0):
     """The DPnP laws at h, 2h and 4h (:class:`DPnPGrid1D`); returns ``(fine, errors)`` with
     the three-level error (:func:`theory.posterior.refinement.three_level`) of every TV plus
-    the lost mass. With ``pcs_steps`` (a list of Langevin step counts) ``fine`` and
-    ``errors`` are dicts over those counts (one kernel propagation per level)."""
+    the lost mass. With ``target``, h is halved (up to ``max_halvings`` times; each halving
+    computes one finer level, the previous two becoming the coarser ones) until every stated
+    error is below it. With ``pcs_steps`` (a list of Langevin step counts) ``fine`` and
+    ``errors`` are dicts over those counts (one kernel propagation per level).
+    ``errors["levels"]`` lists the spacings used."""
     etas = [float(e) for e in etas]
-    levels = []
     base = DPnPGrid1D(prior, lik, etas, pcs, dds, h=h, init=init)
     check_refinable(base.h, base.grid.scales)
-    for f in (1, 2, 4):
-        levels.append(base if f == 1 else DPnPGrid1D(prior, lik, etas, pcs, dds,
-                                                     h=f * base.h, init=init))
     counts = [None] if pcs_steps is None else [int(n) for n in pcs_steps]
-    if pcs_steps is not None and pcs.method != "exact":
-        for lv in levels:
+
+    def run_at(hh):
+        lv = base if hh == base.h else DPnPGrid1D(prior, lik, etas, pcs, dds, h=hh, init=init)
+        if pcs_steps is not None and pcs.method != "exact":
             for e in set(etas):
                 lv.pcs_kernels(e, counts)
             if isinstance(init, str) and init.startswith("point:"):
                 lv.pcs_kernels(etas[0], counts, centres=[float(point_init(init, 1)[0])])
-    fines, errs = {}, {}
-    for n in counts:
-        runs = [lv.run(etas, init, n) for lv in levels]
-        err = {}
-        for key in ("tv_pi", "tv_post", "tv_pi_post"):
-            e, _, _ = three_level(runs[0][key], runs[1][key], runs[2][key])
-            err[key] = [float(v) + lo + 1e-12 for v, lo in
-                        zip(np.atleast_1d(e), np.broadcast_to(runs[0]["lost"], len(etas)))]
-        fines[n], errs[n] = runs[0], err
+        return {n: lv.run(etas, init, n) for n in counts}
+
+    hh = base.h
+    runs = [run_at(4 * hh), run_at(2 * hh), run_at(hh)]          # coarse -> fine
+    halvings = 0
+    while True:
+        errs = {}
+        worst = 0.0
+        for n in counts:
+            c, m, f = runs[-3][n], runs[-2][n], runs[-1][n]
+            err = {}
+            for key in ("tv_pi", "tv_post", "tv_pi_post"):
+                e, _, _ = three_level(f[key], m[key], c[key])
+                err[key] = [float(v) + lo + 1e-12 for v, lo in
+                            zip(np.atleast_1d(e), np.broadcast_to(f["lost"], len(etas)))]
+                worst = max(worst, max(err[key]))
+            err["levels"] = [hh, 2 * hh, 4 * hh]
+            errs[n] = err
+        if target is None or worst <= target or halvings >= max_halvings:
+            break
+        hh /= 2
+        halvings += 1
+        runs.append(run_at(hh))
+    fines = {n: runs[-1][n] for n in counts}
     if pcs_steps is None:
         return fines[None], errs[None]
     return fines, errs
