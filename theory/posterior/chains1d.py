@@ -153,7 +153,7 @@ def _gauss_band(centres, c, dst: Axis):
 
 # -- conservative transport ------------------------------------------------------------------
 
-def _bisect_jumps(fn, a, b, va, vb, iters=60):
+def _bisect_jumps(fn, a, b, va, vb, iters=34):
     """Bisection on the half-cells [a, b] (arrays) toward the larger change of the map;
     returns (location, left value, right value, is_jump)."""
     a, b, va, vb = (np.array(v, dtype=float) for v in (a, b, va, vb))
@@ -167,48 +167,59 @@ def _bisect_jumps(fn, a, b, va, vb, iters=60):
     return 0.5 * (a + b), va, vb, np.abs(vb - va) > 0.5 * total
 
 
-def _extrema(fn, a, b, maximum, iters=40):
-    """Golden-section search for the extremum of the map on the brackets [a, b] (arrays)."""
+def _extrema(fn, a, b, maximum, iters=30):
+    """Golden-section search for the extremum of the map on the brackets [a, b] (arrays;
+    both interior points evaluated in one call)."""
     a, b = np.array(a, float), np.array(b, float)
     g = (math.sqrt(5) - 1) / 2
     sgn = -1.0 if maximum else 1.0
     for _ in range(iters):
         c, d = b - g * (b - a), a + g * (b - a)
-        fc, fd = sgn * _apply_map(fn, c), sgn * _apply_map(fn, d)
-        left = fc < fd
+        f = sgn * _apply_map(fn, np.concatenate([c, d]))
+        left = f[:c.size] < f[c.size:]
         b = np.where(left, d, b)
         a = np.where(left, a, c)
     x = 0.5 * (a + b)
     return x, _apply_map(fn, x)
 
 
-def _jumps_in(dv):
-    """Half-cells whose change dwarfs both neighbours' (suspected jumps of the map)."""
+def _confirmed_jumps(fn, s, v):
+    """Jumps of the map inside half-cells (s_q, s_{q+1}): suspected where the change dwarfs
+    both neighbours' (3x) or reverses the trend of both, confirmed by bisection. Returns
+    {q: (location, left value, right value)}."""
+    dv = np.diff(v)
     adv = np.abs(dv)
     nb = np.maximum(np.concatenate([[0.0], adv[:-1]]), np.concatenate([adv[1:], [0.0]]))
-    return np.flatnonzero((adv > 10 * nb) & (adv > 1e-6 * max(float(adv.max()), 1e-300)))
+    sg = np.sign(dv)
+    prev = np.concatenate([[0.0], sg[:-1]])
+    nxt = np.concatenate([sg[1:], [0.0]])
+    rev = (sg != 0) & (prev == -sg) & (nxt == -sg)
+    sus = np.flatnonzero(((adv > 3 * nb) | rev) & (adv > 1e-9 * max(float(adv.max()), 1e-300)))
+    if sus.size == 0:
+        return {}
+    loc, vl, vr, is_jump = _bisect_jumps(fn, s[sus], s[sus + 1], v[sus], v[sus + 1])
+    return {int(q): (float(x0), float(a0), float(b0))
+            for q, x0, a0, b0, j in zip(sus, loc, vl, vr, is_jump) if j}
 
 
-def _runs(fn, s, v):
+def _runs(fn, s, v, jumps=None):
     """Monotone pieces of the map tabulated at half points ``s`` (values ``v``): a list of
-    (source points, values), split where the map folds (at the extremum, located by a
-    golden-section search) and at jumps (located by bisection)."""
+    (source points, values), split at jumps (located by bisection) and where the map folds
+    (at the extremum, located by a golden-section search)."""
     dv = np.diff(v)
+    jumps = _confirmed_jumps(fn, s, v) if jumps is None else jumps
     sign = np.sign(dv)
+    for q in jumps:                           # a jump's half-cell follows its neighbours
+        sign[q] = 0
     nz = np.flatnonzero(sign)
     if nz.size == 0:
         return [(s, v)]
-    sign = sign[nz[np.clip(np.searchsorted(nz, np.arange(sign.size), side="right") - 1, 0,
-                           None)]]                 # flat stretches join the run before them
+    fill = nz[np.clip(np.searchsorted(nz, np.arange(sign.size), side="right") - 1, 0, None)]
+    sign = sign[np.where(np.arange(sign.size) < nz[0], nz[0], fill)]
     folds = np.flatnonzero(sign[1:] != sign[:-1]) + 1          # half-point index of a turn
-    sus = _jumps_in(dv)
-    if folds.size == 0 and sus.size == 0:
+    folds = np.array([f for f in folds if (f - 1) not in jumps and f not in jumps], int)
+    if folds.size == 0 and not jumps:
         return [(s, v)]
-    jumps = {}
-    if sus.size:
-        loc, vl, vr, is_jump = _bisect_jumps(fn, s[sus], s[sus + 1], v[sus], v[sus + 1])
-        jumps = {int(q): (float(x0), float(a0), float(b0))
-                 for q, x0, a0, b0, j in zip(sus, loc, vl, vr, is_jump) if j}
     turn = {}
     if folds.size:
         lo = s[np.maximum(folds - 1, 0)]
@@ -244,13 +255,15 @@ def _runs(fn, s, v):
 
 
 def _preimages(fn, ss, vv, E, h):
-    """Clamped preimages of the points E on one monotone piece (ss, vv): bracket by the
-    tabulated values, then Newton steps on the map (numerical slope), kept in the bracket."""
+    """Clamped preimages of the points E on one monotone piece (ss, vv): cubic inverse
+    interpolation through the four tabulated values around each crossing (kept in the
+    bracketing half-cell), then one Newton step on the map itself (numerical slope)."""
     inc = vv[-1] >= vv[0]
     vs = vv if inc else vv[::-1]
     xs = ss if inc else ss[::-1]
     vs = np.maximum.accumulate(vs)              # flat or rounding-level reversals
-    q = np.clip(np.searchsorted(vs, E) - 1, 0, vs.size - 2)
+    n = vs.size
+    q = np.clip(np.searchsorted(vs, E) - 1, 0, n - 2)
     lo_x, hi_x, lo_v, hi_v = xs[q], xs[q + 1], vs[q], vs[q + 1]
     dv = hi_v - lo_v
     t = np.where(dv > 0, (E - lo_v) / np.where(dv > 0, dv, 1.0), 0.5)
@@ -258,15 +271,28 @@ def _preimages(fn, ss, vv, E, h):
     a, b = np.minimum(lo_x, hi_x), np.maximum(lo_x, hi_x)
     inside = (E > vs[0]) & (E < vs[-1])
     idx = np.flatnonzero(inside & (dv > 0))
+    if idx.size and n >= 4:
+        i0 = np.clip(q[idx] - 1, 0, n - 4)
+        st = i0[:, None] + np.arange(4)
+        V, X = vs[st], xs[st]
+        ee = E[idx]
+        distinct = np.all(np.diff(V, axis=1) > 0, axis=1)
+        cub = np.zeros(idx.size)
+        for i in range(4):
+            w = np.ones(idx.size)
+            for j in range(4):
+                if j != i:
+                    w = w * (ee - V[:, j]) / np.where(distinct, V[:, i] - V[:, j], 1.0)
+            cub = cub + w * X[:, i]
+        u[idx] = np.where(distinct, np.clip(cub, a[idx], b[idx]), u[idx])
     if idx.size:
         uu, aa, bb, ee = u[idx], a[idx], b[idx], E[idx]
         d = 1e-5 * h
-        for _ in range(3):
-            f = _apply_map(fn, uu) - ee
-            g = (_apply_map(fn, uu + d) - _apply_map(fn, uu - d)) / (2 * d)
-            step = np.where(np.abs(g) > 0, f / np.where(g != 0, g, 1.0), 0.0)
-            uu = np.clip(uu - step, aa, bb)
-        u[idx] = uu
+        f = _apply_map(fn, np.concatenate([uu, uu + d, uu - d]))
+        k = uu.size
+        g = (f[k:2 * k] - f[2 * k:]) / (2 * d)
+        step = np.where(np.abs(g) > 0, (f[:k] - ee) / np.where(g != 0, g, 1.0), 0.0)
+        u[idx] = np.clip(uu - step, aa, bb)
     u = np.where(E <= vs[0], xs[0], np.where(E >= vs[-1], xs[-1], u))
     return u
 
@@ -281,7 +307,8 @@ def _cdf_coefficients(src: Axis, u):
     return k, -1 / 24 - a + b, 1 / 24 + tau + 0.5 - 2 * b, a + b
 
 
-def transport_matrix(fn, src: Axis, dst: Axis, vals_half: Optional[np.ndarray] = None):
+def transport_matrix(fn, src: Axis, dst: Axis, vals_half: Optional[np.ndarray] = None,
+                     jumps: Optional[dict] = None):
     """Sparse (src.n, dst.n) operator of the deterministic map ``fn`` on point masses
     (module docstring: conservative remap of the reconstructed distribution function,
     run by run, then cell masses to point masses)."""
@@ -291,7 +318,7 @@ def transport_matrix(fn, src: Axis, dst: Axis, vals_half: Optional[np.ndarray] =
         raise NoExactLaw("the map returned non-finite values on the grid")
     E = dst.lo - dst.h / 2 + dst.h * np.arange(dst.n + 1)
     rows, cols, data = [], [], []
-    for ss, vv in _runs(fn, s, v):
+    for ss, vv in _runs(fn, s, v, jumps):
         u = _preimages(fn, ss, vv, E, src.h)
         if vv[-1] < vv[0]:
             u = u[::-1].copy()
@@ -376,11 +403,11 @@ def step_operator_1d(step, src: Axis, dst: Optional[Axis] = None) -> _Op:
         slope = np.abs(_apply_map(step.derivative, x))
     else:
         slope = np.abs(np.diff(vh)) / (src.h / 2)
-    jumpy = _jumps_in(np.diff(vh)).size > 0
-    if c >= RESOLVED * dst.h and c >= RESOLVED * src.h * float(slope.max()) and not jumpy:
+    jumps = _confirmed_jumps(step.map, s, vh)
+    if c >= RESOLVED * dst.h and c >= RESOLVED * src.h * float(slope.max()) and not jumps:
         T, _, _ = _gauss_band(mv, c, dst)
         return _Op(T, 0.0, dst.h, path="banded Gaussian kernel")
-    T = transport_matrix(step.map, src, dst, vals_half=vh)
+    T = transport_matrix(step.map, src, dst, vals_half=vh, jumps=jumps)
     return _Op(T, c, dst.h, path="conservative transport + Fourier blur")
 
 

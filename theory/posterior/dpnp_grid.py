@@ -49,10 +49,10 @@ from .inits import init_mass, point_init
 from .likelihoods import Likelihood
 from .plug_and_play import (DDSConfig, PCSConfig, dds_ode_map, default_pcs_step,
                             langevin_coefficients)
-from .refinement import check_refinable, three_level
+from .refinement import check_refinable, refine
 from .sampler_steps import dds_sde_steps, langevin_steps
 
-__all__ = ["DPnPGrid1D", "dpnp_grid_refinement"]
+__all__ = ["DPnPGrid1D", "dpnp_grid_refinement", "ode_kernel_rows"]
 
 _WINDOW_LOG = 37.0           # window: log target within 37 of its maximum (1e-16)
 _ROW_TOL = 1e-17             # DDS-ode rows computed where the law carries this much
@@ -146,61 +146,8 @@ class DPnPGrid1D:
         return mu @ K, float(mu @ lost)
 
     # -- DDS --------------------------------------------------------------------------------
-    def _ode_map(self, eta, z, eps):
-        c = self.dds_cfg
-        zt = torch.as_tensor(np.asarray(z, float)[:, None], dtype=torch.float64)
-        et = torch.as_tensor(np.asarray(eps, float)[:, None], dtype=torch.float64)
-        with torch.no_grad():
-            return dds_ode_map(self.prior, zt, et, eta, n_steps=c.n_steps, rule=c.rule_name,
-                               final_noise=c.final_noise).numpy()[:, 0]
-
     def _ode_kernel_rows(self, eta, rows):
-        """DDS-ode kernel rows (point masses on the x grid) for the z nodes ``rows``, and the
-        mass of noise intervals whose image stayed wider than a cell (an error bound).
-
-        The map of each row is tabulated on a noise grid of spacing h, then every interval
-        whose image is wider than h/2 and whose noise mass exceeds 1e-14 is halved (all rows
-        batched in one call of the sampler per pass, up to 16 passes), so that the cubic
-        inverse interpolation sees several samples per x cell even where the flow separates
-        the modes steeply; the mass of intervals still wider than h is the error bound."""
-        h = self.h
-        eps0 = Axis.covering(-9.5, 9.5, h, 0.0).nodes
-        z = self.grid.z[rows]
-        v0 = self._ode_map(eta, np.repeat(z, eps0.size), np.tile(eps0, z.size))
-        tab = [(eps0.copy(), row) for row in v0.reshape(z.size, eps0.size)]
-        for _ in range(16):
-            new_r, new_e = [], []
-            for r, (e, v) in enumerate(tab):
-                wide = np.flatnonzero((np.diff(v) > h / 2)
-                                      & (ndtr(e[1:]) - ndtr(e[:-1]) > _SPLIT_MASS))
-                if wide.size:
-                    new_r.append(np.full(wide.size, r))
-                    new_e.append(0.5 * (e[wide] + e[wide + 1]))
-            if not new_r:
-                break
-            rr, ee = np.concatenate(new_r), np.concatenate(new_e)
-            vv = self._ode_map(eta, z[rr], ee)
-            for r in np.unique(rr):
-                sel = rr == r
-                e = np.concatenate([tab[r][0], ee[sel]])
-                v = np.concatenate([tab[r][1], vv[sel]])
-                o = np.argsort(e)
-                tab[r] = (e[o], v[o])
-        x = self.xaxis
-        E = x.lo - h / 2 + h * np.arange(x.n + 1)
-        out = np.empty((z.size, x.n))
-        unresolved = np.zeros(z.size)
-        for r, (e, v) in enumerate(tab):
-            if not np.all(np.diff(v) > 0):
-                raise NoExactLaw("the deterministic DDS map is not increasing on the noise grid")
-            wide = np.flatnonzero(np.diff(v) > h)
-            unresolved[r] = float(np.sum(ndtr(e[wide + 1]) - ndtr(e[wide])))
-            u = _inverse_monotone(e, v[None, :], E)[0]
-            cells = np.diff(ndtr(u))
-            out[r] = cells * (1 + 2 / 24)
-            out[r, 1:] -= cells[:-1] / 24
-            out[r, :-1] -= cells[1:] / 24
-        return out, unresolved
+        return ode_kernel_rows(self.prior, self.dds_cfg, eta, self.grid.z[rows], self.xaxis)
 
     def dds(self, nu, eta):
         """Law of x_{k+1} on the x grid from the law of x_{k+1/2}, and the mass lost."""
@@ -272,6 +219,62 @@ class DPnPGrid1D:
                          "n_z": int(self.grid.z.size)}}
 
 
+def _ode_map(prior, c, eta, z, eps):
+    zt = torch.as_tensor(np.asarray(z, float)[:, None], dtype=torch.float64)
+    et = torch.as_tensor(np.asarray(eps, float)[:, None], dtype=torch.float64)
+    with torch.no_grad():
+        return dds_ode_map(prior, zt, et, eta, n_steps=c.n_steps, rule=c.rule_name,
+                           final_noise=c.final_noise).numpy()[:, 0]
+
+
+def ode_kernel_rows(prior: Prior, dds: DDSConfig, eta: float, z: np.ndarray, xaxis: Axis):
+    """DDS-ode kernel rows (point masses on ``xaxis``) for the points ``z`` (1-D prior), and the
+    mass of noise intervals whose image stayed wider than a cell (an error bound).
+
+    The map of each row is tabulated on a noise grid of spacing h, then every interval
+    whose image is wider than h/2 and whose noise mass exceeds 1e-14 is halved (all rows
+    batched in one call of the sampler per pass, up to 16 passes), so that the cubic
+    inverse interpolation sees several samples per x cell even where the flow separates
+    the modes steeply; the mass of intervals still wider than h is the error bound."""
+    h = xaxis.h
+    eps0 = Axis.covering(-9.5, 9.5, h, 0.0).nodes
+    v0 = _ode_map(prior, dds, eta, np.repeat(z, eps0.size), np.tile(eps0, z.size))
+    tab = [(eps0.copy(), row) for row in v0.reshape(z.size, eps0.size)]
+    for _ in range(16):
+        new_r, new_e = [], []
+        for r, (e, v) in enumerate(tab):
+            wide = np.flatnonzero((np.diff(v) > h / 2)
+                                  & (ndtr(e[1:]) - ndtr(e[:-1]) > _SPLIT_MASS))
+            if wide.size:
+                new_r.append(np.full(wide.size, r))
+                new_e.append(0.5 * (e[wide] + e[wide + 1]))
+        if not new_r:
+            break
+        rr, ee = np.concatenate(new_r), np.concatenate(new_e)
+        vv = _ode_map(prior, dds, eta, z[rr], ee)
+        for r in np.unique(rr):
+            sel = rr == r
+            e = np.concatenate([tab[r][0], ee[sel]])
+            v = np.concatenate([tab[r][1], vv[sel]])
+            o = np.argsort(e)
+            tab[r] = (e[o], v[o])
+    x = xaxis
+    E = x.lo - h / 2 + h * np.arange(x.n + 1)
+    out = np.empty((z.size, x.n))
+    unresolved = np.zeros(z.size)
+    for r, (e, v) in enumerate(tab):
+        if not np.all(np.diff(v) > 0):
+            raise NoExactLaw("the deterministic DDS map is not increasing on the noise grid")
+        wide = np.flatnonzero(np.diff(v) > h)
+        unresolved[r] = float(np.sum(ndtr(e[wide + 1]) - ndtr(e[wide])))
+        u = _inverse_monotone(e, v[None, :], E)[0]
+        cells = np.diff(ndtr(u))
+        out[r] = cells * (1 + 2 / 24)
+        out[r, 1:] -= cells[:-1] / 24
+        out[r, :-1] -= cells[1:] / 24
+    return out, unresolved
+
+
 def _inverse_monotone(xs, v, E):
     """For increasing rows ``v`` (R, n) sampled at ``xs`` (n,), the points u (R, m) with
     v(u) = E (m,), by cubic Lagrange inverse interpolation through the 4 samples around each
@@ -312,7 +315,9 @@ def dpnp_grid_refinement(prior: Prior, lik: Likelihood, etas: Sequence[float],
     the three-level error (:func:`theory.posterior.refinement.three_level`) of every TV plus
     the lost mass. With ``target``, h is halved (up to ``max_halvings`` times; each halving
     computes one finer level, the previous two becoming the coarser ones) until every stated
-    error is below it. With ``pcs_steps`` (a list of Langevin step counts) ``fine`` and
+    error is below it. With an sde or ode DDS (conservative transport, order at most 4) every
+    error is at least the coarser difference over 2^4 (``max_order`` of
+    :func:`theory.posterior.refinement.refine`). With ``pcs_steps`` (a list of Langevin step counts) ``fine`` and
     ``errors`` are dicts over those counts (one kernel propagation per level).
     ``errors["levels"]`` lists the spacings used."""
     etas = [float(e) for e in etas]
@@ -329,27 +334,24 @@ def dpnp_grid_refinement(prior: Prior, lik: Likelihood, etas: Sequence[float],
                 lv.pcs_kernels(etas[0], counts, centres=[float(point_init(init, 1)[0])])
         return {n: lv.run(etas, init, n) for n in counts}
 
-    hh = base.h
-    runs = [run_at(4 * hh), run_at(2 * hh), run_at(hh)]          # coarse -> fine
-    halvings = 0
-    while True:
-        errs = {}
-        worst = 0.0
-        for n in counts:
-            c, m, f = runs[-3][n], runs[-2][n], runs[-1][n]
-            err = {}
-            for key in ("tv_pi", "tv_post", "tv_pi_post"):
-                e, _, _ = three_level(f[key], m[key], c[key])
-                err[key] = [float(v) + lo + 1e-12 for v, lo in
-                            zip(np.atleast_1d(e), np.broadcast_to(f["lost"], len(etas)))]
-                worst = max(worst, max(err[key]))
-            err["levels"] = [hh, 2 * hh, 4 * hh]
-            errs[n] = err
-        if target is None or worst <= target or halvings >= max_halvings:
-            break
-        hh /= 2
-        halvings += 1
-        runs.append(run_at(hh))
+    def flat(hh):       # all counts in one dict: key (n, name)
+        out = run_at(hh)
+        d = {(n, k): out[n][k] for n in counts for k in ("tv_pi", "tv_post", "tv_pi_post")}
+        d["lost"] = max(np.max(out[n]["lost"]) for n in counts)
+        d["runs"] = out
+        return d
+
+    keys = [(n, k) for n in counts for k in ("tv_pi", "tv_post", "tv_pi_post")]
+    # the DDS sde / ode run through the conservative transport (order <= 4): a ratio of
+    # differences far above 2^4 is a sign change between levels, not convergence
+    order = 4.0 if dds.method in ("sde", "ode") else None
+    fine, e = refine(flat, base.h, keys, target=target, max_halvings=max_halvings,
+                     max_order=order)
+    errs = {n: {k: e[(n, k)] for k in ("tv_pi", "tv_post", "tv_pi_post")} for n in counts}
+    for n in counts:
+        errs[n]["levels"] = e["levels"]
+        errs[n]["asymptotic"] = e["asymptotic"]
+    runs = [fine["runs"]]
     fines = {n: runs[-1][n] for n in counts}
     if pcs_steps is None:
         return fines[None], errs[None]
