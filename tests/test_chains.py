@@ -10,13 +10,16 @@ from scipy.special import ndtr
 from scipy.stats import norm
 
 from experiments.studies.dpnp_stationary import problem
+from theory.posterior.annealing import make_annealing
 from theory.posterior.chain_steps import GaussianStep, MetropolisStep
 from theory.posterior.chains1d import Axis, chain_laws_1d
 from theory.posterior.dpnp_grid import DPnPGrid1D, dpnp_grid_refinement
 from theory.posterior.dps import run_dps
 from theory.posterior.dps_grid import dps_grid_refinement, dps_law
 from theory.posterior.estimators import binned_tv
-from theory.posterior.plug_and_play import DDSConfig, PCSConfig, langevin_coefficients
+from theory.posterior.inits import init_samples
+from theory.posterior.plug_and_play import (DDSConfig, PCSConfig, langevin_coefficients,
+                                            run_dpnp)
 from theory.posterior.refinement import refine
 
 GAUSS = {"prior": "gauss", "likelihood": "gaussian", "y": 0.7, "sigma": 0.5}
@@ -230,3 +233,42 @@ def test_dps_law_matches_real_chains_at_small_T():
     fine, err = dps_grid_refinement(prior, lik, T=16, zeta=0.03, h=0.02)
     assert abs(fine["tv_post"][0] - out["tv_post"]) < 1e-15
     assert err["tv_post"][0] < 1e-3
+
+
+def test_dps_errors_contain_a_4x_refined_reference():
+    """The stated error of dps_grid_refinement (h, 2h, 4h; at least d2 / 2^4) contains the
+    difference to the DPS law on a grid 4 times finer, on the logistic likelihood, whose
+    guidance has no jump and whose differences change sign between levels."""
+    prior, lik = problem(LOGISTIC)
+    fine, err = dps_grid_refinement(prior, lik, T=16, zeta=0.03, h=0.03)
+    ref = dps_law(prior, lik, T=16, zeta=0.03, h=0.0075)
+    assert abs(fine["tv_post"][0] - ref["tv_post"]) <= err["tv_post"][0]
+
+
+@pytest.mark.slow
+def test_dps_law_matches_a_million_real_chains():
+    """DPS with T = 64 (the annealing study's smallest budget), 10^6 real chains: binned TV
+    below the floor's 95% quantile, KS lower bound zero."""
+    prior, lik = problem(BIMODAL)
+    out = dps_law(prior, lik, T=64, zeta=0.03, h=0.02)
+    res = run_dps(prior, lik, 1000000, T=64, zeta=0.03,
+                  generator=torch.Generator().manual_seed(5))
+    est = binned_tv(res.samples[:, 0].numpy(), out["grid"].x, out["law"], seed=5)
+    assert est.ks_lower == 0.0
+    assert est.value <= est.floor_q95
+
+
+@pytest.mark.slow
+def test_dpnp_ula_sde_law_matches_a_million_real_chains():
+    """DPnP with ULA PCS (10 steps) and the reverse-SDE DDS (5 steps), K = 3 at eta = 0.7 on
+    the bimodal prior: the grid law of x_3 against 10^6 real chains of run_dpnp."""
+    prior, lik = problem(BIMODAL)
+    pcs, dds = PCSConfig("ula", 10, 0.1), DDSConfig("sde", 5)
+    out = DPnPGrid1D(prior, lik, [0.7] * 3, pcs, dds, h=0.02).run([0.7] * 3)
+    g = torch.Generator().manual_seed(7)
+    x0 = init_samples("standard-normal", prior, 1000000, g)
+    res = run_dpnp(prior, lik, make_annealing("constant", 3, eta=0.7), x0, pcs=pcs, dds=dds,
+                   generator=g, keep=False)
+    est = binned_tv(res.final[:, 0].numpy(), out["x"], out["laws"][-1], seed=7)
+    assert est.ks_lower == 0.0
+    assert est.value <= est.floor_q95
