@@ -11,9 +11,13 @@ Gaussian likelihood (y = 0.7, sigma = 0.5) and the 1-bit logistic likelihood (y 
 lambda = 0.4, eta = 1.0, lambda_2 = 0.63; PCS variants only: no exact PCS exists there,
 DDS exact). The Langevin step is h = 0.1 throughout, large enough for ULA's bias to show.
 
-Distances are sample-based (n chains): binned TV against the exact grid pi_eta, with a 95%
-basic-bootstrap CI, and the estimator's floor (its value on n exact draws from pi_eta),
-drawn as a grey band; points whose value is below the floor's 95% quantile are hollow.
+Distances are exact: the law of x_K on the 1-D grid (theory.posterior.dpnp_grid: Langevin
+PCS kernels from every centre, the reverse-SDE DDS as Gaussian chain steps, the ODE DDS by
+tabulating its map), TV(law x_K, pi_eta) with its error by three-level refinement (spacing
+halved until every error is below 1e-4). One sample-based point per curve (n chains, binned
+TV with a 95% bootstrap CI) is the cross-check of the grid laws, beside the grid law binned
+the same way (binning lowers a TV); its estimator floor (95% quantile on n exact draws) is
+drawn as a grey tick there.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ import torch
 from theory.figures import new_figure, save_figure
 from theory.posterior.annealing import make_annealing
 from theory.posterior.estimators import binned_tv
+from theory.posterior.dpnp_grid import DPnPGrid1D, dpnp_grid_refinement
 from theory.posterior.grid1d import Grid1D
 from theory.posterior.inits import init_samples
 from theory.posterior.plug_and_play import DDSConfig, PCSConfig, run_dpnp
@@ -38,66 +43,113 @@ K = 20
 PCS_STEP = 0.1                                  # Langevin time step h (ULA bias visible)
 
 
+TARGET = 1e-4                                  # refinement error target (TV)
+MC_STEPS = {"pcs": 10, "dds": 5}                # the sample-based cross-check's step count
+
+
 def configs(fast: bool):
     n = 20000 if fast else 100000
     steps = (1, 3, 10, 30, 100) if fast else (1, 2, 5, 10, 20, 50, 100, 200)
     dsteps = (2, 5, 20, 100) if fast else (2, 3, 5, 10, 20, 50, 100, 200)
-    base = {"K": K, "n": n, "seed": 0, "init": "standard-normal", "pcs_step": PCS_STEP}
+    base = {"K": K, "init": "standard-normal", "pcs_step": PCS_STEP}
     g = {"problem": "gaussian", "likelihood": "gaussian", "y": 0.7, "sigma": 0.5,
          "eta": ETA["gaussian"]}
     lg = {"problem": "logistic", "likelihood": "logistic", "y": 1.0, "lam": 0.4,
           "eta": ETA["logistic"]}
-    out = [{**base, **g, "pcs": "exact", "pcs_steps": 0, "dds": "exact", "dds_steps": 0}]
-    for pcs in ("ula", "mala"):
-        for s in steps:
-            out.append({**base, **g, "pcs": pcs, "pcs_steps": s, "dds": "exact", "dds_steps": 0})
-            out.append({**base, **lg, "pcs": pcs, "pcs_steps": s, "dds": "exact", "dds_steps": 0})
+    out = []
+    for pcs in ("ula", "mala"):       # one exact run per curve: all step counts at once
+        for pb in (g, lg):
+            out.append({**base, **pb, "method": "grid", "pcs": pcs, "pcs_steps": list(steps),
+                        "dds": "exact", "dds_steps": 0})
+            out.append({**base, **pb, "method": "mc", "pcs": pcs, "pcs_steps": MC_STEPS["pcs"],
+                        "dds": "exact", "dds_steps": 0, "n": n, "seed": 0})
     for dds in ("sde", "ode"):
         for s in dsteps:
-            out.append({**base, **g, "pcs": "exact", "pcs_steps": 0, "dds": dds, "dds_steps": s})
+            out.append({**base, **g, "method": "grid", "pcs": "exact", "pcs_steps": 0,
+                        "dds": dds, "dds_steps": s})
+        out.append({**base, **g, "method": "mc", "pcs": "exact", "pcs_steps": 0, "dds": dds,
+                    "dds_steps": MC_STEPS["dds"], "n": n, "seed": 0})
     return out
 
 
-def compute(cfg):
-    prior, lik = problem(cfg)
-    grid = Grid1D(prior, lik, eta_max=cfg["eta"])
+def _binned(p, q, g=4):
+    """TV of two grid laws after summing groups of g cells (binned_tv's bins)."""
+    nb = -(-p.size // g)
+    pad = nb * g - p.size
+    P, Q = (np.concatenate([v, np.zeros(pad)]).reshape(nb, g).sum(1) for v in (p, q))
+    return 0.5 * float(np.abs(P - Q).sum())
+
+
+def _mc(cfg, prior, lik):
+    """Sample-based TV of n real chains, beside the grid law binned the same way (binning
+    lowers a TV: the cross-check compares like with like)."""
+    pcs = PCSConfig(cfg["pcs"], max(cfg["pcs_steps"], 1), cfg["pcs_step"])
+    dds = DDSConfig(cfg["dds"], max(cfg["dds_steps"], 1))
+    etas = [cfg["eta"]] * cfg["K"]
+    dg = DPnPGrid1D(prior, lik, etas, pcs, dds, init=cfg["init"])
+    law = dg.run(etas, cfg["init"])["laws"][-1]
+    grid = dg.grid
     pi = grid.pi_eta(cfg["eta"])
     g = torch.Generator().manual_seed(cfg["seed"])
     x0 = init_samples(cfg["init"], prior, cfg["n"], g)
-    pcs = PCSConfig(cfg["pcs"], max(cfg["pcs_steps"], 1), cfg["pcs_step"])
-    dds = DDSConfig(cfg["dds"], max(cfg["dds_steps"], 1))
     res = run_dpnp(prior, lik, make_annealing("constant", cfg["K"], eta=cfg["eta"]), x0,
                    pcs=pcs, dds=dds, generator=g, keep=False)
     est = binned_tv(res.final[:, 0], grid.x, pi, seed=cfg["seed"])
     return {**est.to_dict(), "score_calls": res.score_calls,
             "lik_grad_calls": res.lik_grad_calls,
             "acceptance": float(np.mean(res.acceptance)) if res.acceptance else None,
-            "exact_tv_at_K": grid.run([cfg["eta"]] * cfg["K"], cfg["init"], False).tv_pi[-1]}
+            "grid_binned": _binned(law, pi)}
+
+
+def compute(cfg):
+    prior, lik = problem(cfg)
+    etas = [cfg["eta"]] * cfg["K"]
+    if cfg["method"] == "mc":
+        return _mc(cfg, prior, lik)
+    exact = Grid1D(prior, lik, eta_max=cfg["eta"]).run(etas, cfg["init"], False).tv_pi[-1]
+    pcs = PCSConfig(cfg["pcs"], 1, cfg["pcs_step"])
+    dds = DDSConfig(cfg["dds"], max(cfg["dds_steps"], 1))
+    counts = cfg["pcs_steps"] if cfg["pcs"] != "exact" else None
+    fine, err = dpnp_grid_refinement(prior, lik, etas, pcs, dds, init=cfg["init"],
+                                     pcs_steps=counts, target=TARGET, max_halvings=3)
+    if counts is None:
+        fine, err = {cfg["dds_steps"]: fine}, {cfg["dds_steps"]: err}
+    pts = sorted(fine)
+    return {"steps": pts, "tv": [fine[n]["tv_pi"][-1] for n in pts],
+            "error": [err[n]["tv_pi"][-1] for n in pts],
+            "asymptotic": all(err[n]["asymptotic"] for n in pts),
+            "h": err[pts[0]]["levels"][0], "exact_tv_at_K": exact,
+            "method": "grid laws of DPnP (dpnp_grid), error by three-level refinement"}
 
 
 def summarise(records, fast: bool) -> dict:
-    curves = {}
-    base = None
+    curves, mc = {}, {}
     for r in records:
         c, res = r["config"], r["result"]
-        if c["pcs"] == "exact" and c["dds"] == "exact":
-            base = res
+        part, meth = ("pcs", c["pcs"]) if c["pcs"] != "exact" else ("dds", c["dds"])
+        key = (c["problem"], part, meth)
+        if c["method"] == "mc":
+            mc[key] = {"steps": c["pcs_steps"] if part == "pcs" else c["dds_steps"],
+                       **{k: res[k] for k in ("value", "lower", "upper", "floor_q95",
+                                              "acceptance", "grid_binned")}}
             continue
-        which = ("pcs", c["pcs"], c["pcs_steps"]) if c["pcs"] != "exact" else \
-            ("dds", c["dds"], c["dds_steps"])
-        curves.setdefault((c["problem"], which[0], which[1]), []).append((which[2], res))
+        cur = curves.setdefault(key, {"steps": [], "tv": [], "error": [], "h": [],
+                                      "asymptotic": True})
+        cur["steps"] += res["steps"]
+        cur["tv"] += res["tv"]
+        cur["error"] += res["error"]
+        cur["h"] += [res["h"]] * len(res["steps"])
+        cur["asymptotic"] = cur["asymptotic"] and res["asymptotic"]
+        cur["exact_tv_at_K"] = res["exact_tv_at_K"]
     out = []
-    for (prob, part, meth), pts in curves.items():
-        pts.sort(key=lambda p: p[0])
+    for (prob, part, meth), cur in curves.items():
+        o = np.argsort(cur["steps"])
         out.append({"problem": prob, "part": part, "method": meth,
-                    "steps": [p[0] for p in pts],
-                    "tv": [p[1]["value"] for p in pts], "lower": [p[1]["lower"] for p in pts],
-                    "upper": [p[1]["upper"] for p in pts],
-                    "floor_q95": [p[1]["floor_q95"] for p in pts],
-                    "below_floor": [p[1]["below_floor"] for p in pts],
-                    "acceptance": [p[1]["acceptance"] for p in pts],
-                    "exact_tv_at_K": pts[0][1]["exact_tv_at_K"]})
-    return {"eta": ETA, "K": K, "curves": out, "exact_subsamplers": base}
+                    **{k: [cur[k][i] for i in o] for k in ("steps", "tv", "error", "h")},
+                    "asymptotic": cur["asymptotic"], "exact_tv_at_K": cur["exact_tv_at_K"],
+                    "mc": mc.get((prob, part, meth))})
+    return {"eta": ETA, "K": K, "target": TARGET, "curves": out,
+            "max_error": max(max(c["error"]) for c in out)}
 
 
 def figure(summary, figures_dir="figures"):
@@ -106,38 +158,59 @@ def figure(summary, figures_dir="figures"):
               ("gaussian", "dds"): "DDS steps (PCS exact), gaussian y=0.7, sigma=0.5, eta=0.7",
               ("logistic", "pcs"): "PCS steps (DDS exact), 1-bit logistic y=+1, lambda=0.4, "
                                    "eta=1"}
-    fig, axes = new_figure(1, 3, figsize=(15, 4.0))
-    cols = sns.color_palette("colorblind", 4)
+    fig, axes = new_figure(1, 3, figsize=(15, 4.2))
+    cols = dict(zip(("ula", "mala", "sde", "ode"), sns.color_palette("colorblind", 4)))
+    where = {("gaussian", "pcs"): "lower left", ("gaussian", "dds"): "lower left",
+             ("logistic", "pcs"): "lower left"}
     for ax, key in zip(axes[0], panels):
         cs = [c for c in summary["curves"] if (c["problem"], c["part"]) == key]
-        fl = None
-        for c, col in zip(cs, cols):
+        ymin = 1.0
+        for c, shift in zip(cs, (1.12, 0.89)):
+            col = cols[c["method"]]
             x = np.asarray(c["steps"], float)
             y = np.asarray(c["tv"], float)
-            lo, hi = np.asarray(c["lower"]), np.asarray(c["upper"])
-            below = np.asarray(c["below_floor"], bool)
-            ax.plot(x, y, "-", color=col, lw=1, label=c["method"])
-            ax.plot(x[~below], y[~below], "o", color=col, ms=4)
-            ax.plot(x[below], y[below], "o", mfc="none", color=col, ms=4)
-            ax.fill_between(x, np.maximum(lo, 1e-3), hi, color=col, alpha=0.2, lw=0)
-            fl = np.asarray(c["floor_q95"], float)
-            xs = x
-        if fl is not None:
-            ax.fill_between(xs, 1e-4, fl, color="0.6", alpha=0.3, lw=0,
-                            label="estimator floor (95% q., exact draws)")
-            ax.axhline(cs[0]["exact_tv_at_K"], color="k", ls=":", lw=1,
-                       label=f"exact sub-samplers at K (grid): {cs[0]['exact_tv_at_K']:.1e}")
-            ax.set_ylim(bottom=1e-3)
+            e = np.asarray(c["error"], float)
+            ax.errorbar(x, y, yerr=np.minimum(e, 0.999 * y), fmt="o-", color=col, ms=4, lw=1.2,
+                        capsize=2, label=f"{c['method']} (grid law, max error {e.max():.0e})")
+            ymin = min(ymin, float(y.min()))
+            m = c["mc"]
+            if m is not None:
+                ax.errorbar([m["steps"] * shift], [m["value"]],
+                            yerr=[[m["value"] - m["lower"]], [m["upper"] - m["value"]]],
+                            fmt="D", mfc="none", color=col, ms=5, capsize=2)
+                ax.plot([m["steps"] * shift], [m["floor_q95"]], "_", color="0.45", ms=12)
+                ax.plot([m["steps"] * shift], [m["grid_binned"]], "x", color=col, ms=6)
+                ymin = min(ymin, float(m["floor_q95"]))
+        t = cs[0]["exact_tv_at_K"]
+        ax.axhline(t, color="k", ls=":", lw=1, label=f"exact sub-samplers at K (grid): {t:.1e}")
+        ax.plot([], [], "D", mfc="none", color="0.3", label="sample-based, n chains (95% CI)")
+        ax.plot([], [], "x", color="0.3", label="grid law binned alike")
+        ax.plot([], [], "_", color="0.45", ms=12, label="estimator floor (95% q.)")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_ylim(0.3 * min(ymin, t), 1.0)
         ax.set_xlabel("steps per sub-sampler call")
         ax.set_ylabel(f"TV(law x_K, pi_eta), K={summary['K']}")
         ax.set_title(titles[key], fontsize=8.5)
         ax.grid(True, which="both", alpha=0.25)
-        ax.legend(fontsize=7)
-    fig.suptitle(f"DPnP floors from inexact sub-samplers, bimodal d=1, eta={summary['eta']}, "
-                 f"Langevin step h={PCS_STEP} "
-                 f"(binned TV vs exact grid pi_eta, 95% bootstrap CI; hollow: below the floor)",
-                 fontsize=9)
+        ax.legend(fontsize=6.5, loc=where[key])
+    fig.suptitle(f"DPnP floors from inexact sub-samplers are exact curves: bimodal d=1, "
+                 f"Langevin step h={PCS_STEP} (grid laws, refinement errors <= "
+                 f"{summary['max_error']:.0e}; error bars smaller than markers)", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, f"{figures_dir}/dpnp_subsampler_error.png")
+
+
+def reading(summary) -> str:
+    lines = [f"Exact TV(law x_K, pi_eta), K = {summary['K']}, with refinement errors "
+             f"(largest {summary['max_error']:.1e}):"]
+    for c in summary["curves"]:
+        pts = ", ".join(f"{n}: {v:.3e} +- {e:.0e}" for n, v, e in
+                        zip(c["steps"], c["tv"], c["error"]))
+        lines.append(f"  {c['problem']} {c['part']} {c['method']}: {pts}")
+        if c["mc"] is not None:
+            m = c["mc"]
+            lines.append(f"    sample-based at {m['steps']} steps: {m['value']:.3e} "
+                         f"[{m['lower']:.3e}, {m['upper']:.3e}], floor {m['floor_q95']:.1e}; "
+                         f"grid law binned alike {m['grid_binned']:.3e}")
+    return "\n".join(lines)

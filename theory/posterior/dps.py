@@ -26,7 +26,7 @@ from ..samplers import AnalyticScore, sampler_rule
 from ..schedules import Schedule, linear_schedule
 from .likelihoods import Likelihood
 
-__all__ = ["run_dps", "dps_guidance", "DPSResult"]
+__all__ = ["run_dps", "dps_guidance", "DPSResult", "dps_mean", "dps_schedule"]
 
 DTYPE = torch.float64
 
@@ -51,6 +51,24 @@ def dps_guidance(marg: Prior, lik: Likelihood, x: torch.Tensor, s: torch.Tensor,
     return jac_t_g / loss.sqrt()[:, None]
 
 
+def dps_schedule(T: int = 1000, schedule: Optional[Schedule] = None) -> Schedule:
+    """The DPS schedule: Ho et al.'s linear schedule rescaled to T steps unless given."""
+    return schedule if schedule is not None else linear_schedule(integer("T", T, lo=2))
+
+
+def dps_mean(score: AnalyticScore, lik: Likelihood, x: torch.Tensor, t: int, rule,
+             zeta: float) -> torch.Tensor:
+    r"""The deterministic part of the DPS step at step index t: the DDPM mean
+    :math:`a_t x + b_t s_t(x)` minus :math:`\zeta'\,\nabla_x\mathcal L(\hat x_0(x))/\sqrt{\mathcal L}`
+    (:func:`dps_guidance`; the loss clamped at 1e-300); the step adds :math:`c_t Z` to it."""
+    sched = score.schedule
+    marg = score.marginal(t)
+    s = marg.score(x)
+    guide = dps_guidance(marg, lik, x, s, float(sched.alpha_bar[t]),
+                         float(sched.one_minus_alpha_bar[t]))
+    return rule.a[t] * x + rule.b[t] * s - zeta * guide
+
+
 def run_dps(prior: Prior, lik: Likelihood, n: int, *, T: int = 1000, zeta: float = 1.0,
             schedule: Optional[Schedule] = None, generator: Optional[torch.Generator] = None,
             device=None) -> DPSResult:
@@ -67,22 +85,18 @@ def run_dps(prior: Prior, lik: Likelihood, n: int, *, T: int = 1000, zeta: float
     zeta = float(zeta)
     if not (math.isfinite(zeta) and zeta >= 0):
         raise ValueError(f"zeta must be a non-negative number, got {zeta}")
-    sched = schedule if schedule is not None else linear_schedule(integer("T", T, lo=2))
+    sched = dps_schedule(T, schedule)
     rule = sampler_rule("ddpm", sched)
     score = AnalyticScore(prior, sched)
     device = torch.device(device) if device is not None else prior.device
     n, d = integer("n", n, lo=1), prior.dim
-    abar, omab = sched.alpha_bar, sched.one_minus_alpha_bar
     x = torch.randn(n, d, generator=generator, dtype=DTYPE, device=device)
     for t in range(sched.T, 1, -1):
-        marg = score.marginal(t)
-        s = marg.score(x)
-        x_new = (rule.a[t] * x + rule.b[t] * s
-                 - zeta * dps_guidance(marg, lik, x, s, float(abar[t]), float(omab[t])))
+        x_new = dps_mean(score, lik, x, t, rule, zeta)
         if rule.c[t] > 0:
             x_new = x_new + rule.c[t] * torch.randn(x.shape, generator=generator, dtype=DTYPE,
                                                     device=device)
         x = x_new
-    out = prior.denoise(x, float(abar[1]))
+    out = prior.denoise(x, float(sched.alpha_bar[1]))
     return DPSResult(out, sched.T, {"method": "dps", "T": sched.T, "zeta": zeta,
                                     "schedule": sched.describe()})

@@ -137,7 +137,8 @@ def _binned_statistic(counts, out, P, n, n_boot, seed, group_counts=None):
         boot = group_counts[pick].sum(1)                               # (n_boot, bins + 1)
         m = boot.sum(1, keepdims=True)
         bs = (0.5 * np.abs(boot[:, :-1] / m - P).sum(-1) + 0.5 * boot[:, -1] / m[:, 0])
-    Pn = np.concatenate([P, [max(0.0, 1 - P.sum())]])
+    # grid laws may hold rounding-level negative masses: the exact draws use the clipped law
+    Pn = np.maximum(np.concatenate([P, [max(0.0, 1 - P.sum())]]), 0.0)
     Pn = Pn / Pn.sum()
     ex = rng.multinomial(n, Pn, size=n_boot)
     fl = stat(ex[:, :-1], ex[:, -1])

@@ -52,7 +52,8 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator, eigsh
 
 from ..priors import GaussianMixture, Prior, ProductPrior, SubspaceMixture
-from .grid_base import GridResult, eval_on_points, tv_and_kink
+from .chains1d import Axis
+from .grid_base import GridResult, check_memory, check_resolution, eval_on_points, tv_and_kink
 from .inits import point_init
 from .likelihoods import Likelihood
 
@@ -117,15 +118,20 @@ class Grid2D:
         for name, e in (("eta_max", eta_max), ("eta_min", eta_min)):
             if not (math.isfinite(e) and e > 0):
                 raise ValueError(f"{name} must be a positive number, got {e}")
-        scale = min(sd_min, eta_min, math.sqrt(lik.step_scale()))
-        self.h = float(h) if h is not None else scale / 4
-        if not (math.isfinite(self.h) and self.h > 0):
-            raise ValueError(f"h must be a positive number, got {h}")
-        n = [int(math.ceil((hi[i] - lo[i]) / self.h)) + 1 for i in range(2)]
-        self.axes = [lo[i] + self.h * np.arange(n[i]) for i in range(2)]
+        self.scales = self.problem_scales(prior, lik, eta_max, eta_min)
+        self.h = float(h) if h is not None else min(self.scales.values()) / 4
+        check_resolution(self.h, self.scales)
+        # nodes on multiples of h: the origin, where the kinks of |a x| cross, is a node
+        ax = [Axis.covering(lo[i], hi[i], self.h, 0.0) for i in range(2)]
+        n = [a.n for a in ax]
+        lo = [a.lo for a in ax]
+        self.axes = [a.nodes for a in ax]
         margin = int(math.ceil(12 * eta_max / self.h))
         self.zaxes = [lo[i] + self.h * np.arange(-margin, n[i] + margin) for i in range(2)]
         size = max(a.size for a in self.zaxes)
+        nz = self.zaxes[0].size * self.zaxes[1].size
+        check_memory(8.0 * (6 * nz + 8 * n[0] * n[1]), f"the 2-D grid ({n[0]} x {n[1]} x nodes, "
+                     f"{self.zaxes[0].size} x {self.zaxes[1].size} z nodes at h = {self.h:.3g})")
         if n[0] * n[1] > 4_000_000 or size > 6000:
             raise ValueError(f"the 2-D grid would have {n[0]} x {n[1]} nodes (z grid "
                              f"{self.zaxes[0].size} x {self.zaxes[1].size}) at h = {self.h:.3g}: "
@@ -137,6 +143,14 @@ class Grid2D:
         self.P = np.exp(self.log_prior - self.log_prior.max())
         self.E = np.exp(self.loglik_z - self.loglik_z.max())
         self._levels: dict = {}
+
+    @staticmethod
+    def problem_scales(prior, lik, eta_max, eta_min=None, scales=None) -> dict:
+        """The lengths a grid for this problem must resolve (name -> length)."""
+        sd_min = _axis_ranges(prior)[2]
+        eta_min = float(eta_max) if eta_min is None else float(eta_min)
+        return {"the prior's narrowest component sd": sd_min, "eta_min": eta_min,
+                "the likelihood's width": math.sqrt(lik.step_scale()), **(scales or {})}
 
     @staticmethod
     def _eval(fn, axes):

@@ -187,6 +187,11 @@ class Likelihood:
     def describe(self) -> dict:
         raise NotImplementedError
 
+    def kinks_1d(self) -> list:
+        r"""In d = 1, the points where :math:`\ell` is not smooth (none for smooth models);
+        the grid engines put them on nodes."""
+        return []
+
     def with_y(self, y) -> "Likelihood":
         """The same measurement model with another observation."""
         raise NotImplementedError
@@ -300,6 +305,10 @@ class PhaseRetrieval(Likelihood):
 
     def step_scale(self):
         return self.sigma ** 2 / max(self.op_norm_sq, 1e-300)
+
+    def kinks_1d(self):
+        """|a x| has its kink at x = 0 (for every row a != 0 of A)."""
+        return [0.0] if self.dim == 1 and bool((self.A != 0).any()) else []
 
     def with_y(self, y):
         return PhaseRetrieval(self.A, y, self.sigma, device=self.device)

@@ -72,7 +72,10 @@ from ..schedules import Schedule
 from .annealing import AnnealingSchedule
 from .likelihoods import Likelihood
 
-__all__ = ["pcs_exact", "pcs_langevin", "default_pcs_step", "dds_exact", "dds_schedule", "dds_sde", "dds_ode", "PosteriorFlowScore", "dds_diffusion", "PCSConfig", "DDSConfig", "run_dpnp", "DPnPResult"]
+__all__ = ["pcs_exact", "pcs_langevin", "langevin_coefficients", "langevin_mean",
+           "default_pcs_step", "dds_exact", "dds_schedule", "dds_sde", "dds_ode", "dds_ode_map",
+           "PosteriorFlowScore", "dds_diffusion", "PCSConfig", "DDSConfig", "run_dpnp",
+           "DPnPResult"]
 
 DTYPE = torch.float64
 
@@ -96,6 +99,21 @@ def pcs_exact(lik: Likelihood, x: torch.Tensor, eta: float,
     # covariance P^{-1} = L^{-T} L^{-1}: noise L^{-T} w
     noise = torch.linalg.solve_triangular(L.T, w.T, upper=True).T
     return mean + noise
+
+
+def langevin_coefficients(eta: float, step: float):
+    r"""``(c0, cv, cb)`` of the exponential-integrator Langevin step (module docstring):
+    :math:`c_0 = 1 - e^{-h/\eta^2}`, :math:`c_v = \eta^2 c_0`,
+    :math:`c_b = \eta\sqrt{1 - e^{-2h/\eta^2}}`."""
+    c0 = -math.expm1(-step / eta ** 2)
+    return c0, eta ** 2 * c0, eta * math.sqrt(-math.expm1(-2 * step / eta ** 2))
+
+
+def langevin_mean(z: torch.Tensor, g: torch.Tensor, center: torch.Tensor, c0: float,
+                  cv: float) -> torch.Tensor:
+    r"""Mean of the Langevin step from ``z`` (gradient ``g`` of the log-likelihood there)
+    toward the PCS target centred at ``center``: :math:`z + c_0(x_k - z) + c_v\nabla\ell(z)`."""
+    return z + c0 * (center - z) + cv * g
 
 
 def default_pcs_step(lik: Likelihood, eta: float, factor: float = 0.2) -> float:
@@ -131,16 +149,14 @@ def pcs_langevin(lik: Likelihood, x: torch.Tensor, eta: float, *, step: Optional
     h = default_pcs_step(lik, eta) if step is None else positive("step", step)
     x = lik._prep(x)
     center = x
-    c0 = -math.expm1(-h / eta ** 2)
-    cv = eta ** 2 * c0
-    cb = eta * math.sqrt(-math.expm1(-2 * h / eta ** 2))
+    c0, cv, cb = langevin_coefficients(eta, h)
     z = x.clone()
     g = lik.grad(z)
     ll = lik.log_lik(z) if metropolis else None
     accepted = torch.zeros(z.shape[0], dtype=DTYPE, device=z.device)
     for _ in range(n_steps):
         xi = torch.randn(z.shape, generator=generator, dtype=DTYPE, device=z.device)
-        mean = z + c0 * (center - z) + cv * g
+        mean = langevin_mean(z, g, center, c0, cv)
         prop = mean + cb * xi
         g_prop = lik.grad(prop)
         if not metropolis:
@@ -149,7 +165,7 @@ def pcs_langevin(lik: Likelihood, x: torch.Tensor, eta: float, *, step: Optional
         ll_prop = lik.log_lik(prop)
         log_pi = ll - ((z - center) ** 2).sum(1) / (2 * eta ** 2)
         log_pi_prop = ll_prop - ((prop - center) ** 2).sum(1) / (2 * eta ** 2)
-        mean_back = prop + c0 * (center - prop) + cv * g_prop
+        mean_back = langevin_mean(prop, g_prop, center, c0, cv)
         log_q_fwd = -(xi ** 2).sum(1) / 2
         log_q_back = -((z - mean_back) ** 2).sum(1) / (2 * cb ** 2)
         log_a = log_pi_prop - log_pi + log_q_back - log_q_fwd
@@ -324,6 +340,37 @@ class PosteriorFlowScore:
         return self.at_level(x, float(self._abar[t]), float(self._omab[t]))
 
 
+def _dds_ode_parts(prior, eta, n_steps, rule, final_noise, start_log_snr):
+    if rule not in SAMPLERS:
+        raise ValueError(f"unknown DDS rule {rule!r}; choose from {', '.join(SAMPLERS)}")
+    eta = positive("eta", eta)
+    n_steps = integer("n_steps", n_steps, lo=1)
+    delta = positive("final_noise", final_noise)
+    lam_hi = -2 * math.log(delta)
+    if not start_log_snr < lam_hi:
+        raise ValueError("start_log_snr must be below the final log-SNR")
+    sched = _log_snr_schedule(lam_hi, float(start_log_snr), n_steps + 1, "dds-ode",
+                              {"eta": eta, "final_noise": delta, "start_log_snr": start_log_snr})
+    ar = sampler_rule(rule, sched)
+    if not ar.deterministic:
+        raise ValueError(f"rule {rule!r} is stochastic; the deterministic DDS needs ddim or li-ode")
+    return eta, sched, ar
+
+
+def dds_ode_map(prior: Prior, z: torch.Tensor, noise: torch.Tensor, eta: float, *,
+                n_steps: int = 50, rule: str = "ddim", final_noise: float = 1e-3,
+                start_log_snr: float = -20.0) -> torch.Tensor:
+    """The deterministic DDS as a map of its start noise: row i of ``noise`` (n, d) is carried
+    by the probability-flow ODE of the denoising posterior of ``z[i]`` (see :func:`dds_ode`),
+    then Tweedie. :func:`dds_ode` is this map applied to fresh N(0, I) noise."""
+    eta, sched, ar = _dds_ode_parts(prior, eta, n_steps, rule, final_noise, start_log_snr)
+    z = _prior_prep(prior, z)
+    score = PosteriorFlowScore(prior, z, eta, sched)
+    y1 = run_sampler(ar, score, z.shape[0], z.shape[1], device=z.device, y_T=noise)
+    a1, om1 = float(sched.alpha_bar[1]), float(sched.one_minus_alpha_bar[1])
+    return (y1 + om1 * score.at_level(y1, a1, om1)) / math.sqrt(a1)
+
+
 def dds_ode(prior: Prior, z: torch.Tensor, eta: float, *, n_steps: int = 50,
             rule: str = "ddim", final_noise: float = 1e-3, start_log_snr: float = -20.0,
             generator: Optional[torch.Generator] = None) -> torch.Tensor:
@@ -334,26 +381,13 @@ def dds_ode(prior: Prior, z: torch.Tensor, eta: float, *, n_steps: int = 50,
     posterior sample must come from the start, as in the official code's DDIM denoiser.)
     Schedule: uniform in log-SNR from ``start_log_snr`` (t = T, start law N(0, I) up to a TV error
     of order :math:`e^{\lambda/2}\,E|X_0|`) to :math:`-2\log\delta`; a deterministic rule
-    (ddim, li-ode); Tweedie at the end. ``n_steps + 1`` score calls.
+    (ddim, li-ode); Tweedie at the end (:func:`dds_ode_map`). ``n_steps + 1`` score calls.
     """
-    if rule not in SAMPLERS:
-        raise ValueError(f"unknown DDS rule {rule!r}; choose from {', '.join(SAMPLERS)}")
-    eta = positive("eta", eta)
-    n_steps = integer("n_steps", n_steps, lo=1)
-    delta = positive("final_noise", final_noise)
+    _dds_ode_parts(prior, eta, n_steps, rule, final_noise, start_log_snr)
     z = _prior_prep(prior, z)
-    lam_hi = -2 * math.log(delta)
-    if not start_log_snr < lam_hi:
-        raise ValueError("start_log_snr must be below the final log-SNR")
-    sched = _log_snr_schedule(lam_hi, float(start_log_snr), n_steps + 1, "dds-ode",
-                              {"eta": eta, "final_noise": delta, "start_log_snr": start_log_snr})
-    ar = sampler_rule(rule, sched)
-    if not ar.deterministic:
-        raise ValueError(f"rule {rule!r} is stochastic; the deterministic DDS needs ddim or li-ode")
-    score = PosteriorFlowScore(prior, z, eta, sched)
-    y1 = run_sampler(ar, score, z.shape[0], z.shape[1], generator=generator, device=z.device)
-    a1, om1 = float(sched.alpha_bar[1]), float(sched.one_minus_alpha_bar[1])
-    return (y1 + om1 * score.at_level(y1, a1, om1)) / math.sqrt(a1)
+    noise = torch.randn(z.shape, generator=generator, dtype=DTYPE, device=z.device)
+    return dds_ode_map(prior, z, noise, eta, n_steps=n_steps, rule=rule,
+                       final_noise=final_noise, start_log_snr=start_log_snr)
 
 
 def dds_diffusion(prior: Prior, z: torch.Tensor, eta: float, *, method: str = "sde",
