@@ -20,8 +20,7 @@ from theory.rates import fit_exponent
 
 # studies whose figures another issue is rewriting (issue 10: exact grid laws); drawn, and
 # their layout problems reported, but not yet held to the check
-PENDING = {"dpnp-subsampler-error": "issue 10 rewrites this study and its figure",
-           "dpnp-annealing": "issue 10 rewrites this study and its figure"}
+PENDING: dict = {}   # studies whose figure another issue is rewriting: name -> why
 
 
 def _curves():

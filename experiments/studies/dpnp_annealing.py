@@ -32,7 +32,7 @@ import numpy as np
 import seaborn as sns
 import torch
 
-from theory.figures import new_figure, save_figure
+from theory.figures import new_figure, panel_legend, save_figure
 from theory.posterior.annealing import parse_annealing
 from theory.posterior.dpnp_grid import dpnp_grid_refinement
 from theory.posterior.dps_grid import dps_grid_refinement
@@ -201,13 +201,12 @@ def figure(summary, figures_dir="figures"):
               else "bimodal prior, 1-bit logistic y=+1, lambda=0.4, PCS MALA(100)")
         ax.set_title(f"d=1, {lk}", fontsize=9)
         ax.grid(True, which="both", alpha=0.25)
-        ax.legend(fontsize=7)
+        panel_legend(ax, ncol=2)
     fig.suptitle(f"Diminishing eta removes DPnP's bias, DPS keeps its own: schedules (K="
                  f"{summary['K']}, DDS = reverse SDE) vs DPS (best zeta' of {summary['zetas']})"
                  "\nbars: refinement errors (grid laws; most smaller than the markers) or 95% "
                  "bootstrap CI (binned TV); dotted: each schedule with exact sub-samplers",
                  fontsize=9)
-    fig.tight_layout()
     return save_figure(fig, f"{figures_dir}/dpnp_annealing.png")
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import seaborn as sns
 import torch
 
-from theory.figures import new_figure, save_figure
+from theory.figures import new_figure, panel_legend, save_figure
 from theory.posterior.annealing import make_annealing
 from theory.posterior.estimators import binned_tv
 from theory.posterior.dpnp_grid import DPnPGrid1D, dpnp_grid_refinement
@@ -154,14 +154,12 @@ def summarise(records, fast: bool) -> dict:
 
 def figure(summary, figures_dir="figures"):
     panels = [("gaussian", "pcs"), ("gaussian", "dds"), ("logistic", "pcs")]
-    titles = {("gaussian", "pcs"): "PCS steps (DDS exact), gaussian y=0.7, sigma=0.5, eta=0.7",
-              ("gaussian", "dds"): "DDS steps (PCS exact), gaussian y=0.7, sigma=0.5, eta=0.7",
-              ("logistic", "pcs"): "PCS steps (DDS exact), 1-bit logistic y=+1, lambda=0.4, "
+    titles = {("gaussian", "pcs"): "PCS steps (DDS exact)\ngaussian y=0.7, sigma=0.5, eta=0.7",
+              ("gaussian", "dds"): "DDS steps (PCS exact)\ngaussian y=0.7, sigma=0.5, eta=0.7",
+              ("logistic", "pcs"): "PCS steps (DDS exact)\n1-bit logistic y=+1, lambda=0.4, "
                                    "eta=1"}
     fig, axes = new_figure(1, 3, figsize=(15, 4.2))
     cols = dict(zip(("ula", "mala", "sde", "ode"), sns.color_palette("colorblind", 4)))
-    where = {("gaussian", "pcs"): "lower left", ("gaussian", "dds"): "lower left",
-             ("logistic", "pcs"): "lower left"}
     for ax, key in zip(axes[0], panels):
         cs = [c for c in summary["curves"] if (c["problem"], c["part"]) == key]
         ymin = 1.0
@@ -193,11 +191,10 @@ def figure(summary, figures_dir="figures"):
         ax.set_ylabel(f"TV(law x_K, pi_eta), K={summary['K']}")
         ax.set_title(titles[key], fontsize=8.5)
         ax.grid(True, which="both", alpha=0.25)
-        ax.legend(fontsize=6.5, loc=where[key])
+        panel_legend(ax, ncol=2)
     fig.suptitle(f"DPnP floors from inexact sub-samplers are exact curves: bimodal d=1, "
                  f"Langevin step h={PCS_STEP} (grid laws, refinement errors <= "
                  f"{summary['max_error']:.0e}; error bars smaller than markers)", fontsize=9)
-    fig.tight_layout()
     return save_figure(fig, f"{figures_dir}/dpnp_subsampler_error.png")
 
 

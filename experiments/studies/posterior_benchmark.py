@@ -408,12 +408,11 @@ def figure(summary, figures_dir="figures"):
     for j in range(len(probs), nr * nc):
         axes[j // nc][j % nc].axis("off")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=7, fontsize=7, frameon=False)
+    fig.legend(handles, labels, loc="outside lower center", ncol=7, fontsize=7, frameon=False)
     fig.suptitle("Which posterior samplers approach the exact posterior as NFE grows: distance "
                  "(TV in d <= 2, sliced W2 above) with 95% intervals; grey: estimator floor; "
                  "dashed: point estimates (not posterior samplers); bars whose lower end lies below a panel "
                  "end at its bottom", fontsize=9)
-    fig.tight_layout(rect=(0, 0.08, 1, 0.96))
     p1 = save_figure(fig, f"{figures_dir}/posterior_benchmark.png")
 
     top = max(summary["budgets"])
@@ -443,7 +442,6 @@ def figure(summary, figures_dir="figures"):
     fig.suptitle(f"Calibration at NFE = {top}: the exact posterior mass of each method's central "
                  "90% interval (mean over coordinates, 95% interval) is 0.9 only for calibrated "
                  "samplers (dotted); squares: point estimates; missing: not applicable", fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
     p2 = save_figure(fig, f"{figures_dir}/posterior_coverage.png")
     return [p1, p2]
 

@@ -195,7 +195,6 @@ def figure(summary: dict, figures_dir="figures"):
     fig.suptitle(f"ScaledGD (eta = {eta:g}) converges at a rate free of kappa; GD (step "
                  f"{eta:g}/sigma_max) slows down like kappa (Tong, Ma, Chi 2021, Figure 2"
                  + ("; fast sizes)" if summary.get("fast") else ")"), fontsize=11)
-    fig.tight_layout()
     return save_figure(fig, f"{figures_dir}/scaledgd_kappa.png")
 
 

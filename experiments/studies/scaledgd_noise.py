@@ -105,7 +105,6 @@ def figure(summary: dict, figures_dir="figures"):
                  "noise, ~ 1/SNR, in a few dozen iterations; GD reaches it later or not within "
                  "the run (Tong, Ma, Chi 2021, Figure 3" + ("; fast sizes)" if summary.get("fast")
                                                            else ")"), fontsize=11)
-    fig.tight_layout()
     return save_figure(fig, f"{figures_dir}/scaledgd_noise.png")
 
 

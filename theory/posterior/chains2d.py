@@ -38,7 +38,7 @@ from scipy.ndimage import map_coordinates, spline_filter
 
 from ..checks import NoExactLaw
 from .chain_steps import GaussianStep, MetropolisStep, noise_vector
-from .chains1d import RESOLVED, Axis, ChainLaws
+from .chains1d import RESOLVED, ChainLaws
 
 __all__ = ["chain_laws_2d", "gaussian_blur_2d", "pull_back_2d", "metropolis_matrix_2d",
            "grid_points"]

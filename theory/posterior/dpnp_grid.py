@@ -33,7 +33,6 @@ of every number comes from :func:`dpnp_grid_refinement` (three levels, plus the 
 """
 from __future__ import annotations
 
-import math
 from typing import Optional, Sequence
 
 import numpy as np
