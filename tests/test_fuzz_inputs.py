@@ -224,6 +224,17 @@ CLI_CASES = [
     (["report", "--figures", "{DIR}"], "unrecognized arguments"),
     (["report", "--compute", "--results", "{DIR}/empty", "--executor",
       "dask=tcp://127.0.0.1:1"], "cannot reach the Dask scheduler"),
+    (["posterior", "--method", "nope", "--problem", "bimodal-1d-gaussian"],
+     "unknown method 'nope'"),
+    (["posterior", "--method", "dps", "--problem", "nope"], "unknown problem family 'nope'"),
+    (["posterior", "--method", "dps"], "give --method and --problem"),
+    (["posterior", "--problem", "bimodal-1d-gaussian", "--method", "dps", "--nfe", "0"], "nfe must be >= 2"),
+    (["posterior", "--problem", "bimodal-1d-gaussian", "--method", "dps", "--n", "-3"], "n must be >= 20"),
+    (["posterior", "--problem", "bimodal-1d-gaussian", "--method", "dps", "--knob", "zeta"], "a knob is NAME=VALUE"),
+    (["posterior", "--problem", "bimodal-1d-gaussian", "--method", "dps", "--knob", "nope=1"], "dps has no knob 'nope'"),
+    (["posterior", "--problem", "bimodal-1d-gaussian", "--method", "dps", "--device", "cudax"], "unknown device 'cudax'"),
+    (["posterior", "--problem", "bimodal-1d-gaussian", "--method", "dps", "--seed", "x"], "seed must be a number"),
+    (["posterior", "--problem", "bimodal-1d-gaussian", "--method", "dps", "--n-boot", "0"], "n_boot must be >= 10"),
     (["list", "extra"], "invalid choice: 'extra'"),
     (["list", "priors", "extra"], "unrecognized arguments"),
     (["list", "--x"], "unrecognized arguments"),
@@ -368,8 +379,8 @@ def _one_line(err):
 
 def test_the_table_is_large_and_names_every_subcommand():
     assert len(CLI_CASES) >= 150 and len(LIB_CASES) >= 40
-    assert {c[0][0] for c in CLI_CASES if c[0]} >= {"measure", "dpnp", "run", "reproduce",
-                                                     "report", "list"}
+    assert {c[0][0] for c in CLI_CASES if c[0]} >= {"measure", "dpnp", "posterior", "run",
+                                                     "reproduce", "report", "list"}
 
 
 @pytest.mark.parametrize("argv, words", CLI_CASES, ids=[" ".join(c[0]) or "(none)"

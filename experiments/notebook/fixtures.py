@@ -20,7 +20,7 @@ __all__ = ["FIXTURES", "write_fixture"]
 
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "data" / "summaries"
 # run bookkeeping that differs between runs and that no figure or reading uses
-VOLATILE = ("figure", "computed", "reused")
+VOLATILE = ("figure", "figures", "tables", "computed", "reused")
 
 
 def write_fixture(name: str, results=None, dest: Path = FIXTURES) -> Path:

@@ -88,9 +88,16 @@ def show_section(name, fast=True, root=None, figures_dir="figures", executor="se
     if summary is None:
         summary = registry.run(name, fast, root, figures_dir, executor)
     else:
-        summary["figure"] = str(mod.figure(summary, figures_dir))
+        drawn = mod.figure(summary, figures_dir)            # one path, or a list of them
+        summary.pop("figure", None)
+        summary.pop("figures", None)
+        if isinstance(drawn, (list, tuple)):
+            summary["figures"] = [str(p) for p in drawn]
+        else:
+            summary["figure"] = str(drawn)
     display(Markdown(f"**Claim.** {claim_of(mod)}"))
-    display(Image(filename=summary["figure"]))
+    for path in [summary["figure"]] if "figure" in summary else summary.get("figures", []):
+        display(Image(filename=path))
     rows = exponent_rows(summary)
     if rows:
         display(Markdown(_table(rows)))

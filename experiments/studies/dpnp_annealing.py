@@ -202,8 +202,9 @@ def figure(summary, figures_dir="figures"):
         ax.set_title(f"d=1, {lk}", fontsize=9)
         ax.grid(True, which="both", alpha=0.25)
         panel_legend(ax, ncol=2)
-    fig.suptitle(f"Diminishing eta removes DPnP's bias, DPS keeps its own: schedules (K="
-                 f"{summary['K']}, DDS = reverse SDE) vs DPS (best zeta' of {summary['zetas']})"
+    fig.suptitle(f"DPnP annealing schedules (K={summary['K']}, DDS = reverse SDE) against DPS "
+                 f"(best zeta' of {summary['zetas']}) at equal score evaluations: TV to the "
+                 "exact posterior"
                  "\nbars: refinement errors (grid laws; most smaller than the markers) or 95% "
                  "bootstrap CI (binned TV); dotted: each schedule with exact sub-samplers",
                  fontsize=9)

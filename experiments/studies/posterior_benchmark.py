@@ -70,6 +70,10 @@ FAST_GRID = {k: v[:2] if k != "diffpir" else [v[1], v[3]] for k, v in TUNING_GRI
 FAST_GRID["dps"] = TUNING_GRID["dps"]
 
 
+# the figures this study writes (the notebook shows both)
+FIGURE_FILES = ("posterior_benchmark.png", "posterior_coverage.png")
+
+
 def _dim(family):
     return make_problem(f"{family}:0").prior.dim
 
@@ -403,6 +407,8 @@ def figure(summary, figures_dir="figures"):
         ax.set_xticklabels([str(b) for b in summary["budgets"]])
         ax.minorticks_off()
         ax.set_title(f"{prob} ({metric})", fontsize=8)
+        if metric is not None:
+            ax.set_ylabel(f"{metric} to the exact posterior", fontsize=7)
         ax.set_xlabel("NFE per output", fontsize=7)
         ax.tick_params(labelsize=7)
     for j in range(len(probs), nr * nc):

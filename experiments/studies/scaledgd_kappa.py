@@ -223,7 +223,8 @@ def reading(summary: dict) -> str:
             f"at m = {f['oversampling']:g}nr and {_fit_text(fits[('paper', 'scaledgd')])} at the "
             f"paper's m = 5nr (theory 0); GD {_fit_text(fits[('rip', 'gd')])} and "
             f"{_fit_text(fits[('paper', 'gd')])} (theory 1). ScaledGD's measured contraction "
-            f"of the factor distance over kappa in {{1, 5, 10, 20}}: {rates}"
+            f"of the factor distance over kappa = "
+            f"{', '.join(f'{k:g}' for k in KAPPAS_PANEL)}: {rates}"
             + (_against_theorem(spans, theorem) if theorem is not None else "."))
 
 
