@@ -50,7 +50,7 @@ from ..mixture1d import Mixture1D
 from ..priors import GaussianMixture, Prior, ProductPrior
 from .chains1d import Axis
 from .closed_form import to_mixture1d
-from .grid_base import (GridResult, check_memory, check_resolution, eval_on_points,
+from .grid_base import (GridResult, check_eta, check_memory, check_resolution, eval_on_points,
                         normalise_log, tv_spectral)
 from .inits import init_mass, point_init
 from .likelihoods import Likelihood
@@ -150,12 +150,7 @@ class Grid1D:
         return None
 
     def _check_eta(self, eta):
-        eta = float(eta)
-        if not (math.isfinite(eta) and eta > 0):
-            raise ValueError(f"eta must be positive, got {eta}")
-        if eta > self.eta_max * (1 + 1e-12):
-            raise ValueError(f"eta {eta} exceeds the grid's eta_max {self.eta_max}")
-        return eta
+        return check_eta(eta, self.eta_max)
 
     # -- the blurs per eta ---------------------------------------------------------------
     def _level(self, eta):

@@ -53,7 +53,7 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 
 from ..priors import GaussianMixture, Prior, ProductPrior, SubspaceMixture
 from .chains1d import Axis
-from .grid_base import GridResult, check_memory, check_resolution, eval_on_points, tv_and_kink
+from .grid_base import GridResult, check_eta, check_memory, check_resolution, eval_on_points, tv_and_kink
 from .inits import point_init
 from .likelihoods import Likelihood
 
@@ -162,12 +162,7 @@ class Grid2D:
         return (self.axes[0].size, self.axes[1].size)
 
     def _check_eta(self, eta):
-        eta = float(eta)
-        if not (math.isfinite(eta) and eta > 0):
-            raise ValueError(f"eta must be positive, got {eta}")
-        if eta > self.eta_max * (1 + 1e-12):
-            raise ValueError(f"eta {eta} exceeds the grid's eta_max {self.eta_max}")
-        return eta
+        return check_eta(eta, self.eta_max)
 
     # -- blurs and normalisers per eta ----------------------------------------------------
     def _level(self, eta):

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from scipy.fft import irfft, rfft
 
-__all__ = ["tv_masses", "tv_spectral", "upsample", "tv_masses_2d", "tv_and_kink", "kink_correction", "normalise_log",
+__all__ = ["check_eta", "tv_masses", "tv_spectral", "upsample", "tv_masses_2d", "tv_and_kink", "kink_correction", "normalise_log",
            "eval_on_points", "GridResult", "check_memory", "check_resolution", "MIN_RESOLUTION"]
 
 MIN_RESOLUTION = 1.5    # a grid resolves a scale s when s >= 1.5 h (Riemann error ~1e-19)
@@ -151,3 +151,13 @@ class GridResult:
     tv_pi_post: list
     rates: dict
     info: dict = field(default_factory=dict)
+
+
+def check_eta(eta, eta_max: float) -> float:
+    """``eta`` as a positive float no larger than the grid's ``eta_max`` (ValueError else)."""
+    eta = float(eta)
+    if not (math.isfinite(eta) and eta > 0):
+        raise ValueError(f"eta must be positive, got {eta}")
+    if eta > eta_max * (1 + 1e-12):
+        raise ValueError(f"eta {eta} exceeds the grid's eta_max {eta_max}")
+    return eta

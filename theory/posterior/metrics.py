@@ -92,7 +92,24 @@ def _mixture_quantile(p, w, mu, sd, iters=80):
     return 0.5 * (lo + hi)
 
 
-class MixturePosterior(ExactPosterior):
+class _GaussianMixtureMarginals(ExactPosterior):
+    """Mean, coordinate marginals and weights of a posterior that is a Gaussian mixture
+    with component weights ``w`` (K,), means ``mu`` (K, d) and coordinate sds ``sd`` (K, d)."""
+
+    def mean(self):
+        return (self.w[:, None] * self.mu).sum(0)
+
+    def marginal_cdf(self, v):
+        return (self.w[:, None, None] * ndtr((v[None] - self.mu[:, None, :]) / self.sd[:, None, :])).sum(0)
+
+    def marginal_quantile(self, p):
+        return _mixture_quantile(p, self.w, self.mu, self.sd)
+
+    def weights(self):
+        return self.w[None]
+
+
+class MixturePosterior(_GaussianMixtureMarginals):
     """A Gaussian-mixture posterior (closed form); responsibilities from the prior when the
     components correspond (they do unless a posterior weight underflowed)."""
 
@@ -108,22 +125,10 @@ class MixturePosterior(ExactPosterior):
     def sample(self, n, generator=None):
         return self.post.sample(n, generator=generator)
 
-    def mean(self):
-        return (self.w[:, None] * self.mu).sum(0)
-
     def total_var(self):
         tr = _np(torch.diagonal(self.post.covs, dim1=-2, dim2=-1)).sum(1)
         m = self.mean()
         return float((self.w * (tr + (self.mu ** 2).sum(1))).sum() - (m ** 2).sum())
-
-    def marginal_cdf(self, v):
-        return (self.w[:, None, None] * ndtr((v[None] - self.mu[:, None, :]) / self.sd[:, None, :])).sum(0)
-
-    def marginal_quantile(self, p):
-        return _mixture_quantile(p, self.w, self.mu, self.sd)
-
-    def weights(self):
-        return self.w[None]
 
     def responsibilities(self, x):
         src = self._prior if self._prior is not None else self.post
@@ -264,7 +269,7 @@ class GridPosterior1D(ExactPosterior):
         return [self.x], self.mass
 
 
-class IsotropicPosterior(ExactPosterior):
+class IsotropicPosterior(_GaussianMixtureMarginals):
     r"""The posterior of an :class:`~theory.priors.IsotropicMixture` prior
     :math:`\sum_k\pi_k N(\mu_k, v_kI)` under :math:`y = Ax + \sigma\varepsilon`, kept in the
     SVD :math:`A = U\,\mathrm{diag}(s)V^\top` (V: d x r): component k is
@@ -307,22 +312,10 @@ class IsotropicPosterior(ExactPosterior):
         x = self.mu[k] + np.sqrt(self.v[k])[:, None] * (z - (zv * shrink) @ self.V.T)
         return torch.as_tensor(x, dtype=DTYPE)
 
-    def mean(self):
-        return (self.w[:, None] * self.mu).sum(0)
-
     def total_var(self):
         tr = self.v * (self.dim - self.c.sum(1))
         m = self.mean()
         return float((self.w * (tr + (self.mu ** 2).sum(1))).sum() - (m ** 2).sum())
-
-    def marginal_cdf(self, v):
-        return (self.w[:, None, None] * ndtr((v[None] - self.mu[:, None, :]) / self.sd[:, None, :])).sum(0)
-
-    def marginal_quantile(self, p):
-        return _mixture_quantile(p, self.w, self.mu, self.sd)
-
-    def weights(self):
-        return self.w[None]
 
     def responsibilities(self, x):
         return _np(self.prior.responsibilities(torch.as_tensor(x, dtype=DTYPE)))[:, None, :]
