@@ -56,6 +56,10 @@ def estimate(name: str, results=None) -> dict | None:
     """``{"fast_points", "fast_seconds", "full_points", "full_seconds"}`` or None when
     the fast run is not cached."""
     mod = registry.get(name)
+    if hasattr(mod, "prepare"):
+        # its full-mode configurations come from a full-mode tuning run: listing them would
+        # start that run (an estimate must not compute)
+        return {"skipped": "its full-mode configurations depend on a tuning run (prepare)"}
     norm = getattr(mod, "NORMALISE", normalise_config)
     store = ResultStore(name, results)
     prep = (lambda c: dict(c)) if norm is None else norm
@@ -87,10 +91,15 @@ def main(argv=None):
         if e is None:
             print(f"{name:24s} (no cached fast run)")
             continue
+        if "skipped" in e:
+            print(f"{name:24s} (no estimate: {e['skipped']})")
+            continue
         print(f"{name:24s} {e['fast_points']:8d} {e['fast_seconds']:9.0f} {e['full_points']:8d} "
               f"{e['full_seconds']:14.0f} {e['full_seconds'] / e['fast_seconds']:7.1f}"
-              + (f"  ({e['unmatched']} configurations matched loosely)" if e["unmatched"]
-                 else ""))
+              + (f"  ({e['unmatched']} configurations matched loosely"
+                 + ("; not a reliable estimate: most points differ in size, not only in "
+                    "T, K, n or budget" if e["unmatched"] > e["full_points"] / 2 else "")
+                 + ")" if e["unmatched"] else ""))
     print(json.dumps({"note": "seconds are the fast run's per-point compute times, summed "
                               "(one worker); divide by the workers for wall time"}))
 
