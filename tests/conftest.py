@@ -8,9 +8,19 @@
   tensors: threads only add overhead, and OpenMP stalls on shared CI cores); modules opt in
   with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
 
+The suite runs its numerical libraries on one thread per process, as the command line does
+by default (``--threads 1``): on the 2-core CI machine the default thread pools oversubscribe
+the cores (a full run took 9.3 min with them and 7 min without). An explicit
+``OMP_NUM_THREADS`` (or the others) in the environment is kept.
+
 The ``slow`` marker is registered in pyproject.toml and deselected by default.
 """
-import matplotlib
+import os
+
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")     # before numpy, scipy and torch load below
+
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 
