@@ -61,6 +61,14 @@ def _check_noise(noise_std):
     return float(c) if c.ndim == 0 else c
 
 
+
+def _proposal_noise(noise_std):
+    """A Metropolis proposal's noise scale: :func:`_check_noise`, and positive."""
+    c = _check_noise(noise_std)
+    if np.any(np.asarray(c) <= 0):
+        raise ValueError("a Metropolis step needs a positive proposal noise_std")
+    return c
+
 @dataclass(frozen=True, eq=False)
 class GaussianStep:
     r""":math:`x' = \mathrm{map}(x) + \mathrm{noise\_std}\cdot Z` (module docstring).
@@ -102,10 +110,7 @@ class MetropolisStep:
     name: str = ""
 
     def __post_init__(self):
-        c = _check_noise(self.noise_std)
-        if np.any(np.asarray(c) <= 0):
-            raise ValueError("a Metropolis step needs a positive proposal noise_std")
-        object.__setattr__(self, "noise_std", c)
+        object.__setattr__(self, "noise_std", _proposal_noise(self.noise_std))
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,10 +137,7 @@ class ConditionalMetropolisStep:
     name: str = ""
 
     def __post_init__(self):
-        c = _check_noise(self.noise_std)
-        if np.any(np.asarray(c) <= 0):
-            raise ValueError("a Metropolis step needs a positive proposal noise_std")
-        object.__setattr__(self, "noise_std", c)
+        object.__setattr__(self, "noise_std", _proposal_noise(self.noise_std))
 
 
 Step = Union[GaussianStep, MetropolisStep]
