@@ -118,3 +118,19 @@ def test_lowrank_rows_read_the_rip_fits(tmp_path, monkeypatch, rip, expected):
         assert cell["verdict"].startswith(verdict), cell["verdict"]
     assert "Tong-Ma-Chi 2021 (JMLR) (ScaledGD, low-rank sensing) | scaledgd" in \
         (tmp_path / "report" / "report.md").read_text()
+
+
+def test_an_unreadable_summary_is_not_computed_without_compute(tmp_path, capsys):
+    """A corrupt summary.json is named in one warning; without --compute nothing runs and the
+    cells of that experiment say 'not computed' (the warning says how to rebuild it)."""
+    from experiments.runtime.report import build_report
+    bad = tmp_path / "rate-vs-T" / "summary.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"\x00\xff not json")
+    rep = build_report(tmp_path)
+    warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warned) == 1 and str(bad) in warned[0] and "--compute rebuilds" in warned[0]
+    assert "rate-vs-T" in rep["missing"]
+    cells = [c for r in rep["rows"] for c in r["cells"] if c.get("experiment") == "rate-vs-T"]
+    assert cells and all(c["verdict"] == "not computed" for c in cells)
+    assert not (tmp_path / "rate-vs-T" / "points").exists()          # nothing was computed

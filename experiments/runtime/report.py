@@ -107,7 +107,8 @@ def _summary(name, root, fast, executor, compute):
         if isinstance(summary, dict):
             return summary
         warn(f"{path} " + (summary if isinstance(summary, str) else "is not a summary")
-             + "; rebuilding it from the cached points")
+             + ("; rebuilding it from the cached points" if compute else
+                "; its cells say 'not computed' (--compute rebuilds it from the cached points)"))
     return registry.run(name, fast, root, executor=executor) if compute else None
 
 
