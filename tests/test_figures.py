@@ -40,6 +40,28 @@ def test_clean_panel_has_no_problem():
     assert layout_problems(fig) == []
 
 
+@pytest.mark.parametrize("slope, ref", [(-1.0, -0.5), (-0.5, -2.0), (0.5, 2.0)])
+def test_reference_line_never_crosses_its_own_fit(slope, ref):
+    """A bound of another slope than the data is drawn on one side of the fit over the
+    whole fit range (it was anchored at the range's start and crossed the data)."""
+    x = np.geomspace(10, 1e4, 12)
+    y = 0.3 * x ** slope
+    other = 50 * y                                   # a second curve well above the first
+    curves = [{"x": x, "value": y, "label": "li-sde", "fit": fit_exponent(x, y),
+               "reference": (ref, "bound")},
+              {"x": x, "value": other, "label": "li-ode"}]
+    fig, axes = new_figure(1, 1, figsize=(5, 4))
+    ax = axes[0, 0]
+    plot_rate_panel(ax, curves, xlabel="T", legend=False)
+    dashed = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert len(dashed) == 1
+    rx, ry = (np.asarray(v, float) for v in dashed[0].get_data())
+    gap = np.log(ry / (0.3 * rx ** slope))
+    assert np.all(gap > 0) or np.all(gap < 0)
+    assert np.min(np.abs(gap)) >= np.log(2.5) - 1e-9        # REFERENCE_SHIFT clear of it
+    assert np.allclose(np.diff(np.log(ry)) / np.diff(np.log(rx)), ref)
+
+
 def test_layout_check_finds_each_defect():
     fig, axes = new_figure(1, 1, figsize=(5, 4))
     ax = axes[0, 0]

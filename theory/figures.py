@@ -188,8 +188,8 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
             ref = c.get("reference")
             if ref is not None:
                 slope, text = ref
-                ry = _clear_shift(fy[0] * (xs / xs[0]) ** slope * f / f[0], xs, c, curves,
-                                  ymin, ymax)
+                ry = _clear_shift(fy[0] * (xs / xs[0]) ** slope * f / f[0], fy, xs, c,
+                                  curves, ymin, ymax)
                 keep = (ry <= 3 * ymax) & (ry >= ymin / 3)      # stay near the data
                 if keep.sum() >= 2:
                     (rline,) = ax.plot(xs[keep], ry[keep], "--", lw=1.1, color=col,
@@ -218,10 +218,15 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
     return handles, labels
 
 
-def _clear_shift(ry, xs, curve, curves, ymin, ymax):
-    """The reference line ``ry`` (through the fitted curve) moved up or down by a factor
-    (:data:`REFERENCE_SHIFT` or its square) to where it lies farthest from every other
-    curve's data, on a log scale, while staying near the data's range."""
+def _clear_shift(ry, fy, xs, curve, curves, ymin, ymax):
+    """The reference line ``ry`` moved up or down to where it lies clear of the data.
+
+    The reference never crosses its own curve's fit ``fy``: it is placed a factor
+    :data:`REFERENCE_SHIFT` (or its square) above the fit where the two come closest, or
+    as far below it; a reference of another slope than the fit therefore touches the fit
+    nowhere over the fit range. Of these four placements the first (above, the nearer one)
+    is kept unless another lies clearly farther, on a log scale, from every other curve's
+    data while staying near the data's range."""
     others = []
     for o in curves:
         if o is curve:
@@ -231,17 +236,19 @@ def _clear_shift(ry, xs, curve, curves, ymin, ymax):
         if ok.sum() >= 2:
             others.append(np.interp(np.log(xs), np.log(ox[ok]), np.log(oy[ok]),
                                     left=np.nan, right=np.nan))
-    best, best_gap = REFERENCE_SHIFT * ry, -np.inf
-    for shift in (REFERENCE_SHIFT, 1 / REFERENCE_SHIFT, REFERENCE_SHIFT ** 2,
-                  REFERENCE_SHIFT ** -2):
-        cand = shift * ry
+    ratio = fy / ry
+    above, below = np.nanmax(ratio), np.nanmin(ratio)
+    best, best_gap = REFERENCE_SHIFT * above * ry, -np.inf
+    for scale in (REFERENCE_SHIFT * above, REFERENCE_SHIFT ** 2 * above,
+                  below / REFERENCE_SHIFT, below / REFERENCE_SHIFT ** 2):
+        cand = scale * ry
         inside = (cand <= 3 * ymax) & (cand >= ymin / 3)
         if inside.sum() < 2:
             continue
         gaps = [np.nanmin(np.abs(np.log(cand[inside]) - o[inside]))
                 for o in others if np.any(np.isfinite(o[inside]))]
         gap = min(gaps) if gaps else np.inf
-        if gap > best_gap + 0.3:             # prefer the earlier (smaller) shifts
+        if gap > best_gap + 0.3:             # prefer the earlier (nearer, upper) placements
             best, best_gap = cand, gap
     return best
 

@@ -128,4 +128,13 @@ def reading(summary: dict) -> str:
                      f"{verdict(bd, fd['ci'], var='d')}) and TV/log T ~ T^{ft['exponent']:+.2f} "
                      f"[{ft['ci'][0]:+.2f}, {ft['ci'][1]:+.2f}] (against {bt:+g}: "
                      f"{verdict(bt, ft['ci'], var='T')})")
-    return "; ".join(parts) + "."
+    text = "; ".join(parts) + "."
+    yan = f.get(("li-yan", "d"), {})
+    tv = np.asarray(yan.get("tv", []), float)
+    if tv.size >= 2 and np.all(tv > 0):
+        spread = float((tv.max() - tv.min()) / tv.min())
+        if spread < 1e-6:       # the exponent 0 is then structural, not a flat fit by chance
+            text += (f" li-yan's TV is the same at every ambient d from {yan['d'][0]} to "
+                     f"{yan['d'][-1]} to a relative {spread:.1g}: its d - 2 orthogonal "
+                     "coordinates add nothing to the error, so the exponent 0 is exact.")
+    return text

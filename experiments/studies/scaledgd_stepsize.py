@@ -33,6 +33,7 @@ SINGLE_THREAD = True
 compute = run_point
 
 CAP = 1e2
+DIVERGED_ROW = 0.3      # log10 spacing of the rows of diverged runs above the cap
 PROGRESS = 0.1
 DEFAULT_ETA = 0.5
 
@@ -81,22 +82,33 @@ def summarise(records, fast: bool) -> dict:
 def figure(summary: dict, figures_dir="figures"):
     fig, axes = new_figure(1, 1, figsize=(7.4, 5.0))
     ax = axes[0, 0]
-    for c in summary["curves"]:
+    curves = summary["curves"]
+    # a diverged run is drawn above the cap, one row per curve, so that runs diverging at
+    # the same eta do not hide one another
+    row = {id(c): CAP * 10 ** (DIVERGED_ROW * (j + 1)) for j, c in enumerate(curves)}
+    for c in curves:
         col = KAPPA_COLOURS[int(c["kappa"])]
         eta = np.array(c["eta"])
-        err = np.array([CAP if (d or v is None) else min(v, CAP)
+        div = np.array([bool(d) or v is None
                         for v, d in zip(c["final_rel_error"], c["diverged"])])
+        err = np.array([row[id(c)] if dv else min(v, CAP)
+                        for v, dv in zip(c["final_rel_error"], div)])
         ax.semilogy(eta, err, STYLE[c["algorithm"]], color=col, lw=1.3,
                     marker="o" if c["algorithm"] == "scaledgd" else "s", ms=3)
-        div = np.array(c["diverged"])
         if div.any():
             ax.plot(eta[div], err[div], "x", color=col, ms=7, mew=1.5)
+    ax.axhline(CAP, color="0.5", lw=0.8, ls=":")
     ax.set_xlabel("step size eta (GD: eta / sigma_max)")
     ax.set_ylabel(f"relative error after {summary['curves'][0]['iterations']} iterations")
-    ax.set_ylim(top=CAP * 3)
+    ax.set_ylim(top=CAP * 10 ** (DIVERGED_ROW * (len(curves) + 1.5)))
+    lo = ax.get_ylim()[0]          # no error scale above the cap: the rows there are runs
+    ax.set_yticks([10.0 ** k for k in range(int(np.ceil(np.log10(lo))), int(np.log10(CAP)) + 1)
+                   if (k - int(np.log10(CAP))) % 2 == 0])
+    ax.minorticks_off()
     ax.grid(True, which="major", alpha=0.25)
     hs = legend_handles(KAPPA_COLOURS, lambda k: f"kappa = {k}")
-    hs.append(Line2D([], [], color="0.3", ls="", marker="x", label=f"diverged (drawn at {CAP:g})"))
+    hs.append(Line2D([], [], color="0.3", ls="", marker="x", label=f"diverged (above the dotted cap "
+                                                             f"{CAP:g}, a row per run)"))
     panel_legend(ax, hs, [h.get_label() for h in hs], ncol=3)
     up = summary["stable_up_to"]["scaledgd"]
     rng = f" (eta <= {up:.2f})" if up is not None else ""
