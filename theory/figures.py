@@ -7,11 +7,13 @@ Conventions (every figure of the suite follows them):
   what the line styles mean;
 * a colour and a marker per sampler (:data:`COLOURS`, :data:`MARKERS`) and per value of a
   parameter (:func:`level_colours`), the same in every panel and every figure;
-* per curve: the data with its interval (a band), the fitted power law as a thick pale line
-  over the fit range only (which marks the range), the theorem's rate as a dashed line in
-  the curve's colour over the same range (shifted by a factor :data:`REFERENCE_SHIFT` or its
-  square, up or down, to lie clear of the data), and in the legend the measured exponent
-  (the one a verdict uses) with its 95% interval beside the theorem's;
+* per curve: the data with its interval (a band), the fitted power law as a dark dotted
+  line over the fit range only, with a bar at each end of the range, the theorem's rate as
+  a dashed slope guide in the curve's colour over the same range (a factor
+  :data:`REFERENCE_SHIFT` or its square above or below the fit, clear of the data: its
+  slope is the theorem's, its level is not), and in the legend the measured exponent (the
+  one a verdict uses) with its 95% interval beside the theorem's and the verdict
+  (:func:`theory.rates.verdict`);
 * legends sit below their panel, never on the data; no text on the data; limits follow the
   data (nothing is drawn outside the axes).
 
@@ -41,9 +43,11 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.path import Path as MPath
 
-__all__ = ["COLOURS", "MARKERS", "PALETTE", "REFERENCE_SHIFT", "FigureLayoutWarning",
-           "colour", "marker", "level_colours", "format_exponent", "new_figure",
-           "plot_rate_panel", "panel_legend", "finish_figure", "layout_problems",
+from .rates import verdict
+
+__all__ = ["COLOURS", "MARKERS", "PALETTE", "REFERENCE_SHIFT", "FIT_COLOUR", "draw_fit",
+           "FigureLayoutWarning", "colour", "marker", "level_colours", "format_exponent",
+           "new_figure", "plot_rate_panel", "panel_legend", "finish_figure", "layout_problems",
            "save_figure"]
 
 # Okabe & Ito's colour-blind safe palette (black last: it is kept for the exact/closed forms)
@@ -61,6 +65,7 @@ _MARKER_CYCLE = ("o", "s", "^", "D", "v", "P", "X", "*")
 # wherever it lies clear of the other curves (a bound's constant is not known: its slope is
 # what is compared)
 REFERENCE_SHIFT = 2.5
+FIT_COLOUR = "0.15"        # fitted curves: dark dotted, bars at the ends of the fit range
 LEGEND_FONTSIZE = 7.5
 DPI = 130
 LEGEND_GAP = 5.0
@@ -139,8 +144,8 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
         optional:
 
         * ``colour``, ``marker``: default :func:`colour` / :func:`marker` of the label;
-        * ``fit``: a :class:`theory.rates.RateFit` (or ``None``), drawn as a thick pale line
-          over its range; ``fit_factor(x)`` multiplies it back onto the data when the fit
+        * ``fit``: a :class:`theory.rates.RateFit` (or ``None``), drawn as a dark dotted line
+          over its range, with bars at its ends (:func:`draw_fit`); ``fit_factor(x)`` multiplies it back onto the data when the fit
           is of a rescaled quantity (e.g. ``log(x)**2`` for a fit of TV / log^2 T);
         * ``fit_text``: what the exponent is, in the legend (default ``"slope"``);
         * ``reference``: ``(exponent, text)``: the theorem's rate, dashed, over the fit range
@@ -180,7 +185,7 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
             xs = np.geomspace(fit.x_range[0], fit.x_range[1], 40)
             f = np.asarray([factor(s) for s in xs], float)
             fy = fit.prefactor * xs ** fit.exponent * f
-            ax.plot(xs, fy, "-", lw=6, alpha=0.22, color=col, solid_capstyle="butt")
+            draw_fit(ax, xs, fy)
             ft = c.get("fit_text", "slope")
             label += f": {ft}{'' if ft.endswith('^') else ' '}"
             label += format_exponent(fit.exponent, fit.ci) + "\n"
@@ -195,9 +200,11 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
                     (rline,) = ax.plot(xs[keep], ry[keep], "--", lw=1.1, color=col,
                                        label=text)
                     handle = (data, rline)
-                extra.append(f"{text}: {slope:+g}")
+                judged = verdict(slope, fit.ci, c.get("larger_is_better", False),
+                                 var=c.get("x_name", "x"))
+                extra.append(f"{text}: {slope:+g} ({judged})")
             extra.append(f"fit over {c.get('x_name', 'x')} in {_range_text(fit.x_range)}")
-            label += "    " + "; ".join(extra)
+            label += "\n".join("    " + e for e in extra)      # bound + verdict; range
         if fit is None and c.get("fit_error"):
             label += f"\n    no fit: {c['fit_error']}"
         if c.get("note"):           # a short note ends the last line, a long one has its own
@@ -216,6 +223,14 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
     if legend:
         panel_legend(ax, handles, labels)
     return handles, labels
+
+
+def draw_fit(ax, xs, fy):
+    """A fitted curve over its range: a thin dark dotted line with a bar at each end of the
+    range (a line, not a band: the bands of a figure are the data's intervals)."""
+    xs, fy = np.asarray(xs, float), np.asarray(fy, float)
+    ax.plot(xs, fy, ":", lw=1.3, color=FIT_COLOUR, zorder=4)
+    ax.plot(xs[[0, -1]], fy[[0, -1]], "|", ms=9, mew=1.3, color=FIT_COLOUR, zorder=4)
 
 
 def _clear_shift(ry, fy, xs, curve, curves, ymin, ymax):

@@ -89,7 +89,7 @@ def figure(summary, figures_dir="figures"):
                        "marker": MARKERS[name], "fit": RateFit.from_dict(f["fit"]),
                        "fit_text": "TV ~ eta^", "x_name": "eta",
                        "fit_error": f["fit"].get("error"),
-                       "reference": (2.0, "derived eta²")})
+                       "reference": (2.0, "derived eta²"), "larger_is_better": True})
     handles, labels = plot_rate_panel(ax, curves, xlabel="eta", ylabel="TV(pi_eta, posterior)",
                                       title="bimodal prior, d = 1 (exact grid quadrature)",
                                       legend=False)
@@ -101,8 +101,9 @@ def figure(summary, figures_dir="figures"):
     panel_legend(ax, handles, labels)
     finish_figure(fig, "Claim checked: the stationary law pi_eta of DPnP tends to the "
                        "posterior like eta² as eta -> 0 (Xu & Chi, arXiv:2403.17042)",
-                  f"legend: exponent in eta (95% interval) over eta <= {ETA_FIT_MAX} (thick "
-                  f"pale line); dashed: eta² (shifted clear of the data)")
+                  f"legend: exponent in eta (95% interval) over eta <= {ETA_FIT_MAX} (dark "
+                  f"dotted line between bars) and its verdict; dashed: slope of eta² (a guide "
+                  f"placed clear of the data)")
     return save_figure(fig, f"{figures_dir}/dpnp_eta_bias.png")
 
 

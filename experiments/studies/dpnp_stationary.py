@@ -17,8 +17,8 @@ import math
 import numpy as np
 import torch
 
-from theory.figures import (REFERENCE_SHIFT, finish_figure, level_colours, new_figure,
-                            panel_legend, save_figure)
+from theory.figures import (REFERENCE_SHIFT, draw_fit, finish_figure, level_colours,
+                            new_figure, panel_legend, save_figure)
 from theory.posterior.likelihoods import make_likelihood, make_operator
 from theory.posterior.refinement import grid_refinement
 from theory.priors import make_prior
@@ -136,8 +136,7 @@ def figure(summary, figures_dir="figures"):
                 k0, k1 = m["fit_k"]
                 ks = np.arange(k0, k1 + 1)
                 j = int(np.flatnonzero(k == k0)[0])
-                ax.semilogy(ks, tv[j] * m["measured_rate"] ** (ks - k0), "-", lw=6, alpha=0.22,
-                            color=col, solid_capstyle="butt")
+                draw_fit(ax, ks, tv[j] * m["measured_rate"] ** (ks - k0))
                 (ref,) = ax.semilogy(ks, REFERENCE_SHIFT * tv[j] * res["rate"] ** (ks - k0),
                                      "--", lw=1.1, color=col)
                 handle = (data, ref)
@@ -160,8 +159,8 @@ def figure(summary, figures_dir="figures"):
     finish_figure(fig, "Claim checked: with exact PCS/DDS the DPnP chain converges to pi_eta "
                        "geometrically at the rate lambda_2 of its Gibbs kernel (Xu & Chi, "
                        "arXiv:2403.17042)",
-                  "dots: exact TV (grid laws, band: refinement error); thick pale line: the "
-                  "fitted geometric decay over its range; dashed: C lambda_2^k with the exact "
+                  "dots: exact TV (grid laws, band: refinement error); dark dotted line "
+                  "between bars: the fitted geometric decay over its range; dashed: C lambda_2^k with the exact "
                   "second eigenvalue (shifted x2.5); colours: one per eta in every panel")
     return save_figure(fig, f"{figures_dir}/dpnp_stationary.png")
 

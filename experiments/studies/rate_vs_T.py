@@ -154,8 +154,9 @@ def figure(summary: dict, figures_dir="figures"):
                        "al. 2024), log factors ignored; higher-order solvers from q_T: 1/T^p for order "
                        "p; exact TV against T",
                   "legend: exponent of TV/log^k T (95% interval; what the tightness report's "
-                  "verdict uses) and the bound's; thick pale line: that fit over its range; "
-                  "dashed: the bound's rate x log^k T (shifted clear of the data); li "
+                  "verdict uses), the bound's and the verdict (tolerance 0.05 for log factors); "
+                  "dark dotted line between bars: that fit over its range; dashed: slope of "
+                  "the bound x log^k T (a guide placed clear of the data, not its level); li "
                   "schedule c0=2, c1=4")
     return save_figure(fig, f"{figures_dir}/rate_vs_T.png")
 

@@ -107,9 +107,9 @@ def figure(summary: dict, figures_dir="figures"):
     finish_figure(fig, "Claim checked: with the adaptive coefficients (li-yan) the error depends "
                        "on the intrinsic dimension k = 2, not on the ambient d (Li & Yan "
                        "2024); li-sde pays for d",
-                  "legend: measured exponent (95% interval; in T of TV/log T) and the bound's; "
-                  "thick pale line: the fit over the points with TV <= 0.3; dashed: the bound's "
-                  "rate (shifted clear of the data)")
+                  "legend: measured exponent (95% interval; in T of TV/log T), the bound's and "
+                  "the verdict; dark dotted line between bars: the fit over the points with TV "
+                  "<= 0.3; dashed: the bound's slope (a guide placed clear of the data)")
     return save_figure(fig, f"{figures_dir}/rate_vs_ambient_d.png")
 
 

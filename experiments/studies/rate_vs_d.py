@@ -61,9 +61,10 @@ def figure(summary: dict, figures_dir="figures"):
         plot_rate_panel(ax, curves, xlabel="dimension d", title=f"{prior}, T = {summary['T']}")
     finish_figure(fig, f"Claim checked: TV(q_1, law Y_1) grows at most like d² in the dimension "
                        f"(Li-Wei-Chen-Chi 2024); exact TV at T = {summary['T']}, li schedule",
-                  f"legend: measured exponent in d (95% interval) and the bound's; thick pale "
-                  f"line: the fit over the d with TV <= {TV_FIT_MAX}; dashed: d² (shifted clear "
-                  f"of the data, cut where it leaves the data's range)")
+                  f"legend: measured exponent in d (95% interval), the bound's and the verdict; "
+                  f"dark dotted line between bars: the fit over the d with TV <= {TV_FIT_MAX}; "
+                  f"dashed: slope of d² (a guide placed clear of the data, cut where it leaves "
+                  f"the data's range)")
     return save_figure(fig, f"{figures_dir}/rate_vs_d.png")
 
 
