@@ -145,14 +145,15 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
 
         * ``colour``, ``marker``: default :func:`colour` / :func:`marker` of the label;
         * ``fit``: a :class:`theory.rates.RateFit` (or ``None``), drawn as a dark dotted line
-          over its range, with bars at its ends (:func:`draw_fit`); ``fit_factor(x)`` multiplies it back onto the data when the fit
-          is of a rescaled quantity (e.g. ``log(x)**2`` for a fit of TV / log^2 T);
+          over its range, with bars at its ends (:func:`draw_fit`); ``fit_factor(x)``
+          multiplies it back onto the data when the fit is of a rescaled quantity (e.g. ``log(x)**2`` for a fit of TV / log^2 T);
         * ``fit_text``: what the exponent is, in the legend (default ``"slope"``);
         * ``reference``: ``(exponent, text)``: the theorem's rate, dashed, over the fit range
           (times ``fit_factor``), shifted from the fitted curve by :data:`REFERENCE_SHIFT` (or
           its square, up or down: where it lies clear of the other curves);
         * ``x_name``: the variable's name in the legend's fit range (default ``x``);
         * ``fit_error``: why there is no fit (shown in the legend when ``fit`` is None);
+        * ``larger_is_better``: for the verdict, a vanishing x such as eps (default False);
         * ``note``: extra legend text for the curve.
     legend : bool
         Draw the legend below the panel (:func:`panel_legend`).

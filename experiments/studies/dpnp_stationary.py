@@ -160,8 +160,8 @@ def figure(summary, figures_dir="figures"):
                        "geometrically at the rate lambda_2 of its Gibbs kernel (Xu & Chi, "
                        "arXiv:2403.17042)",
                   "dots: exact TV (grid laws, band: refinement error); dark dotted line "
-                  "between bars: the fitted geometric decay over its range; dashed: C lambda_2^k with the exact "
-                  "second eigenvalue (shifted x2.5); colours: one per eta in every panel")
+                  "between bars: the fitted geometric decay over its range; dashed: "
+                  "C lambda_2^k with the exact second eigenvalue (shifted x2.5); colours: one per eta in every panel")
     return save_figure(fig, f"{figures_dir}/dpnp_stationary.png")
 
 

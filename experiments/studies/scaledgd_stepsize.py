@@ -83,20 +83,20 @@ def figure(summary: dict, figures_dir="figures"):
     fig, axes = new_figure(1, 1, figsize=(7.4, 5.0))
     ax = axes[0, 0]
     curves = summary["curves"]
-    # a diverged run is drawn above the cap, one row per curve, so that runs diverging at
-    # the same eta do not hide one another
-    row = {id(c): CAP * 10 ** (DIVERGED_ROW * (j + 1)) for j, c in enumerate(curves)}
-    for c in curves:
+    # a diverged run is a cross above the cap, one row per curve (runs diverging at the same
+    # eta do not hide one another), not joined to the curve: its height is not an error
+    for j, c in enumerate(curves):
         col = KAPPA_COLOURS[int(c["kappa"])]
         eta = np.array(c["eta"])
         div = np.array([bool(d) or v is None
                         for v, d in zip(c["final_rel_error"], c["diverged"])])
-        err = np.array([row[id(c)] if dv else min(v, CAP)
+        err = np.array([np.nan if dv else min(v, CAP)
                         for v, dv in zip(c["final_rel_error"], div)])
         ax.semilogy(eta, err, STYLE[c["algorithm"]], color=col, lw=1.3,
                     marker="o" if c["algorithm"] == "scaledgd" else "s", ms=3)
         if div.any():
-            ax.plot(eta[div], err[div], "x", color=col, ms=7, mew=1.5)
+            ax.plot(eta[div], np.full(div.sum(), CAP * 10 ** (DIVERGED_ROW * (j + 1))), "x",
+                    color=col, ms=7, mew=1.5)
     ax.axhline(CAP, color="0.5", lw=0.8, ls=":")
     ax.set_xlabel("step size eta (GD: eta / sigma_max)")
     ax.set_ylabel(f"relative error after {summary['curves'][0]['iterations']} iterations")
@@ -107,8 +107,8 @@ def figure(summary: dict, figures_dir="figures"):
     ax.minorticks_off()
     ax.grid(True, which="major", alpha=0.25)
     hs = legend_handles(KAPPA_COLOURS, lambda k: f"kappa = {k}")
-    hs.append(Line2D([], [], color="0.3", ls="", marker="x", label=f"diverged (above the dotted cap "
-                                                             f"{CAP:g}, a row per run)"))
+    hs.append(Line2D([], [], color="0.3", ls="", marker="x",
+                     label=f"diverged (a row per curve above the dotted cap {CAP:g})"))
     panel_legend(ax, hs, [h.get_label() for h in hs], ncol=3)
     up = summary["stable_up_to"]["scaledgd"]
     rng = f" (eta <= {up:.2f})" if up is not None else ""
