@@ -179,3 +179,28 @@ def test_dpnp_stationary_one_colour_per_eta(tmp_path_factory):
             by_eta.setdefault(eta, set()).add(to_hex(handle.get_color()))
     assert len(by_eta) >= 3 and all(len(c) == 1 for c in by_eta.values()), by_eta
     assert len({next(iter(c)) for c in by_eta.values()}) == len(by_eta)
+
+
+def test_score_error_dimension_ratio_recovers_a_planted_sqrt_d():
+    """Curves whose excess is exactly C sqrt(d) eps give the ratio sqrt(10) at d = 10 vs
+    d = 1 (and the sentence then does not say the sqrt(d) is missing); curves with the same
+    prefactor in both dimensions give 1 and say it does not show."""
+    from experiments.studies import score_error as se
+
+    def summary(scale):
+        fits = []
+        for d in (1, 10):
+            for s in se.SAMPLERS:
+                eps = [0.01, 0.02, 0.04, 0.08]
+                c = 2.0 * (np.sqrt(d) if scale else 1.0)
+                fits.append({"d": d, "sampler": s, "tv_exact_score": 0.01, "eps_score": eps,
+                             "tv": [0.01 + c * e for e in eps],
+                             "fit": {"x_range": [0.02, 0.08], "exponent": 1.0}})
+        return {"fits": fits}
+
+    planted = se.dimension_ratios(summary(True))
+    assert [r["ratio"] for r in planted] == pytest.approx([np.sqrt(10)] * 2, rel=1e-12)
+    assert "does not show" not in se._dimension_sentence(summary(True))
+    flat = se.dimension_ratios(summary(False))
+    assert [r["ratio"] for r in flat] == pytest.approx([1.0, 1.0], rel=1e-12)
+    assert "does not show" in se._dimension_sentence(summary(False))

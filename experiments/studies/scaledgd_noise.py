@@ -20,7 +20,7 @@ import math
 
 import seaborn as sns
 
-from theory.figures import new_figure, save_figure
+from theory.figures import format_exponent, new_figure, save_figure
 from theory.lowrank.sweeps import configs_noise, run_point
 from theory.rates import fit_exponent
 
@@ -92,10 +92,10 @@ def figure(summary: dict, figures_dir="figures"):
                           "factor distance dist(F_t, F*) / ||X*||_F")
         sg = next(f for f in summary["fits"] if f["problem"] == prob
                   and f["algorithm"] == "scaledgd")["fit"]
-        slope = (f"floor ~ SNR^{sg['exponent']:+.2f} "
-                 f"[{sg['ci'][0]:+.2f}, {sg['ci'][1]:+.2f}]" if "exponent" in sg else "no fit")
+        slope = (f"floor ~ SNR^{format_exponent(sg['exponent'], sg['ci'])} (theory -1)"
+                 if "exponent" in sg else "no fit")
         axes[0, j].set_title(f"{cs[0]['label']}: relative error", fontsize=9)
-        axes[1, j].set_title(f"factor distance; ScaledGD's {slope}", fontsize=9)
+        axes[1, j].set_title(f"factor distance\nScaledGD's {slope}", fontsize=9)
         for ax in axes[:, j]:
             ax.set_ylim(1e-7, 3)
     axes[0, 0].legend(handles=legend_handles(SNR_COLOURS, lambda s: f"SNR {s:g} ({_db(s)})"),
@@ -125,7 +125,7 @@ def reading(summary: dict) -> str:
             f"{x['iterations_scaledgd']} vs "
             + (str(x["iterations_gd"]) if x["iterations_gd"] is not None
                else f"> {x['horizon']}") for x in fl)
-        exp = (f"SNR^{f['exponent']:+.2f} [{f['ci'][0]:+.2f}, {f['ci'][1]:+.2f}]"
+        exp = (f"SNR^{format_exponent(f['exponent'], f['ci'])}"
                if "exponent" in f else "no fit")
         parts.append(f"{prob}: floor ~ {exp}, iterations to within "
                      f"{summary['near_floor']:g}x of it (ScaledGD vs GD, SNR 1e2/1e3/1e4) {its}")
