@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Optional
 
-import torch
+from ._lazy import torch
 
 __all__ = ["NoExactLaw", "number", "integer", "positive", "nonnegative", "choice", "numbers",
            "not_applicable", "available_memory", "check_memory", "check_writable_dir",
@@ -148,12 +148,19 @@ def _cgroup_room() -> Optional[int]:
     return None
 
 
+def _device_type(device) -> str:
+    """``torch.device(device).type``; the string ``"cpu"`` without importing torch."""
+    if isinstance(device, str) and device == "cpu":
+        return "cpu"
+    return torch.device(device).type
+
+
 def available_memory(device="cpu") -> Optional[int]:
     """Bytes of memory a new allocation can use on ``device``: for the CPU, ``MemAvailable``
     of /proc/meminfo (or the free physical pages), capped by a cgroup limit; for a CUDA
     device, its free memory. None where the machine does not say."""
-    dev = torch.device(device)
-    if dev.type == "cuda":
+    if _device_type(device) == "cuda":
+        dev = torch.device(device)
         if not torch.cuda.is_available():
             return None
         return int(torch.cuda.mem_get_info(dev)[0])
@@ -183,7 +190,7 @@ def check_memory(nbytes: float, what: str, device="cpu") -> None:
     avail = available_memory(device)
     if avail is None or nbytes <= avail:
         return
-    where = "on this machine" if torch.device(device).type == "cpu" else f"on {device}"
+    where = "on this machine" if _device_type(device) == "cpu" else f"on {device}"
     raise ValueError(f"{what} needs at least {human_bytes(nbytes)} of memory, but "
                      f"{human_bytes(avail)} is available {where}")
 

@@ -31,15 +31,26 @@ import math
 from typing import Optional
 
 import numpy as np
-import torch
 
+from ._lazy import torch
 from .checks import check_memory, integer
 
 __all__ = ["Prior", "GaussianMixture", "Gaussian", "IsotropicMixture", "ProductPrior",
            "SubspaceMixture", "make_prior", "PRESETS", "preset_memory"]
 
 LOG_2PI = math.log(2 * math.pi)
-DEFAULT_DTYPE = torch.float64
+
+
+def __getattr__(name):
+    # DEFAULT_DTYPE (torch.float64) is read lazily so that importing this module does not
+    # import torch; a ``dtype=None`` argument below means this default
+    if name == "DEFAULT_DTYPE":
+        return torch.float64
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _resolve_dtype(dtype):
+    return torch.float64 if dtype is None else dtype
 
 
 def _as_tensor(x, name, device, dtype):
@@ -60,6 +71,31 @@ def _check_weights(w: torch.Tensor, name="weights"):
         raise ValueError(f"{name} must sum to 1 (got {total.flatten()[:3].tolist()})")
 
 
+def _numpy_parameters(device, dtype, **arrays):
+    """The named parameters as float64 numpy arrays (checked finite, in the order given) when
+    the prior can keep them in numpy until a tensor is first read: the CPU (``device`` None or
+    ``"cpu"``), the default dtype, and every array a float64 numpy array (as the presets and
+    the prior files give them). None otherwise: the caller builds tensors at once."""
+    if not (device is None or (isinstance(device, str) and device == "cpu")) or dtype is not None:
+        return None
+    if not all(isinstance(v, np.ndarray) and v.dtype == np.float64 for v in arrays.values()):
+        return None
+    for name, v in arrays.items():
+        if not np.isfinite(v).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+    return list(arrays.values())
+
+
+def _check_weights_numpy(w: np.ndarray, name="weights"):
+    """:func:`_check_weights` on a numpy array (the same test: ``allclose`` with
+    ``|total - 1| <= 1e-9``)."""
+    if (w < 0).any():
+        raise ValueError(f"{name} must be non-negative")
+    total = w.sum(-1)
+    if not np.allclose(total, np.ones_like(total), atol=1e-9, rtol=0):
+        raise ValueError(f"{name} must sum to 1 (got {total.flatten()[:3].tolist()})")
+
+
 def _check_abar(abar):
     abar = float(abar)
     if not (0 < abar <= 1):
@@ -68,11 +104,36 @@ def _check_abar(abar):
 
 
 class Prior:
-    """Interface shared by all priors. Subclasses implement the abstract methods."""
+    """Interface shared by all priors. Subclasses implement the abstract methods.
+
+    ``device`` and ``dtype`` are read like attributes (and can be set); a prior that keeps
+    its parameters in numpy until a tensor is read (the product presets) resolves them, to the
+    CPU and float64, when they are first read, so that the numpy-only exact engines never
+    import torch."""
 
     dim: int
-    device: torch.device
-    dtype: torch.dtype
+    _device = None      # None: the CPU
+    _dtype = None       # None: float64
+
+    @property
+    def device(self) -> "torch.device":
+        if self._device is None:
+            self._device = torch.device("cpu")
+        return self._device
+
+    @device.setter
+    def device(self, value):
+        self._device = value
+
+    @property
+    def dtype(self) -> "torch.dtype":
+        if self._dtype is None:
+            self._dtype = torch.float64
+        return self._dtype
+
+    @dtype.setter
+    def dtype(self, value):
+        self._dtype = value
 
     def sample(self, n: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """``n`` independent draws, shape (n, dim)."""
@@ -114,7 +175,7 @@ class Prior:
         """Set the device and dtype, and return the named parameter arrays as checked
         tensors (numeric, finite) on them, in the order given."""
         self.device = torch.device(device) if device is not None else torch.device("cpu")
-        self.dtype = dtype
+        self.dtype = dtype = _resolve_dtype(dtype)
         return [_as_tensor(v, name, self.device, dtype) for name, v in arrays.items()]
 
     def _prep(self, x) -> torch.Tensor:
@@ -148,7 +209,7 @@ class GaussianMixture(Prior):
         not exist and :meth:`log_prob` refuses it).
     """
 
-    def __init__(self, weights, means, covs, *, device=None, dtype=DEFAULT_DTYPE):
+    def __init__(self, weights, means, covs, *, device=None, dtype=None):
         w, mu, cov = self._parameters(device, dtype, weights=weights, means=means, covs=covs)
         if w.ndim != 1:
             raise ValueError(f"weights must have shape (K,), got {tuple(w.shape)}")
@@ -342,7 +403,8 @@ class GaussianMixture(Prior):
 class Gaussian(GaussianMixture):
     r"""Gaussian prior :math:`N(\mu, \Sigma)`, a one-component mixture with its eigenbasis."""
 
-    def __init__(self, mean, cov, *, device=None, dtype=DEFAULT_DTYPE):
+    def __init__(self, mean, cov, *, device=None, dtype=None):
+        dtype = _resolve_dtype(dtype)
         mean_t = torch.as_tensor(mean, dtype=dtype)
         cov_t = torch.as_tensor(cov, dtype=dtype)
         if mean_t.ndim != 1:
@@ -390,7 +452,7 @@ class IsotropicMixture(Prior):
         Positive.
     """
 
-    def __init__(self, weights, means, variances, *, device=None, dtype=DEFAULT_DTYPE):
+    def __init__(self, weights, means, variances, *, device=None, dtype=None):
         w, mu, var = self._parameters(device, dtype, weights=weights, means=means,
                                       variances=variances)
         if w.ndim != 1:
@@ -483,21 +545,52 @@ class ProductPrior(Prior):
         Per-coordinate mixture parameters (``stds`` may be 0: a point mass component).
     """
 
-    def __init__(self, weights, means, stds, *, device=None, dtype=DEFAULT_DTYPE):
-        w, mu, sd = self._parameters(device, dtype, weights=weights, means=means, stds=stds)
+    def __init__(self, weights, means, stds, *, device=None, dtype=None):
+        # float64 numpy parameters on the CPU (the presets, prior files) stay numpy until a
+        # tensor attribute is first read: the exact engines read them through
+        # coordinate_params / coordinate_groups and never need torch
+        arrays = _numpy_parameters(device, dtype, weights=weights, means=means, stds=stds)
+        lazy = arrays is not None
+        if not lazy:
+            arrays = self._parameters(device, dtype, weights=weights, means=means, stds=stds)
+        w, mu, sd = arrays
         if w.ndim != 2:
             raise ValueError(f"weights must have shape (d, K), got {tuple(w.shape)}")
         if mu.shape != w.shape or sd.shape != w.shape:
             raise ValueError(f"weights, means and stds must share shape (d, K); got "
                              f"{tuple(w.shape)}, {tuple(mu.shape)}, {tuple(sd.shape)}")
-        _check_weights(w)
+        (_check_weights_numpy if lazy else _check_weights)(w)
         if (sd < 0).any():
             raise ValueError("stds must be non-negative")
-        self.weights, self.means, self.stds = w, mu, sd
+        self._numpy = (w, mu, sd) if lazy else None
+        self._tensors = None if lazy else (w, mu, sd)
         self.dim = w.shape[0]
 
+    def _parameter_tensors(self):
+        """(weights, means, stds) as tensors, made from the numpy parameters on first use
+        (as :meth:`Prior._parameters` would have made them)."""
+        if self._tensors is None:
+            self._tensors = tuple(_as_tensor(a, name, self.device, self.dtype) for name, a in
+                                  zip(("weights", "means", "stds"), self._numpy))
+        return self._tensors
+
+    def _set_parameter(self, i, value):
+        t = list(self._parameter_tensors())
+        t[i] = value
+        self._tensors, self._numpy = tuple(t), None
+
+    weights = property(lambda self: self._parameter_tensors()[0],
+                       lambda self, v: self._set_parameter(0, v),
+                       doc="Per-coordinate component weights, shape (d, K).")
+    means = property(lambda self: self._parameter_tensors()[1],
+                     lambda self, v: self._set_parameter(1, v),
+                     doc="Per-coordinate component means, shape (d, K).")
+    stds = property(lambda self: self._parameter_tensors()[2],
+                    lambda self, v: self._set_parameter(2, v),
+                    doc="Per-coordinate component standard deviations, shape (d, K).")
+
     def describe(self):
-        return {"family": "product", "d": self.dim, "K": self.weights.shape[1]}
+        return {"family": "product", "d": self.dim, "K": (self._numpy or self._tensors)[0].shape[1]}
 
     def marginal(self, alpha_bar):
         abar = _check_abar(alpha_bar)
@@ -507,12 +600,17 @@ class ProductPrior(Prior):
 
     def coordinate_params(self, i: int):
         """``(weights, means, stds)`` of coordinate ``i`` as float64 numpy arrays."""
+        if self._numpy is not None:
+            return tuple(a[i].astype(np.float64) for a in self._numpy)
         return tuple(a[i].detach().cpu().numpy().astype(np.float64)
                      for a in (self.weights, self.means, self.stds))
 
     def coordinate_groups(self):
         """Group identical coordinates: list of ``(index_of_representative, multiplicity)``."""
-        stacked = torch.cat([self.weights, self.means, self.stds], dim=1).cpu().numpy()
+        if self._numpy is not None:
+            stacked = np.concatenate(self._numpy, axis=1)
+        else:
+            stacked = torch.cat([self.weights, self.means, self.stds], dim=1).cpu().numpy()
         _, first, counts = np.unique(stacked, axis=0, return_index=True, return_counts=True)
         order = np.argsort(first)
         return [(int(first[j]), int(counts[j])) for j in order]
@@ -594,7 +692,12 @@ class SubspaceMixture(Prior):
 
     def __init__(self, inner: Prior, basis=None, dim: Optional[int] = None, perp_var=0.0):
         self.inner = inner
-        self.device, self.dtype = inner.device, inner.dtype
+        # an inner prior that has not resolved its device and dtype (numpy parameters, see
+        # ProductPrior) and the default basis: the basis too stays numpy until it is read
+        lazy = (basis is None and isinstance(inner, Prior) and inner._device is None
+                and inner._dtype is None)
+        if not lazy:
+            self.device, self.dtype = inner.device, inner.dtype
         k = inner.dim
         if basis is None:
             if dim is None:
@@ -602,6 +705,13 @@ class SubspaceMixture(Prior):
             dim = int(dim)
             if dim < k:
                 raise ValueError(f"ambient dimension {dim} is below the subspace dimension {k}")
+            if lazy:                  # the first k coordinate axes: orthonormal by construction
+                perp_var = float(perp_var)
+                if not (math.isfinite(perp_var) and perp_var >= 0):
+                    raise ValueError(f"perp_var must be a non-negative number, got {perp_var}")
+                self._basis = None
+                self.perp_var, self.dim, self.k = perp_var, dim, k
+                return
             basis = torch.eye(dim, k, dtype=self.dtype, device=self.device)
         U = _as_tensor(basis, "basis", self.device, self.dtype)
         if U.ndim != 2 or U.shape[1] != k:
@@ -613,7 +723,18 @@ class SubspaceMixture(Prior):
         perp_var = float(perp_var)
         if not (math.isfinite(perp_var) and perp_var >= 0):
             raise ValueError(f"perp_var must be a non-negative number, got {perp_var}")
-        self.basis, self.perp_var, self.dim, self.k = U, perp_var, U.shape[0], k
+        self._basis, self.perp_var, self.dim, self.k = U, perp_var, U.shape[0], k
+
+    @property
+    def basis(self) -> "torch.Tensor":
+        """The orthonormal (d, k) basis of the subspace."""
+        if self._basis is None:       # the default basis, made on first read
+            self._basis = torch.eye(self.dim, self.k, dtype=self.dtype, device=self.device)
+        return self._basis
+
+    @basis.setter
+    def basis(self, value):
+        self._basis = value
 
     def describe(self):
         return {"family": "subspace", "d": self.dim, "k": self.k, "perp_var": self.perp_var,
@@ -676,28 +797,40 @@ class SubspaceMixture(Prior):
 # Presets (the exact parameters of issue 2)
 # --------------------------------------------------------------------------------------
 
-def bimodal(d: int, *, device=None, dtype=DEFAULT_DTYPE) -> ProductPrior:
+def bimodal(d: int, *, device=None, dtype=None) -> ProductPrior:
     """Every coordinate independent, ``0.5 N(-2, 0.25^2) + 0.5 N(2, 0.25^2)``."""
     d = _check_dim(d, "bimodal")
-    w = torch.full((d, 2), 0.5)
-    mu = torch.tensor([-2.0, 2.0]).repeat(d, 1)
-    sd = torch.full((d, 2), 0.25)
+    w = np.full((d, 2), 0.5)
+    mu = np.tile(np.array([-2.0, 2.0]), (d, 1))
+    sd = np.full((d, 2), 0.25)
     return ProductPrior(w, mu, sd, device=device, dtype=dtype)
 
 
-def gauss(d: int, *, device=None, dtype=DEFAULT_DTYPE) -> ProductPrior:
+def gauss(d: int, *, device=None, dtype=None) -> ProductPrior:
     """``N(0, diag(lambda))`` with lambda log-spaced from 0.1 to 10 (lambda = 1 when d = 1).
 
     Stored as a product of 1-D Gaussians (one-component mixtures): the same law as
     ``Gaussian(0, diag(lambda))`` without a dense d x d covariance, so d = 10^4 is cheap.
     """
     d = _check_dim(d, "gauss")
-    lam = torch.ones(1, dtype=torch.float64) if d == 1 else torch.logspace(-1, 1, d, dtype=torch.float64)
-    return ProductPrior(torch.ones(d, 1), torch.zeros(d, 1), lam.sqrt()[:, None],
+    lam = np.ones(1) if d == 1 else _logspace(-1.0, 1.0, d)
+    return ProductPrior(np.ones((d, 1)), np.zeros((d, 1)), np.sqrt(lam)[:, None],
                         device=device, dtype=dtype)
 
 
-def subspace(d: int, *, device=None, dtype=DEFAULT_DTYPE) -> SubspaceMixture:
+def _logspace(start: float, end: float, steps: int) -> np.ndarray:
+    """``torch.logspace(start, end, steps, dtype=torch.float64)`` (base 10) bit for bit,
+    without torch: torch's CPU kernel takes the exponent ``start + step * i`` on the first
+    half and ``end - step * (steps - 1 - i)`` on the second, and ``std::pow`` (the C
+    library's ``pow``, which ``math.pow`` calls; numpy's vectorised power differs in the
+    last bit). Checked against torch in tests/test_startup.py."""
+    step = (end - start) / (steps - 1)
+    half = steps // 2
+    return np.array([math.pow(10.0, start + step * i) if i < half
+                     else math.pow(10.0, end - step * (steps - i - 1)) for i in range(steps)])
+
+
+def subspace(d: int, *, device=None, dtype=None) -> SubspaceMixture:
     """4 equal weights, means ``(+-2, +-2, 0, ..., 0)``, covariance ``diag(0.25^2, 0.25^2, 0, ...)``.
 
     The in-plane part is stored as the 2-D product prior with coordinates
@@ -711,7 +844,7 @@ def subspace(d: int, *, device=None, dtype=DEFAULT_DTYPE) -> SubspaceMixture:
 
 
 def gmm(d: int, *, seed: int = 0, n_components: int = 8, device=None,
-        dtype=DEFAULT_DTYPE) -> GaussianMixture:
+        dtype=None) -> GaussianMixture:
     r"""8 components in R^d with seeded random parameters. Recipe (CPU torch generator
     seeded with ``seed``, drawn in this order):
 
@@ -733,7 +866,7 @@ def gmm(d: int, *, seed: int = 0, n_components: int = 8, device=None,
 PRESETS = {"bimodal": bimodal, "gauss": gauss, "subspace": subspace, "gmm": gmm}
 
 
-def make_prior(name: str, d: int, *, device=None, dtype=DEFAULT_DTYPE, **kwargs) -> Prior:
+def make_prior(name: str, d: int, *, device=None, dtype=None, **kwargs) -> Prior:
     """Build a preset prior by name: ``bimodal``, ``gauss``, ``subspace``, ``gmm``."""
     if not isinstance(name, str) or name not in PRESETS:
         raise ValueError(f"unknown prior {name!r}; choose from {', '.join(PRESETS)}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-import torch
+from ._lazy import torch
 
 __all__ = ["resolve_generator", "check_device", "check_device_name"]
 

@@ -66,7 +66,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
-import torch
+from ._lazy import torch
 
 from .priors import Prior
 from .schedules import Schedule
@@ -75,7 +75,7 @@ from .stages import STAGE_SAMPLERS, RunSpan, StageRule, check_run, stage_rule
 __all__ = ["AffineRule", "StepSampler", "sampler_rule", "SAMPLERS", "AFFINE_SAMPLERS",
            "AnalyticScore", "run_sampler"]
 
-ScoreFn = Callable[[torch.Tensor, int], torch.Tensor]
+ScoreFn = Callable[["torch.Tensor", int], "torch.Tensor"]
 
 
 @dataclass(frozen=True)
@@ -309,7 +309,7 @@ class AnalyticScore:
         return self.marginal(t).score_jacobian(x)
 
 
-StepFn = Callable[[torch.Tensor, int, ScoreFn, Optional[torch.Generator]], torch.Tensor]
+StepFn = Callable[["torch.Tensor", int, ScoreFn, Optional["torch.Generator"]], "torch.Tensor"]
 
 
 @dataclass(frozen=True)
@@ -369,7 +369,7 @@ class StepSampler(RunSpan):
 
 def run_sampler(rule, score: ScoreFn, n: int, dim: int, *,
                 generator: Optional[torch.Generator] = None, device=None,
-                dtype: torch.dtype = torch.float64, y_T: Optional[torch.Tensor] = None,
+                dtype: Optional[torch.dtype] = None, y_T: Optional[torch.Tensor] = None,
                 callback: Optional[Callable[[int, torch.Tensor], None]] = None) -> torch.Tensor:
     """Run a sampler from ``Y_T`` down to ``Y_1`` (target ``q1``) or ``Y_0`` (target ``data``).
 
@@ -399,6 +399,7 @@ def run_sampler(rule, score: ScoreFn, n: int, dim: int, *,
     if not isinstance(rule, (AffineRule, StepSampler, StageRule)):
         raise ValueError(f"rule must be an AffineRule, a StageRule or a StepSampler, got "
                          f"{type(rule).__name__}")
+    dtype = torch.float64 if dtype is None else dtype
     device = torch.device(device) if device is not None else torch.device("cpu")
     T = rule.T
     if y_T is not None:

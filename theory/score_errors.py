@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
+from ._lazy import torch
 
 from .mixture1d import Mixture1D
 from .checks import NoExactLaw, nonnegative

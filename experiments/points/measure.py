@@ -2,12 +2,8 @@
 experiments. Validates every field and raises ``ValueError`` with a one-line message."""
 from __future__ import annotations
 
-import torch
-
 from theory.checks import NoExactLaw, check_memory, choice, integer, not_applicable, positive
 from theory.distances.exact import METRICS, exact_distance
-from theory.distances.pushforward import pushforward_kl, pushforward_tv
-from theory.distances.samples import sampler_distance
 from theory.prior_files import file_digest, load_prior
 from theory.priors import (PRESETS, Gaussian, ProductPrior, SubspaceMixture, make_prior,
                            preset_memory)
@@ -209,6 +205,7 @@ def measure(cfg: dict) -> dict:
         est = exact_distance(prior, rule, cfg["metric"], perturbation=pert)
         interval = "numerical error bound (refinement estimate)"
     elif method == "pushforward":
+        from theory.distances.pushforward import pushforward_kl, pushforward_tv  # torch, scipy.stats
         if cfg["metric"] == "tv":
             est = pushforward_tv(prior, rule, cfg["samples"], seed=cfg["seed"],
                                  estimator="one-sided" if isinstance(rule, StageRule) else "tanh")
@@ -236,6 +233,8 @@ def _sample_estimate(cfg, rule):
         raise ValueError(f"exact OT (w2) on {n} points in d = {d} needs a {n} x {n} cost matrix "
                          f"({8 * n * n / 1e9:.1f} GB) and O(n^3) time: use --samples "
                          f"{EMD_MAX_POINTS} or fewer, or --metric sliced_w2")
+    import torch                                    # the sampling paths need torch (and POT)
+    from theory.distances.samples import sampler_distance
     dev = torch.device(cfg["device"])
     prior = build_prior(cfg, device=dev)
     extra = {"sliced_w2": {"n_projections": 200}}.get(cfg["metric"], {})

@@ -52,17 +52,30 @@ def record_digest(config, result) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _torch_version() -> str:
+    """torch's version without importing it (a second of start-up on the numpy-only paths):
+    the loaded module's where it is loaded, else the installed distribution's metadata (the
+    same string, e.g. ``2.13.0+cpu``)."""
+    if "torch" in sys.modules:
+        return str(sys.modules["torch"].__version__)
+    try:
+        from importlib.metadata import version
+        return version("torch")
+    except Exception:  # pragma: no cover - torch importable without metadata
+        import torch
+        return str(torch.__version__)
+
+
 def provenance(device: str = "cpu") -> dict:
     import numpy
     import scipy
-    import torch
     try:
         from importlib.metadata import version
         ours = version("diffrates")
     except Exception:  # pragma: no cover - running from a source tree
         ours = "source"
     return {"diffrates": ours, "python": platform.python_version(), "numpy": numpy.__version__,
-            "scipy": scipy.__version__, "torch": torch.__version__, "device": device,
+            "scipy": scipy.__version__, "torch": _torch_version(), "device": device,
             "host": platform.node(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.fft import fft, ifft, next_fast_len
 
 from ..laws.base import GaussianFactor, QuadratureFactor
 from ..laws.factors import exact_factors
@@ -157,6 +156,7 @@ def _product_tv_fft(factors, resolution: float = 1.0):
             deltas.append(math.sqrt(float(np.sum(w * (L - m1) ** 2))) / 60)
     delta = min(deltas) / resolution
     half = 40 * sd + 1e-12
+    from scipy.fft import fft, ifft, next_fast_len
     n = next_fast_len(int(2 * half / delta) + 1)
     n = min(n, 1 << 23)
     delta = max(delta, 2 * half / n)

@@ -51,7 +51,6 @@ import math
 from typing import Optional
 
 import numpy as np
-from scipy.linalg import cholesky, eigh, svd
 from scipy.special import ndtr
 
 __all__ = ["gaussian_kl", "gaussian_hellinger_sq", "gaussian_w2_sq", "gaussian_tv_1d", "gaussian_w2", "gaussian_sliced_w2", "gaussian_entropic_ot", "gaussian_sinkhorn_divergence"]
@@ -169,6 +168,7 @@ def _pair(mean_p, cov_p, mean_q, cov_q):
 
 
 def _sqrtm_psd(S):
+    from scipy.linalg import eigh
     w, V = eigh(S)
     return (V * np.sqrt(np.maximum(w, 0.0))) @ V.T
 
@@ -178,6 +178,7 @@ def gaussian_w2(mean_p, cov_p, mean_q, cov_q) -> float:
 
     ``cov_*`` may be a (d, d) matrix or a vector of variances (diagonal covariance)."""
     a, A, b, B = _pair(mean_p, cov_p, mean_q, cov_q)
+    from scipy.linalg import cholesky, svd
     LA, LB = cholesky(A, lower=True), cholesky(B, lower=True)
     U, _, Vt = svd(LB.T @ LA)
     R = U @ Vt                          # the rotation best aligning L_B to L_A
@@ -229,6 +230,7 @@ def gaussian_entropic_ot(mean_p, cov_p, mean_q, cov_q, eps: float) -> float:
     s2 = 0.5 * eps
     rA = _sqrtm_psd(A)
     M = 4.0 * rA @ B @ rA
+    from scipy.linalg import eigh
     w = eigh(0.5 * (M + M.T), eigvals_only=True)
     dsig = np.sqrt(np.maximum(w, 0.0) + s2 * s2)          # eigenvalues of D_sigma
     return float(np.sum((a - b) ** 2) + np.trace(A) + np.trace(B) - dsig.sum()

@@ -32,8 +32,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.interpolate import CubicSpline
-from scipy.ndimage import map_coordinates
 
 from ..checks import NoExactLaw
 from ..mixture1d import LOG_2PI, Mixture1D
@@ -177,6 +175,7 @@ def _pull_back_map(x, logp, step_map, h):
         for k, e in enumerate(extra):
             full[k][inside] = e
         extra = full
+    from scipy.ndimage import map_coordinates
     with np.errstate(invalid="ignore", divide="ignore"):
         lp = map_coordinates(logp, [(y - x[0]) / h], order=3, mode="nearest") - np.log(Jall)
     lp[(x < u[0]) | (x > u[-1]) | ~(Jall > 0)] = -np.inf
@@ -205,6 +204,7 @@ def stage_grid_law_1d(mix: Mixture1D, rule: StageRule, h: float = 0.01, half_wid
             logp = _blur(logp, tab.pre_c, h)
             logp = np.maximum(logp, logp.max() + _LOG_FLOOR)
         if rule.multistep:
+            from scipy.interpolate import CubicSpline
             splines = [CubicSpline(x, hk, extrapolate=True) for hk in hist]
 
             def step_map(y, tab=tab, splines=splines):
