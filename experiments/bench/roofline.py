@@ -30,7 +30,12 @@ Hot paths (the public API only, so that an older checkout runs the same code):
 * ``pushforward``: :func:`theory.laws.pushforward.sample_with_log_density`, gmm d = 64, li-ode,
   T = 100, n = 500 (``--long``: 2000): seconds per step;
 * ``sampler``: :func:`theory.samplers.run_sampler`, li-sde with the exact gmm score, d = 64,
-  n = 4096, T = 100: seconds per step.
+  n = 4096, T = 100: seconds per step;
+* ``startup``: a tiny exact ``diffrates measure`` (``python -m experiments.cli.main measure
+  --prior gauss|bimodal --d 1 --T 10 --json``) in a fresh process, median of 5 wall-clock
+  runs, beside the import floor measured in the same run, interleaved: the interpreter alone
+  and ``import numpy, scipy.special`` (all the gauss path needs) and ``+ scipy.ndimage``
+  (the bimodal grid path). No rate: it is start-up, not arithmetic.
 
 Rates. Each path's arithmetic is counted from its algorithm (the counts are in ``_work``; a
 transcendental function counts 20 flops, an FFT of length n counts 2.5 n log2 n for a real
@@ -56,7 +61,7 @@ import time
 HERE = os.path.abspath(__file__)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 
-PATHS = ("grid_step", "tv_1d", "product_tv", "product_tv_bimodal", "posterior_step",
+PATHS = ("startup", "grid_step", "tv_1d", "product_tv", "product_tv_bimodal", "posterior_step",
          "mixture_score", "pushforward", "sampler")
 LONG_PATHS = ("tv_1d_long",)
 
@@ -298,6 +303,53 @@ def _child(tree, name, device, env_extra):
     return json.loads(lines[-1])
 
 
+STARTUP_COMMANDS = {
+    "python": ["-c", "pass"],
+    "numpy + scipy.special": ["-c", "import numpy, scipy.special"],
+    "numpy + scipy.special + scipy.ndimage": ["-c", "import numpy, scipy.special, scipy.ndimage"],
+    "measure gauss d=1 T=10": ["-m", "experiments.cli.main", "measure", "--prior", "gauss",
+                               "--d", "1", "--T", "10", "--json"],
+    "measure bimodal d=1 T=10": ["-m", "experiments.cli.main", "measure", "--prior", "bimodal",
+                                 "--d", "1", "--T", "10", "--json"],
+}
+
+
+def startup_times(trees: dict, repeats: int = 5) -> dict:
+    """Median wall-clock seconds of each :data:`STARTUP_COMMANDS` entry in a fresh process
+    (run from each tree, its root on ``PYTHONPATH``), the commands and trees interleaved
+    round by round so that a change of load hits them all alike."""
+    times = {(t, k): [] for t in trees for k in STARTUP_COMMANDS}
+    for _ in range(repeats):
+        for tree, root in trees.items():
+            for key, args in STARTUP_COMMANDS.items():
+                if tree != "this" and not key.startswith("measure"):
+                    continue                         # the floor does not depend on the tree
+                env = dict(os.environ, PYTHONPATH=root, OMP_NUM_THREADS="1")
+                t0 = time.perf_counter()
+                p = subprocess.run([sys.executable, *args], cwd=root, env=env,
+                                   capture_output=True, text=True)
+                dt = time.perf_counter() - t0
+                if p.returncode != 0:
+                    raise RuntimeError(f"{key} failed in {root}: {p.stderr.strip()[-300:]}")
+                times[(tree, key)].append(dt)
+    return {k: sorted(v)[len(v) // 2] for k, v in times.items() if v}
+
+
+def _report_startup(trees, repeats=5):
+    med = startup_times(trees, repeats)
+    floor = {k: med[("this", k)] for k in STARTUP_COMMANDS if not k.startswith("measure")}
+    print(f"startup (median of {repeats} fresh processes, interleaved): import floor "
+          + ", ".join(f"{k} {v:.3f} s" for k, v in floor.items()))
+    for key, fl in (("measure gauss d=1 T=10", "numpy + scipy.special"),
+                    ("measure bimodal d=1 T=10", "numpy + scipy.special + scipy.ndimage")):
+        line = (f"  {key}: {med[('this', key)]:.3f} s = floor + "
+                f"{med[('this', key)] - floor[fl]:.3f} s ({fl})")
+        if ("baseline", key) in med:
+            line += (f"; baseline {med[('baseline', key)]:.3f} s: "
+                     f"{med[('baseline', key)] / med[('this', key)]:.2f}x")
+        print(line)
+
+
 def _load():
     try:
         return os.getloadavg()[0]
@@ -333,6 +385,11 @@ def main(argv=None):
         trees["baseline"] = os.path.abspath(args.baseline)
 
     load0 = _load()
+    if names == ["startup"]:        # start-up alone has no rate: the machine's roof is not needed
+        print(f"roofline: {os.cpu_count()} CPUs, load average {load0:.2f}")
+        _report_startup(trees, max(5, args.repeats))
+        print(f"load average after: {_load():.2f}")
+        return 0
     torch.set_num_threads(args.threads)
     gemm = gemm_rate("cpu")
     bw = bandwidth()
@@ -355,6 +412,9 @@ def main(argv=None):
 
     results = {}
     for name in names:
+        if name == "startup":
+            _report_startup(trees, max(5, args.repeats))
+            continue
         for dev in devices:
             if dev != "cpu" and name not in ("mixture_score", "sampler"):
                 continue
