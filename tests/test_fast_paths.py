@@ -129,7 +129,7 @@ def test_blur_matches_direct_gaussian_convolution():
 
 def _gmm_reference(m: GaussianMixture, x):
     """Score and Jacobian from the textbook formulas, per component by linear solves."""
-    K, d = m.n_components, m.dim
+    K = m.n_components
     covs, means, w = m.covs, m.means, m.weights
     diffs = [torch.linalg.solve(covs[k], (means[k] - x).T).T for k in range(K)]   # C^-1(m - x)
     logc = torch.stack([torch.log(w[k]) - 0.5 * ((means[k] - x) * diffs[k]).sum(1)
