@@ -3,17 +3,16 @@
 The exact engines run on numpy and scipy alone; importing torch costs about a second, so a
 module that needs torch only inside some of its functions writes ``from ._lazy import torch``
 and uses ``torch.xxx`` as usual: the first attribute read imports the real module (and
-copies its namespace into the stand-in, so later reads cost a dict look-up).
-:func:`is_tensor` answers ``isinstance(x, torch.Tensor)`` without importing torch (no tensor
-can exist before torch is loaded).
+copies its namespace into the stand-in, so later reads cost a dict look-up). Annotations
+need nothing (the modules use ``from __future__ import annotations``); module-level values
+that need torch (a default ``dtype``) are resolved when first used instead.
 """
 from __future__ import annotations
 
 import importlib
-import sys
 import types
 
-__all__ = ["torch", "is_tensor", "torch_loaded"]
+__all__ = ["torch"]
 
 
 class _LazyModule(types.ModuleType):
@@ -42,13 +41,3 @@ class _LazyModule(types.ModuleType):
 
 torch = _LazyModule("torch")
 
-
-def torch_loaded() -> bool:
-    """Whether torch is imported in this process."""
-    return "torch" in sys.modules
-
-
-def is_tensor(x) -> bool:
-    """``isinstance(x, torch.Tensor)``, without importing torch."""
-    module = sys.modules.get("torch")
-    return module is not None and isinstance(x, module.Tensor)
