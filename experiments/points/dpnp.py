@@ -427,7 +427,7 @@ def _grid_inexact(prior, lik, sched, cfg):
         info = fine["info"]
         lost = float(fine["lost"][-1])
         nodes = f"{info['n_x']} x / {info['n_z']} z nodes"
-        levels = "h, 2h, 4h"
+        levels = "h, 2h, 4h; + the kink term of the TV quadrature"
     else:
         fine, err = dpnp_grid2d_refinement(prior, lik, etas, pcs, dds, init=cfg["init"],
                                            h=cfg["h"])
