@@ -471,7 +471,7 @@ def test_cli_product_denoising_d10(capsys):
 def test_cli_sample_based_reports_floor(capsys):
     rc = main(["dpnp", "--likelihood", "logistic", "--y", "1", "--lam", "0.4", "--eta", "0.8",
                "--K", "2", "--pcs", "mala", "--pcs-steps", "20", "--dds", "sde",
-               "--dds-steps", "10", "--n", "2000", "--json"])
+               "--dds-steps", "10", "--method", "samples", "--n", "2000", "--json"])
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     r = out["per_k"][-1]["to_pi_eta"]
@@ -485,8 +485,78 @@ def test_cli_sample_based_reports_floor(capsys):
     ["--init", "uniform"], ["--d", "3", "--operator", "random"], ["--y", "1,2"],
     ["--metric", "w2", "--likelihood", "phase", "--pcs", "mala"],
     ["--metric", "w2", "--d", "4", "--n", "20000"],
-    ["--likelihood", "logistic", "--y", "0.5", "--pcs", "mala"]])
+    ["--likelihood", "logistic", "--y", "0.5", "--pcs", "mala"],
+    ["--method", "nope"], ["--method", "grid", "--metric", "w2"],
+    ["--method", "grid", "--pcs", "ula", "--n", "1000"],
+    ["--method", "grid", "--d", "2", "--pcs", "mala", "--K", "1"],
+    ["--method", "samples", "--d", "3"]])
 def test_cli_bad_input_exits_2(capsys, args):
     assert main(["dpnp", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("diffrates: error:") and "\n" not in err
+
+
+def _binned(p, q, g):
+    """TV of two grid laws after summing blocks of g cells per axis (the bins of binned_tv
+    and binned_tv_2d on the same grid): what the sample route's interval estimates."""
+    p, q = np.atleast_2d(p), np.atleast_2d(q)
+    gs = (1, g) if p.shape[0] == 1 else (g, g)
+    nb = [-(-n // k) for n, k in zip(p.shape, gs)]
+
+    def blocks(m):
+        pad = np.zeros((nb[0] * gs[0], nb[1] * gs[1]))
+        pad[:m.shape[0], :m.shape[1]] = m
+        return pad.reshape(nb[0], gs[0], nb[1], gs[1]).sum((1, 3))
+
+    return 0.5 * float(np.abs(blocks(p) - blocks(q)).sum())
+
+
+@pytest.mark.parametrize("d,extra,g", [
+    (1, ["--pcs", "ula", "--pcs-steps", "10", "--pcs-step", "0.1", "--h", "0.04"], 4),   # 3 s
+    (2, ["--pcs", "ula", "--pcs-steps", "5", "--h", "0.0625"], 8),                        # 5 s
+])
+def test_cli_grid_route_agrees_with_the_chains(capsys, d, extra, g):
+    """diffrates dpnp with an inexact PCS: the grid route (the default) gives every x_k's TV
+    with a refinement error below 1e-3, and --method samples (20000 real chains, binned TV)
+    contains in its 95% interval the grid law binned on the same bins (binning lowers a TV,
+    so the comparison is like with like), at k = K for both targets; the grid route's values
+    are those of the library's law at the same h."""
+    from theory.posterior.dpnp_grid import DPnPGrid1D
+    from theory.posterior.dpnp_grid2d import DPnPGrid2D
+    args = ["dpnp", "--d", str(d), "--eta", "0.7", "--K", "3", *extra, "--json"]
+    assert main(args) == 0
+    grid = json.loads(capsys.readouterr().out)
+    assert grid["route"] == {"name": "grid", "reason": None}
+    for r in grid["per_k"]:
+        for key in ("to_pi_eta", "to_posterior"):
+            e = r[key]
+            assert e["lower"] <= e["value"] <= e["upper"] and 0 < e["error"] < 1e-3
+            assert "DPnP grid law" in e["method"] and "refinement" in e["method"]
+    assert main(args + ["--method", "samples", "--n", "20000"]) == 0
+    mc = json.loads(capsys.readouterr().out)
+    assert mc["route"]["name"] == "samples" and "cross-check" in mc["route"]["reason"]
+    from experiments.points.dpnp import build, normalise_config
+    cfg = normalise_config({"d": d, "eta": 0.7, "K": 3, "pcs": "ula",
+                            "pcs_steps": 10 if d == 1 else 5,
+                            "pcs_step": 0.1 if d == 1 else None})
+    prior, lik, sched = build(cfg)
+    etas, h = [0.7] * 3, grid["grid"]["h"]
+    pcs, dds = PCSConfig(cfg["pcs"], cfg["pcs_steps"], cfg["pcs_step"]), DDSConfig("exact")
+    eng = (DPnPGrid1D if d == 1 else DPnPGrid2D)(prior, lik, etas, pcs, dds, h=h)
+    out = eng.run(etas)
+    assert [r["to_pi_eta"]["value"] for r in grid["per_k"]] == pytest.approx(out["tv_pi"],
+                                                                             abs=1e-12)
+    law, pi, post = out["laws"][-1], eng.grid.pi_eta(0.7), eng.grid.posterior()
+    for key, q in (("to_pi_eta", pi), ("to_posterior", post)):
+        s = mc["per_k"][-1][key]
+        assert s["lower"] <= _binned(law, q, g) <= s["upper"], (key, s, _binned(law, q, g))
+
+
+def test_cli_falls_back_to_chains_with_the_reason(capsys):
+    """MALA in 2-D has no grid law: --method auto runs the chains and says why."""
+    assert main(["dpnp", "--d", "2", "--pcs", "mala", "--pcs-steps", "3", "--eta", "0.7",
+                 "--K", "1", "--n", "2000", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["route"]["name"] == "samples"
+    assert out["route"]["reason"].startswith("no grid law: PCS mala")
+    assert "binned TV" in out["per_k"][0]["to_pi_eta"]["method"]

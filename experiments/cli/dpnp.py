@@ -3,6 +3,10 @@ posterior for k = 1..K, with errors and methods (computed by :mod:`experiments.p
 
     diffrates dpnp --prior bimodal --d 1 --likelihood gaussian --sigma 0.5 --y 0.7 --eta 0.3 \\
         --K 30 --pcs exact --dds exact --init standard-normal --metric tv --json
+
+``--method auto`` (default) uses exact grid laws in d <= 2 for every sub-sampler the grid
+engines cover and falls back to chains (with the reason) elsewhere; ``--method samples``
+forces the chains, as a cross-check.
 """
 from __future__ import annotations
 
@@ -62,6 +66,12 @@ def add_parser(sub):
                    help="tv (exact or grid laws where d <= 2 or the problem is diagonal) | w2 | "
                         "sliced_w2 | sinkhorn (sample-based against closed-form targets: "
                         "gaussian likelihood, any d)")
+    p.add_argument("--method", default=None,
+                   help="auto | grid | samples: how tv in d <= 2 is computed (default auto: "
+                        "exact grid laws, also for the inexact sub-samplers, falling back to "
+                        "chains with the reason where no grid law exists; grid: refuse "
+                        "instead of falling back; samples: n chains of the real sampler, "
+                        "binned TV against the grid laws, a cross-check)")
     p.add_argument("--n", default=None, help="chains for sample-based estimates (default "
                                              "100000 for tv, 5000 otherwise)")
     p.add_argument("--seed", default="0", help="seed (random operator, chains)")
@@ -81,7 +91,7 @@ def config_from_args(a) -> dict:
                              "schedule": a.schedule, "K": a.K, "pcs": a.pcs,
                              "pcs_steps": a.pcs_steps, "pcs_step": a.pcs_step, "dds": a.dds,
                              "dds_steps": a.dds_steps, "dds_rule": a.dds_rule, "init": a.init,
-                             "metric": a.metric, "n": a.n, "seed": a.seed, "h": a.h,
+                             "metric": a.metric, "method": a.method, "n": a.n, "seed": a.seed, "h": a.h,
                              "device": a.device})
 
 
@@ -110,7 +120,12 @@ def run(a) -> int:
         print(f"{r['k']:4d} {full(r['eta']):>8}  "
               f"{with_interval(a_['value'], a_['lower'], a_['upper'])}{flag(a_)}  |  "
               f"{with_interval(b_['value'], b_['lower'], b_['upper'])}{flag(b_)}")
+    route = res.get("route") or {}
+    print(f"  route: {route.get('name')}"
+          + (f" ({route['reason']})" if route.get("reason") else ""))
     print("  method: " + res["per_k"][0]["to_pi_eta"]["method"])
+    if res.get("grid", {}).get("lost_mass") is not None:
+        print(f"  mass lost by the grid (in every error): {full(res['grid']['lost_mass'])}")
     for r in res.get("tv_pi_eta_posterior") or res.get("distance_pi_eta_posterior") or []:
         print(f"  {name}(pi_eta, posterior) at eta={full(r['eta'])}: "
               + (with_interval(r["value"], r["lower"], r["upper"]) if "lower" in r

@@ -14,9 +14,19 @@ Methods (THEORY.md section 6; theory.posterior_exact):
   product through the law of the log-likelihood ratio, theory.distances.exact);
 * exact sub-samplers, d = 2, any prior density and likelihood: the same on a 2-D grid
   (theory.posterior.grid2d: separable Gaussian blurs, the rate by Lanczos);
-* inexact sub-samplers (mala, ula, sde, ode) in d = 1 or 2: n chains of the actual sampler,
+* inexact sub-samplers (mala, ula, sde, ode) in d = 1 or 2 (``method`` auto or grid): the
+  exact grid law of every x_k of the actual sampler (theory.posterior.dpnp_grid in 1-D:
+  Langevin PCS kernels per centre, the reverse SDE as Gaussian chain steps, the ODE by its
+  tabulated map; theory.posterior.dpnp_grid2d in 2-D: ULA with a linear-Gaussian likelihood
+  as an affine pull-back and an exact blur, the sde/ode DDS per axis for product priors, the
+  sde on the 2-D grid otherwise); TV to pi_eta and to the posterior with the error of
+  three-level refinement plus the mass the grid lost. Where no grid law exists (2-D MALA,
+  2-D ULA with a nonlinear likelihood, 2-D ode with a non-product prior, 2-D point init with
+  a Langevin PCS) ``method`` auto falls back to the chains below and says why, ``method``
+  grid refuses;
+* ``method`` samples (or the fallback), d = 1 or 2: n chains of the actual sampler,
   binned TV against the exact grid laws, basic-bootstrap CI, and the estimator's floor (its
-  value on exact draws);
+  value on exact draws); a cross-check of the grid routes;
 * ``--metric w2 | sliced_w2 | sinkhorn``, gaussian likelihood, any d and prior (mixtures):
   n chains against exact draws of pi_eta and of the posterior (Gaussian mixtures in closed
   form), each distance with its interval and floor (theory.distances.samples); the exact
@@ -27,15 +37,19 @@ Bad input raises ValueError (status 2, one line).
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import torch
 
-from theory.checks import check_memory, choice, integer, not_applicable, number, positive
+from theory.checks import (NoExactLaw, check_memory, choice, integer, not_applicable, number,
+                           positive)
 from theory.distances.exact import factor_distance
 from theory.distances.samples import sample_distance
 from theory.laws.base import QuadratureFactor, QuadratureLaw1D
 from theory.posterior.annealing import make_annealing, parse_annealing
+from theory.posterior.dpnp_grid import dpnp_grid_refinement
+from theory.posterior.dpnp_grid2d import dpnp_grid2d_refinement
 from theory.posterior.closed_form import (as_gmm, pi_eta_closed_form, posterior_closed_form,
                                           to_mixture1d)
 from theory.posterior.estimators import binned_tv, binned_tv_2d
@@ -54,20 +68,21 @@ from theory.samplers import SAMPLERS
 
 from .measure import EMD_MAX_POINTS
 
-__all__ = ["METRICS", "DEFAULTS", "normalise_config", "build", "compute"]
+__all__ = ["METRICS", "ROUTES", "DEFAULTS", "normalise_config", "build", "compute"]
 
 METRICS = ("tv", "w2", "sliced_w2", "sinkhorn")
 LIKELIHOODS = ("gaussian", "phase", "logistic")
 OPERATORS = ("identity", "mask", "random")
 PCS_METHODS = ("exact", "mala", "ula")
 DDS_METHODS = ("exact", "sde", "ode")
+ROUTES = ("auto", "grid", "samples")      # --method: how tv in d <= 2 is computed
 
 DEFAULTS = {"prior": "bimodal", "d": 1, "likelihood": "gaussian", "operator": "identity",
             "m": None, "cond": 10.0, "keep": 0.5, "sigma": 0.5, "lam": 0.4, "y": "0.7",
             "eta": 0.3, "schedule": None, "K": None, "pcs": "exact", "pcs_steps": 100,
             "pcs_step": None, "dds": "exact", "dds_steps": 50, "dds_rule": None,
             "init": "standard-normal", "metric": "tv", "n": None, "seed": 0, "h": None,
-            "device": "cpu", "prior_file": None, "likelihood_file": None}
+            "device": "cpu", "prior_file": None, "likelihood_file": None, "method": "auto"}
 
 
 def normalise_config(c: dict) -> dict:
@@ -128,6 +143,13 @@ def normalise_config(c: dict) -> dict:
                                                                 SAMPLERS)
     out["init"] = str(c["init"])
     out["metric"] = choice("metric", c["metric"], METRICS)
+    out["method"] = choice("method", c["method"], ROUTES)
+    if out["metric"] != "tv" and out["method"] == "grid":
+        raise ValueError(f"method grid computes tv; metric {out['metric']} is sample-based "
+                         "(use --method auto or samples)")
+    if out["method"] == "samples" and out["metric"] == "tv" and out["d"] > 2:
+        raise ValueError(f"method samples with tv needs d <= 2 (binned TV against grid laws), "
+                         f"not d = {out['d']}; use --metric sliced_w2, w2 or sinkhorn")
     n_default = 100000 if out["metric"] == "tv" else 5000
     out["n"] = integer("n", n_default if c["n"] is None else c["n"], lo=100)
     out["seed"] = integer("seed", c["seed"], lo=0)
@@ -162,9 +184,12 @@ PER_LEVEL_BYTES = 1000
 
 
 def _samples_route(cfg: dict) -> bool:
-    """Whether the request runs chains (the routes that use ``n``): sample metrics, or tv with
-    an inexact sub-sampler."""
-    return cfg["metric"] != "tv" or cfg["pcs"] != "exact" or cfg["dds"] != "exact"
+    """Whether the request may run chains (the routes that use ``n``): sample metrics,
+    method samples, or tv with an inexact sub-sampler and method auto (whose fallback, where
+    no grid law exists, runs chains)."""
+    inexact = cfg["pcs"] != "exact" or cfg["dds"] != "exact"
+    return (cfg["metric"] != "tv" or cfg["method"] == "samples"
+            or (cfg["method"] == "auto" and inexact))
 
 
 def _refuse_unused(given: dict, out: dict) -> None:
@@ -187,8 +212,9 @@ def _refuse_unused(given: dict, out: dict) -> None:
              ("pcs_step", out["pcs"] != "exact", "pcs mala and ula", "pcs exact"),
              ("dds_steps", out["dds"] != "exact", "dds sde and ode", "dds exact"),
              ("dds_rule", out["dds"] != "exact", "dds sde and ode", "dds exact"),
-             ("n", _samples_route(out), "the chains (a sample metric or an inexact "
-                                        "sub-sampler)", "exact sub-samplers with metric tv"),
+             ("n", _samples_route(out), "the chains (a sample metric, method samples, or "
+                                        "method auto with an inexact sub-sampler)",
+              "the grid routes (metric tv, method grid or exact sub-samplers)"),
              ("h", out["metric"] == "tv", "the grid routes (metric tv)",
               f"metric {out['metric']}")]
     for key, applies, where, here in rules:
@@ -292,13 +318,31 @@ def compute(cfg: dict) -> dict:
     prior, lik, sched = build(cfg)
     d = cfg["d"]
     exact_sub = cfg["pcs"] == "exact" and cfg["dds"] == "exact"
+    method = cfg.get("method", "auto")
+    t0 = time.perf_counter()
     if cfg["metric"] != "tv":
         res = _sample_closed_form(prior, lik, sched, cfg)
-    elif exact_sub and d > 1 and isinstance(prior, ProductPrior) and lik.diagonal \
-            and lik.linear_gaussian:
+        res["route"] = {"name": "samples", "reason": f"metric {cfg['metric']} is sample-based"}
+    elif exact_sub and method != "samples" and d > 1 and isinstance(prior, ProductPrior) \
+            and lik.diagonal and lik.linear_gaussian:
         res = _product_exact(prior, lik, sched, cfg)
+        res["route"] = {"name": "product-grid", "reason": None}
     elif d <= 2:
-        res = (_grid_exact if exact_sub else _sample_based)(prior, lik, sched, cfg)
+        if method == "samples":
+            res = _sample_based(prior, lik, sched, cfg)
+            res["route"] = {"name": "samples", "reason": "method samples (a cross-check)"}
+        elif exact_sub:
+            res = _grid_exact(prior, lik, sched, cfg)
+            res["route"] = {"name": "grid", "reason": None}
+        else:
+            try:
+                res = _grid_inexact(prior, lik, sched, cfg)
+                res["route"] = {"name": "grid", "reason": None}
+            except NoExactLaw as exc:
+                if method == "grid":
+                    raise NoExactLaw(f"method grid: {exc}") from None
+                res = _sample_based(prior, lik, sched, cfg)
+                res["route"] = {"name": "samples", "reason": f"no grid law: {exc}"}
     else:
         raise ValueError(f"tv in d = {d} needs a product prior (bimodal, gauss) with a diagonal "
                          "gaussian likelihood (identity or mask) and exact sub-samplers; for "
@@ -306,6 +350,7 @@ def compute(cfg: dict) -> dict:
                          "sinkhorn; gaussian likelihood)")
     res["schedule"] = sched.describe()
     res["torch_threads"] = torch.get_num_threads()
+    res["seconds"] = time.perf_counter() - t0
     return res
 
 
@@ -346,6 +391,70 @@ def _grid_exact(prior, lik, sched, cfg):
     if sched.constant:
         out["measured_decay"] = _measured_decay(fine.tv_pi, floor=1e-10)
     return out
+
+
+def _describe_subsamplers(cfg, prior):
+    """Words for the grid laws of the configured sub-samplers (dpnp_grid, dpnp_grid2d)."""
+    n, m = cfg["pcs_steps"], cfg["dds_steps"]
+    if prior.dim == 1:
+        pcs = {"exact": "exact PCS", "ula": f"ULA PCS ({n} steps) as kernels per centre",
+               "mala": f"MALA PCS ({n} steps) as kernels per centre"}[cfg["pcs"]]
+        dds = {"exact": "exact DDS",
+               "sde": f"reverse-SDE DDS ({m} steps) as Gaussian chain steps",
+               "ode": f"probability-flow DDS ({m} steps) by its tabulated map"}[cfg["dds"]]
+        return f"dpnp_grid: {pcs}, {dds}; TV by spectral quadrature"
+    pcs = {"exact": "exact PCS",
+           "ula": f"ULA PCS ({n} steps) as an affine pull-back and an exact Gaussian blur"
+           }.get(cfg["pcs"], cfg["pcs"])
+    dds = {"exact": "exact DDS", "sde": f"reverse-SDE DDS ({m} steps)",
+           "ode": f"probability-flow DDS ({m} steps)"}[cfg["dds"]]
+    if cfg["dds"] != "exact":
+        dds += (" per axis (product prior)" if isinstance(prior, ProductPrior) else
+                " on the 2-D grid")
+    return f"dpnp_grid2d: {pcs}, {dds}"
+
+
+def _grid_inexact(prior, lik, sched, cfg):
+    """Exact grid laws of DPnP with inexact sub-samplers, d = 1 or 2 (dpnp_grid,
+    dpnp_grid2d): every x_k, with errors by refinement plus the lost mass. Raises
+    NoExactLaw where the grid engines have no law for the request."""
+    etas = [float(e) for e in sched.etas]
+    pcs = PCSConfig(cfg["pcs"], cfg["pcs_steps"], cfg["pcs_step"])
+    dds = DDSConfig(cfg["dds"], cfg["dds_steps"], cfg["dds_rule"])
+    if prior.dim == 1:
+        fine, err = dpnp_grid_refinement(prior, lik, etas, pcs, dds, init=cfg["init"],
+                                         h=cfg["h"])
+        info = fine["info"]
+        lost = float(fine["lost"][-1])
+        nodes = f"{info['n_x']} x / {info['n_z']} z nodes"
+        levels = "h, 2h, 4h; + the kink term of the TV quadrature"
+    else:
+        fine, err = dpnp_grid2d_refinement(prior, lik, etas, pcs, dds, init=cfg["init"],
+                                           h=cfg["h"])
+        info = fine["info"]
+        lost = float(fine["lost"])
+        nx, nz = info["n_x"], info["n_z"]
+        nodes = f"{nx[0]} x {nx[1]} x nodes, {nz[0]} x {nz[1]} z nodes"
+        levels = "h, 1.5h, 2.25h; the raw coarser difference where the observed order > 4"
+    meth = (f"DPnP grid law ({_describe_subsamplers(cfg, prior)}; h = {info['h']:.4g}, "
+            f"{nodes}), error = three-level refinement ({levels}) + lost mass")
+    per_k = [{"k": k, "eta": eta,
+              "to_pi_eta": _est(fine["tv_pi"][k - 1], err["tv_pi"][k - 1], meth),
+              "to_posterior": _est(fine["tv_post"][k - 1], err["tv_post"][k - 1], meth)}
+             for k, eta in enumerate(etas, start=1)]
+    seen, pipost = [], []
+    for k, eta in enumerate(etas):
+        if eta in seen:
+            continue
+        seen.append(eta)
+        pipost.append({"eta": eta, **_est(fine["tv_pi_post"][k], err["tv_pi_post"][k],
+                                          "grid quadrature, error by refinement")})
+    rates = [{"eta": eta, "value": None,
+              "method": "not computed: this route forms the law of every x_k, not the "
+                        "spectrum of the inexact chain's kernel"} for eta in seen]
+    return {"per_k": per_k, "tv_pi_eta_posterior": pipost, "exact_rate": rates,
+            "grid": {**info, "levels": err["levels"], "asymptotic": err["asymptotic"],
+                     "lost_mass": lost}}
 
 
 def _sample_based(prior, lik, sched, cfg):
@@ -389,7 +498,8 @@ def _sample_based(prior, lik, sched, cfg):
             "cost_per_chain": {"score_calls": res.score_calls,
                                "likelihood_gradient_calls": res.lik_grad_calls},
             "pcs_acceptance": res.acceptance or None,
-            "grid": {"h": grid.h, "n_x": [int(a.size) for a in getattr(grid, "axes", [grid.x])]}}
+            "grid": {"h": grid.h,
+                     "n_x": [int(a.size) for a in (grid.axes if prior.dim == 2 else [grid.x])]}}
 
 
 def _gaussian_chain_rate(prior, lik, eta):
