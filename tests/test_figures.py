@@ -204,3 +204,26 @@ def test_score_error_dimension_ratio_recovers_a_planted_sqrt_d():
     flat = se.dimension_ratios(summary(False))
     assert [r["ratio"] for r in flat] == pytest.approx([1.0, 1.0], rel=1e-12)
     assert "does not show" in se._dimension_sentence(summary(False))
+
+
+def test_subsampler_dds_fit_recovers_a_planted_rate_and_pcs_floors_are_read_right():
+    """A DDS curve TV = 0.3 s^-0.7 (grid errors 1e-6) gives the exponent -0.7 and, against
+    the stochastic bound's -1/2, the verdict 'bound loose'; a PCS curve flat at its last two
+    step counts is 'settled' and one at the exact value is 'at_exact'."""
+    from experiments.studies import dpnp_subsampler_error as se
+    steps = [2, 5, 20, 100]
+    curves = [{"problem": "gaussian", "part": "dds", "method": "sde", "steps": steps,
+               "tv": [0.3 * s ** -0.7 for s in steps], "error": [1e-6] * 4,
+               "exact_tv_at_K": 1e-5, "mc": None},
+              {"problem": "gaussian", "part": "pcs", "method": "mala", "steps": [1, 30, 100],
+               "tv": [0.2, 1e-5, 1e-5], "error": [1e-9] * 3, "exact_tv_at_K": 1e-5,
+               "mc": None},
+              {"problem": "gaussian", "part": "pcs", "method": "ula", "steps": [1, 30, 100],
+               "tv": [0.2, 0.01, 0.004], "error": [1e-9] * 3, "exact_tv_at_K": 1e-5,
+               "mc": None}]
+    (f,) = se.dds_fits({"curves": curves})
+    assert f["fit"]["exponent"] == pytest.approx(-0.7, abs=1e-6)
+    assert f["verdict"].startswith("bound loose")
+    fl = {q["method"]: q for q in se.pcs_floors({"curves": curves})}
+    assert fl["mala"]["settled"] and fl["mala"]["at_exact"]
+    assert not fl["ula"]["settled"] and not fl["ula"]["at_exact"]

@@ -25,7 +25,9 @@ import numpy as np
 import seaborn as sns
 import torch
 
-from theory.figures import new_figure, panel_legend, save_figure
+from theory.figures import (format_exponent, new_figure, panel_legend, plot_rate_panel,
+                            save_figure)
+from theory.rates import RateFit, fit_points, verdict
 from theory.posterior.annealing import make_annealing
 from theory.posterior.estimators import binned_tv
 from theory.posterior.dpnp_grid import DPnPGrid1D, dpnp_grid_refinement
@@ -45,6 +47,11 @@ PCS_STEP = 0.1                                  # Langevin time step h (ULA bias
 
 TARGET = 1e-4                                  # refinement error target (TV)
 MC_STEPS = {"pcs": 10, "dds": 5}                # the sample-based cross-check's step count
+# the DDS is a diffusion sampler run from noise level eta with s steps: its error, and so the
+# floor it leaves, decays at least like the samplers' bounds in s (Li, Wei, Chen, Chi 2024:
+# d^2/sqrt(s) stochastic, d^2/s deterministic; THEORY.md section 3), fitted from DDS_FIT_MIN
+DDS_BOUND = {"sde": (-0.5, "bound d²/√s"), "ode": (-1.0, "bound d²/s")}
+DDS_FIT_MIN = 5
 
 
 def configs(fast: bool):
@@ -148,8 +155,44 @@ def summarise(records, fast: bool) -> dict:
                     **{k: [cur[k][i] for i in o] for k in ("steps", "tv", "error", "h")},
                     "asymptotic": cur["asymptotic"], "exact_tv_at_K": cur["exact_tv_at_K"],
                     "mc": mc.get((prob, part, meth))})
-    return {"eta": ETA, "K": K, "target": TARGET, "curves": out,
-            "max_error": max(max(c["error"]) for c in out)}
+    summary = {"eta": ETA, "K": K, "target": TARGET, "curves": out,
+               "max_error": max(max(c["error"]) for c in out)}
+    return {**summary, "fits": dds_fits(summary), "pcs_floors": pcs_floors(summary)}
+
+
+def dds_fits(summary) -> list:
+    """Per DDS curve: the exponent of TV(law x_K, pi_eta) in the DDS's steps s over
+    s >= DDS_FIT_MIN (grid laws; their refinement errors as the points' intervals), beside
+    the bound's exponent and the verdict."""
+    out = []
+    for c in summary["curves"]:
+        if c["part"] != "dds":
+            continue
+        pts = [{"value": v, "lower": max(v - e, 1e-300), "upper": v + e}
+               for v, e in zip(c["tv"], c["error"])]
+        fit = fit_points(c["steps"], pts, x_min=DDS_FIT_MIN)
+        bound, text = DDS_BOUND[c["method"]]
+        out.append({"problem": c["problem"], "method": c["method"], "vs": "DDS steps s",
+                    "fit": fit, "theory_exponent": bound, "bound": text,
+                    "verdict": verdict(bound, fit["ci"], var="s") if "ci" in fit else None})
+    return out
+
+
+def pcs_floors(summary) -> list:
+    """Per PCS curve at its two largest step counts: the floor it settles on against the
+    exact-sub-sampler TV at K. ULA at a fixed step h keeps its step-size bias (the floor
+    stays as steps grow); MALA is exact in stationarity (the floor falls to the exact one)."""
+    out = []
+    for c in summary["curves"]:
+        if c["part"] != "pcs":
+            continue
+        (n1, v1, e1), (n2, v2, e2) = list(zip(c["steps"], c["tv"], c["error"]))[-2:]
+        t = c["exact_tv_at_K"]
+        out.append({"problem": c["problem"], "method": c["method"], "steps": [n1, n2],
+                    "tv": [v1, v2], "error": [e1, e2], "exact": t,
+                    "settled": bool(abs(v2 - v1) <= 0.05 * v2 + e1 + e2),
+                    "at_exact": bool(abs(v2 - t) <= 0.05 * t + e2)})
+    return out
 
 
 def figure(summary, figures_dir="figures"):
@@ -160,9 +203,14 @@ def figure(summary, figures_dir="figures"):
                                    "eta=1"}
     fig, axes = new_figure(1, 3, figsize=(15, 4.2))
     cols = dict(zip(("ula", "mala", "sde", "ode"), sns.color_palette("colorblind", 4)))
+    fits = {(f["problem"], f["method"]): f for f in (summary.get("fits") or dds_fits(summary))}
     for ax, key in zip(axes[0], panels):
         cs = [c for c in summary["curves"] if (c["problem"], c["part"]) == key]
         ymin = 1.0
+        if key[1] == "dds":
+            _dds_panel(ax, cs, fits, cols, summary)
+            ax.set_title(titles[key], fontsize=8.5)
+            continue
         for c, shift in zip(cs, (1.12, 0.89)):
             col = cols[c["method"]]
             x = np.asarray(c["steps"], float)
@@ -192,15 +240,69 @@ def figure(summary, figures_dir="figures"):
         ax.set_title(titles[key], fontsize=8.5)
         ax.grid(True, which="both", alpha=0.25)
         panel_legend(ax, ncol=2)
-    fig.suptitle(f"DPnP floors from inexact sub-samplers are exact curves: bimodal d=1, "
-                 f"Langevin step h={PCS_STEP} (grid laws, refinement errors <= "
-                 f"{summary['max_error']:.0e}; error bars smaller than markers)", fontsize=9)
+    fig.suptitle(_claim_line(summary) + f"\nexact grid laws, bimodal d=1, Langevin step "
+                 f"h={PCS_STEP}, refinement errors <= {summary['max_error']:.0e} (bars smaller "
+                 "than the markers); dotted: exact sub-samplers", fontsize=9)
     return save_figure(fig, f"{figures_dir}/dpnp_subsampler_error.png")
+
+
+def _dds_panel(ax, cs, fits, cols, summary):
+    curves = []
+    for c in cs:
+        f = fits.get((c["problem"], c["method"]))
+        v, e = np.asarray(c["tv"], float), np.asarray(c["error"], float)
+        curves.append({"x": c["steps"], "value": v, "lower": np.maximum(v - e, 0),
+                       "upper": v + e, "label": c["method"], "colour": cols[c["method"]],
+                       "fit": RateFit.from_dict(f["fit"]) if f else None,
+                       "fit_text": "TV ~ s^", "x_name": "s",
+                       "reference": DDS_BOUND[c["method"]],
+                       "fit_error": f["fit"].get("error") if f else None})
+    plot_rate_panel(ax, curves, xlabel="DDS steps s per call",
+                    ylabel=f"TV(law x_K, pi_eta), K={summary['K']}")
+    for c in cs:
+        m = c["mc"]
+        if m is not None:
+            col = cols[c["method"]]
+            ax.errorbar([m["steps"] * 1.08], [m["value"]],
+                        yerr=[[m["value"] - m["lower"]], [m["upper"] - m["value"]]],
+                        fmt="D", mfc="none", color=col, ms=5, capsize=2)
+            ax.plot([m["steps"] * 1.08], [m["grid_binned"]], "x", color=col, ms=6)
+    t = cs[0]["exact_tv_at_K"]
+    ax.axhline(t, color="k", ls=":", lw=1)
+    ax.set_ylim(bottom=0.3 * t)
+
+
+def _claim_line(summary) -> str:
+    """The figure's claim, with the measured exponents and floors in it."""
+    fits = summary.get("fits") or dds_fits(summary)
+    dds = ", ".join(f"{f['method']} s^{format_exponent(f['fit']['exponent'], f['fit']['ci'])}"
+                    for f in fits if "exponent" in f["fit"])
+    fl = {(f["problem"], f["method"]): f for f in pcs_floors(summary)}
+    ula, mala = fl.get(("gaussian", "ula")), fl.get(("gaussian", "mala"))
+    pcs = ""
+    if ula and mala:
+        pcs = (f"; ULA's floor stays at {ula['tv'][1]:.2g} (its fixed step's bias), MALA's "
+               + ("falls to the exact one" if mala["at_exact"] else
+                  f"falls to {mala['tv'][1]:.2g}") + f" ({mala['exact']:.1e})")
+    return ("Inexact sub-samplers leave a floor in TV(law x_K, pi_eta) set by their own "
+            f"error:\nthe DDS floors decay like {dds} in its steps{pcs}")
 
 
 def reading(summary) -> str:
     lines = [f"Exact TV(law x_K, pi_eta), K = {summary['K']}, with refinement errors "
              f"(largest {summary['max_error']:.1e}):"]
+    for f in summary.get("fits") or dds_fits(summary):
+        if "exponent" in f["fit"]:
+            lines.append(f"  {f['problem']} DDS {f['method']}: TV ~ s^"
+                         f"{format_exponent(f['fit']['exponent'], f['fit']['ci'])} over s >= "
+                         f"{DDS_FIT_MIN}; {f['bound']} ({f['theory_exponent']:+g}): "
+                         f"{f['verdict']}")
+    for q in pcs_floors(summary):
+        lines.append(f"  {q['problem']} PCS {q['method']}: {q['tv'][0]:.3e} at {q['steps'][0]} "
+                     f"and {q['tv'][1]:.3e} at {q['steps'][1]} steps ("
+                     + ("settled" if q["settled"] else "still falling")
+                     + f"; exact sub-samplers {q['exact']:.3e}: "
+                     + ("reached" if q["at_exact"] else "not reached") + ")")
     for c in summary["curves"]:
         pts = ", ".join(f"{n}: {v:.3e} +- {e:.0e}" for n, v, e in
                         zip(c["steps"], c["tv"], c["error"]))
