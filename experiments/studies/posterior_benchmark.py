@@ -636,12 +636,12 @@ def figure(summary, figures_dir="figures"):
     conf = summary.get("confirmation", {})
     fig.suptitle("Which posterior samplers approach the exact posterior as NFE grows: the "
                  "ranking distance (TV in d <= 2, mean marginal KS for product posteriors, "
-                 "sliced W2 otherwise) with 95% intervals.\nGrey band: estimator floor of the screening run "
-                 "(the confirmation's is lower); "
-                 "dashed: point estimates (not posterior samplers); hollow markers on the "
-                 "dotted line: value 0 (or below the panel). 'conf.': each problem's best and "
-                 f"worst method re-run independently (seed {conf.get('seed', '-')}, "
-                 f"{conf.get('n_factor', '-')}x outputs; black-edged)", fontsize=9)
+                 "sliced W2 otherwise) with 95% intervals.\nGrey band: estimator floor of the "
+                 "screening run (the confirmation's is lower); dashed: point estimates (not "
+                 "posterior samplers); hollow markers on the dotted line: value 0 (or below "
+                 "the panel).\n'conf.' (black-edged): each problem's best and worst method "
+                 f"of the screening run, re-run independently (seed {conf.get('seed', '-')}, "
+                 f"{conf.get('n_factor', '-')}x the outputs)", fontsize=9)
     p1 = save_figure(fig, f"{figures_dir}/posterior_benchmark.png")
 
     top = max(summary["budgets"])
