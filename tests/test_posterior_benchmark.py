@@ -183,3 +183,24 @@ def test_reading_explains_dps_getting_worse_with_nfe():
     text = pb.reading(summary)
     assert f"dps gets worse from NFE {b0} to {b1}" in text and "per-step" in text
     assert f"{v[0]:.3g} -> {v[1]:.3g}" in text
+
+
+def test_reading_counts_smc_runs_on_a_wrong_mode():
+    rng = np.random.default_rng(4)
+    particles = int(rng.choice([16, 64]))
+    runs = int(rng.integers(4, 12))
+    wrong = int(rng.integers(1, runs))
+    top = 100
+    smc = _row("mcgdiff", 0.5, 0.01, nfe=top, n=particles * runs)
+    smc["particles"] = particles
+    smc["metrics"]["mode_weight_error"] = _entry(wrong / runs, 0.0)
+    good = _row("tds", 0.1, 0.01, nfe=top)
+    good["metrics"]["mode_weight_error"] = _entry(wrong / runs / 10, 0.0)
+    point = _row("red-diff", 0.9, 0.01, nfe=top)
+    point["point_estimate"] = True
+    point["metrics"]["mode_weight_error"] = _entry(0.0, 0.0)
+    summary = {"rows": [smc, good, point], "budgets": [top], "checks": [],
+               "mcgdiff_vs_dps": [], "confirmation": {}, "tune_nfe": 20}
+    text = pb.reading(summary)
+    assert f"error is that of {wrong} of the {runs} runs on a wrong mode" in text
+    assert "best: tds" in text                          # point estimates are not the reference

@@ -727,8 +727,8 @@ def _worse_with_nfe(summary):
 
 
 def _collapsed_smc(summary):
-    """SMC rows (several particles per run) whose mode-weight error lies above the best
-    method's on the same problem, intervals separated: whole runs on a wrong mode."""
+    """SMC rows (several particles per run) whose mode-weight error lies above the upper end
+    of the best posterior sampler's (point estimates left out) on the same problem."""
     top = max(summary["budgets"])
     scr = [r for r in summary["rows"] if r.get("metrics") and r["nfe_budget"] == top
            and r.get("run", "screening") == "screening"]
@@ -739,11 +739,12 @@ def _collapsed_smc(summary):
         m = r["metrics"].get("mode_weight_error")
         others = [(q["metrics"]["mode_weight_error"], q["method"]) for q in scr
                   if q["problem"] == r["problem"] and q["method"] != r["method"]
+                  and not q.get("point_estimate")
                   and (q["metrics"].get("mode_weight_error") or {}).get("value") is not None]
         if not m or m.get("value") is None or not others:
             continue
         best, bm = min(others, key=lambda q: q[0]["value"])
-        if m["lower"] > best["upper"]:
+        if m["value"] > best["upper"]:
             out.append((r, m, best, bm))
     return out
 
