@@ -233,8 +233,13 @@ def _posterior_markdown(sec) -> list:
     lines = ["", f"Posterior samplers against exact posteriors ({POSTERIOR}"
              + (", fast mode" if sec["fast"] else "") + "; leaderboard: "
              + ", ".join(sec["tables"]) + "):", "",
-             "| problem | distance | best | worst | separated |", "|---|---|---|---|---|"]
+             "| problem | distance | best | worst | separated (confirmation run) |",
+             "|---|---|---|---|---|"]
     for c in sec["checks"]:
+        if c.get("best_value") is None:                 # no confirmation run: no verdict
+            lines.append(f"| {c['problem']} | {c['metric']} at NFE {c['nfe']} | {c['best']} | "
+                         f"{c['worst']} | not confirmed |")
+            continue
         lines.append(f"| {c['problem']} | {c['metric']} at NFE {c['nfe']} | {c['best']} "
                      f"{c['best_value']:.3g} | {c['worst']} {c['worst_value']:.3g} | "
                      f"{'yes' if c['separated'] else 'no'} |")

@@ -19,6 +19,15 @@ statistic for n exact posterior draws: what the estimator returns for a perfect 
 * ``w2`` (d <= 2; in higher d the empirical W2 is biased by about :math:`n^{-2/d}`) and
   ``sliced_w2`` (200 directions, any d): :mod:`theory.distances.samples`, against exact
   posterior draws, interval widened by the floor.
+* ``marginal_ks`` (any d): the mean over coordinates of the Kolmogorov distance
+  :math:`\sup_v |\hat F_i(v) - F_i(v)|` between the method's empirical marginal and the
+  exact posterior marginal CDF :math:`F_i` (no reference draws). It is a distance between
+  the marginal laws (0 only when every marginal is exact; it ignores the dependence between
+  coordinates, which for a product posterior is the only thing left of the law) and a lower
+  bound on the mean marginal TV. Its floor, the same statistic for n exact draws, is about
+  :math:`0.87/\sqrt n` whatever d is (sliced W2's, in d = 100 on a bimodal product, is
+  about 0.2 at n = 512 while a random direction divides each coordinate's error by
+  :math:`\sqrt d`).
 * ``mmse_gap``: :math:`\|E_{method}[x] - E_{post}[x]\|^2/\mathrm{tr\,Cov}_{post}`, estimated
   without the :math:`\mathrm{tr\,Cov}/n` bias of the plug-in: :math:`(\|\hat m - m\|^2 -
   \mathrm{tr}\,\widehat{\mathrm{Var}}(\hat m))/\mathrm{tr\,Cov}_{post}` (the variance of the
@@ -61,7 +70,8 @@ __all__ = ["ExactPosterior", "MixturePosterior", "ProductPosterior", "GridPoster
            "exact_posterior", "posterior_metrics", "METRIC_NAMES"]
 
 DTYPE = torch.float64
-METRIC_NAMES = ("tv", "w2", "sliced_w2", "mmse_gap", "coverage_error", "mode_weight_error")
+METRIC_NAMES = ("tv", "w2", "sliced_w2", "marginal_ks", "mmse_gap", "coverage_error",
+                "mode_weight_error")
 
 
 def _np(x):
@@ -408,6 +418,23 @@ def _coverage(post: ExactPosterior, level: float):
     return stat
 
 
+def _marginal_u(post: ExactPosterior, x, rows: int = 256):
+    """The exact marginal CDFs at the samples, :math:`F_i(x_{ji})`, (n, d), in row chunks
+    (a mixture's CDF holds K x rows x d numbers)."""
+    return np.concatenate([np.asarray(post.marginal_cdf(x[i:i + rows]), float).reshape(-1, x.shape[1])
+                           for i in range(0, x.shape[0], rows)])
+
+
+def _mean_ks(U):
+    """Mean over columns of the Kolmogorov distance of the empirical law of each column of
+    ``U`` (values of the exact CDF at the samples) from the uniform: the KS distance of the
+    samples from the exact marginal, the CDF being monotone."""
+    m = U.shape[0]
+    Us = np.sort(U, 0)
+    i = np.arange(1, m + 1)[:, None] / m
+    return float(np.maximum(i - Us, Us - (i - 1.0 / m)).max(0).mean())
+
+
 def _modes(post: ExactPosterior, x, y_floor):
     pi = post.weights()                                                 # (G, K)
     R = post.responsibilities(x)                                        # (n, G, K)
@@ -521,6 +548,15 @@ def posterior_metrics(samples, post: ExactPosterior, *, groups=None, n_ref: Opti
                      "floor": fl["value"], "floor_upper": fl["upper"],
                      "below_floor": bool(e.details["below_floor"]),
                      "details": {"n": xs.shape[0], "ci": e.details["ci"]}}
+    if "marginal_ks" in metrics:
+        U = _marginal_u(post, x)
+        Uf = _marginal_u(post, yf)
+        boot = np.array([_mean_ks(U[_resample(members, n, rng)]) for _ in range(n_boot)])
+        fboot = np.array([_mean_ks(Uf[rng.integers(0, n, n)]) for _ in range(n_boot)])
+        out["marginal_ks"] = _entry(
+            _mean_ks(U), boot, "mean over coordinates of the Kolmogorov distance between the "
+            f"method's empirical marginal and the exact marginal CDF; {n_boot} bootstrap "
+            "resamples", _mean_ks(Uf), fboot, {"coordinates": d})
     if "mmse_gap" in metrics:
         G = n if members is None else len(members)
         val, boot = _mmse_boot(post, x, members, rng.integers(0, G, (n_boot, G)))
