@@ -261,6 +261,11 @@ def figure(summary, figures_dir="figures"):
         lk = ("gauss prior N(0,1), gaussian y=0.7, sigma=0.5, PCS exact" if p == "gaussian"
               else "bimodal prior, 1-bit logistic y=+1, lambda=0.4, PCS MALA(100)")
         ymin = min(ymin, 0.5 * min(r["tv"] for r in ranking(summary, p)["rows"]))
+        qs = cancellation(summary, p)
+        if qs:
+            lk += (f"\nbelow the dotted lines: the DDS's finite steps shrink the variance\n"
+                   f"({qs[0]['label']}: {qs[0]['var']:.3f} vs {qs[0]['limit_var']:.3f} exact, "
+                   f"posterior {qs[0]['posterior_var']:.3f}; see the reading)")
         ax.set_title(f"d=1, {lk}", fontsize=9)
         ax.grid(True, which="both", alpha=0.25)
         panel_legend(ax, ncol=2)

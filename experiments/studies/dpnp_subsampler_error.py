@@ -241,8 +241,9 @@ def figure(summary, figures_dir="figures"):
         ax.grid(True, which="both", alpha=0.25)
         panel_legend(ax, ncol=2)
     fig.suptitle(_claim_line(summary) + f"\nexact grid laws, bimodal d=1, Langevin step "
-                 f"h={PCS_STEP}, refinement errors <= {summary['max_error']:.0e} (bars smaller "
-                 "than the markers); dotted: exact sub-samplers", fontsize=9)
+                 f"h={PCS_STEP}, refinement errors <= {summary['max_error']:.0e} (error bars "
+                 "smaller than the markers); dotted: exact sub-samplers; DDS panel: dark dotted "
+                 "line between black end bars = the fit and its range", fontsize=9)
     return save_figure(fig, f"{figures_dir}/dpnp_subsampler_error.png")
 
 
