@@ -204,3 +204,22 @@ def test_reading_counts_smc_runs_on_a_wrong_mode():
     text = pb.reading(summary)
     assert f"error is that of {wrong} of the {runs} runs on a wrong mode" in text
     assert "best: tds" in text                          # point estimates are not the reference
+
+
+def test_absolute_value_metrics_of_exact_draws_have_intervals_reaching_zero():
+    """For exact posterior draws the marginal KS, coverage and mode-weight errors are 0 in
+    truth; their raw statistics are biased up (marginal KS ~0.04 at n = 400), and a
+    percentile interval, or the basic bootstrap alone, lies wholly above 0 for every seed
+    (measured: 0 of 20). The entries stand behind the bias-corrected value with the basic
+    interval widened by the floor: it reaches 0, the value lies in it and below the raw
+    statistic, which is kept beside it."""
+    _, post = problem_and_posterior("inpaint-100:0")
+    names = ("marginal_ks", "coverage_error", "mode_weight_error")
+    for sd in range(4):
+        y = post.sample(400, generator=torch.Generator().manual_seed(100 + sd))
+        m = posterior_metrics(y, post, n_boot=100, seed=sd, metrics=names)
+        for k in names:
+            e = m[k]
+            assert e["lower"] == 0.0 and e["lower"] <= e["value"] <= e["upper"], (k, e)
+            assert e["value"] <= e["statistic"], (k, e)
+            assert e["below_floor"], (k, e)

@@ -370,10 +370,37 @@ def _boot(stat, x, members, n_boot, rng):
     return np.array([stat(x[_resample(members, x.shape[0], rng)]) for _ in range(n_boot)])
 
 
-def _entry(value, boot, method, floor_value, floor_boot, details=None):
-    lo, hi = np.quantile(boot, [0.025, 0.975])
+def _entry(value, boot, method, floor_value, floor_boot, details=None, biased_up=False):
+    r"""One metric's entry from its statistic, bootstrap replicates and floor (the same
+    statistic for exact draws: its value and replicates).
+
+    ``biased_up`` (statistics of an absolute value, |.| or a sup: the marginal KS, coverage
+    and mode-weight errors): the raw statistic overstates the distance by the sampling noise
+    and its bootstrap replicates overstate it again, so a percentile interval can lie wholly
+    above the statistic. As for the binned TV and the OT distances, the entry then stands
+    behind the basic-bootstrap correction: value :math:`\max(0, 2s - \mathrm{median}(s^*))`,
+    interval :math:`[2s - s^*_{0.975}, 2s - s^*_{0.025}]` (clipped at 0; it contains the value
+    by construction) widened on both sides by the floor's 97.5% quantile (the basic
+    bootstrap removes the bias only partly: for exact draws of the inpainting posterior,
+    n = 400, the mean marginal KS is 0.043 raw and still 0.026 corrected, and no basic
+    interval of 20 reached 0), the raw statistic beside it (``statistic``); ``below_floor`` compares
+    the raw statistic with the 97.5% quantile of the exact draws' raw statistic. Otherwise
+    (the MMSE gap, bias-corrected in closed form) the percentile interval of the replicates,
+    widened to contain the value."""
     flo_hi = float(np.quantile(floor_boot, 0.975))
     v = float(value)
+    if biased_up:
+        q_lo, q_mid, q_hi = (float(q) for q in np.quantile(boot, [0.025, 0.5, 0.975]))
+        lo = max(0.0, 2 * v - q_hi)
+        hi = max(lo, 2 * v - q_lo)
+        corrected = min(max(0.0, 2 * v - q_mid), hi)
+        lo, hi = max(0.0, lo - flo_hi), hi + flo_hi
+        return {"value": corrected, "lower": lo, "upper": hi, "statistic": v,
+                "method": method + "; bias-corrected, 95% basic-bootstrap interval widened by "
+                "the floor's 97.5% quantile",
+                "floor": float(floor_value), "floor_upper": flo_hi,
+                "below_floor": bool(v <= flo_hi), "details": details or {}}
+    lo, hi = np.quantile(boot, [0.025, 0.975])
     return {"value": v, "lower": float(min(lo, v)), "upper": float(max(hi, v)), "method": method,
             "floor": float(floor_value), "floor_upper": flo_hi, "below_floor": bool(lo <= flo_hi),
             "details": details or {}}
@@ -556,7 +583,7 @@ def posterior_metrics(samples, post: ExactPosterior, *, groups=None, n_ref: Opti
         out["marginal_ks"] = _entry(
             _mean_ks(U), boot, "mean over coordinates of the Kolmogorov distance between the "
             f"method's empirical marginal and the exact marginal CDF; {n_boot} bootstrap "
-            "resamples", _mean_ks(Uf), fboot, {"coordinates": d})
+            "resamples", _mean_ks(Uf), fboot, {"coordinates": d}, biased_up=True)
     if "mmse_gap" in metrics:
         G = n if members is None else len(members)
         val, boot = _mmse_boot(post, x, members, rng.integers(0, G, (n_boot, G)))
@@ -581,7 +608,7 @@ def posterior_metrics(samples, post: ExactPosterior, *, groups=None, n_ref: Opti
              "mass_of_method_interval_50": m5,
              "coverage_error_50": e5, "method_fraction_in_posterior_interval_90": pi9,
              "posterior_interval_error_90": pe9, "method_fraction_in_posterior_interval_50": pi5,
-             "posterior_interval_error_50": pe5})
+             "posterior_interval_error_50": pe5}, biased_up=True)
     if "mode_weight_error" in metrics:
         stat, fstat, G, K = _modes(post, x, yf)
         val = stat(np.arange(n))
@@ -591,5 +618,5 @@ def posterior_metrics(samples, post: ExactPosterior, *, groups=None, n_ref: Opti
             val, boot, "1/2 sum_k |mean responsibility of component k - exact posterior weight|"
             + (f", averaged over {G} coordinates" if G > 1 else "")
             + f"; {n_boot} bootstrap resamples", fstat(np.arange(n)), fb,
-            {"components": K, "groups_of_components": G})
+            {"components": K, "groups_of_components": G}, biased_up=True)
     return out
