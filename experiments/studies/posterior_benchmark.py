@@ -562,6 +562,22 @@ def method_styles() -> dict:
     return out
 
 
+def _claim(summary) -> str:
+    """The figure's claim, computed: on how many problems the best and the worst method
+    separate on the independent run, and which families the best methods come from."""
+    checks = summary.get("checks", [])
+    sep = sum(bool(c.get("separated")) for c in checks)
+    fams = {}
+    for c in checks:
+        f = next((fam for fam, _, _, ms in METHOD_FAMILIES if c["best"] in ms), "other")
+        fams.setdefault(f, []).append(c["best"])
+    best = "; ".join(f"{k} {len(v)} ({', '.join(sorted(set(v)))})"
+                     for k, v in sorted(fams.items(), key=lambda q: -len(q[1])))
+    return (f"At NFE {max(summary['budgets'])} the best and the worst method separate on "
+            f"{sep} of {len(checks)} problems on an independent run; the best come from: "
+            f"{best}")
+
+
 def figure(summary, figures_dir="figures"):
     rows = [r for r in summary["rows"] if r.get("metrics")]
     conf_rows = [r for r in rows if r.get("run") == "confirmation"]
@@ -647,12 +663,12 @@ def figure(summary, figures_dir="figures"):
                                       label=f"{name} ({famname})"))
     fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize=7, frameon=False)
     conf = summary.get("confirmation", {})
-    fig.suptitle("Which posterior samplers approach the exact posterior as NFE grows: the "
-                 "ranking distance (TV in d <= 2, mean marginal KS for product posteriors, "
-                 "sliced W2 otherwise) with 95% intervals.\nGrey band: estimator floor of the "
-                 "screening run (the confirmation's is lower); dashed: point estimates (not "
-                 "posterior samplers); hollow markers on the dotted line: value 0 (or below "
-                 "the panel).\n'conf.' (black-edged): each problem's best and worst method "
+    fig.suptitle(_claim(summary) + "\nthe ranking distance (TV in d <= 2, mean marginal KS "
+                 "for product posteriors, sliced W2 otherwise) with 95% intervals; grey band: "
+                 "estimator floor of the screening run (the confirmation's is lower)\ndashed: "
+                 "point estimates (not posterior samplers); hollow markers on the dotted line: "
+                 "value 0 (or below the panel); 'conf.' (black-edged): each problem's best and "
+                 "worst method "
                  f"of the screening run, re-run independently (seed {conf.get('seed', '-')}, "
                  f"{conf.get('n_factor', '-')}x the outputs)", fontsize=9)
     p1 = save_figure(fig, f"{figures_dir}/posterior_benchmark.png")
