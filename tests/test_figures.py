@@ -227,3 +227,14 @@ def test_subsampler_dds_fit_recovers_a_planted_rate_and_pcs_floors_are_read_righ
     fl = {q["method"]: q for q in se.pcs_floors({"curves": curves})}
     assert fl["mala"]["settled"] and fl["mala"]["at_exact"]
     assert not fl["ula"]["settled"] and not fl["ula"]["at_exact"]
+
+
+def test_scaledgd_implied_rate_bound_is_tol_to_one_over_the_slowest_count():
+    """Reaching 1e-10 from an initial error <= 1 in at most 45 iterations means a mean
+    contraction <= 1e-10^(1/45) = 0.5995; the slowest kappa's upper end counts."""
+    from experiments.studies.scaledgd_kappa import implied_rate_bound
+    fits = [{"sampling": "rip", "algorithm": "scaledgd", "tol": 1e-10,
+             "per_kappa": [{"hi": 42.0}, {"hi": 45.0}, {"hi": 41.0}]},
+            {"sampling": "rip", "algorithm": "gd", "tol": 1e-10, "per_kappa": [{"hi": 900.0}]}]
+    assert implied_rate_bound(fits, "rip") == pytest.approx(10 ** (-10 / 45), rel=1e-12)
+    assert implied_rate_bound(fits, "paper") is None
