@@ -34,7 +34,7 @@ import torch
 
 from ..points.measure import measure, normalise_config
 from .store import ResultStore, atomic_write_text
-from .sweep import law_sharing_key, run_points
+from .sweep import run_points
 
 __all__ = ["run_study", "FIT_LABEL_KEYS"]
 
@@ -55,8 +55,7 @@ def run_study(study: ModuleType, fast: bool = False, root=None, figures_dir="fig
         configs = study.configs(fast)
     records = run_points(store, configs, desc=study.NAME,
                          compute=getattr(study, "compute", measure), executor=executor,
-                         normalise=getattr(study, "NORMALISE", normalise_config),
-                         group_key=getattr(study, "GROUP_KEY", law_sharing_key))
+                         normalise=getattr(study, "NORMALISE", normalise_config))
     summary = {"experiment": study.NAME, "fast": fast, **study.summarise(records, fast),
                "points": len(records), "computed": store.computed, "reused": store.reused}
     summary.setdefault("fits", [])
