@@ -282,7 +282,7 @@ def test_dpnp_mala_law_matches_a_million_real_chains():
     chains of run_dpnp on the same bins (4 cells): KS lower bound zero, bias-corrected TV below
     the floor's 95% quantile. The test has power: the same chains against the ULA grid law
     with the same steps (binned TV 0.011 to MALA's law) and against the MALA law of x_2 have
-    interval lower ends above that quantile. Measured: ~13 s (grid 3 s, chains 4 s)."""
+    interval lower ends above that quantile. Measured: 6 s (grid 3 s, chains 4 s)."""
     prior, lik = problem(BIMODAL)
     etas, dds = [0.7] * 3, DDSConfig("exact")
     pcs = PCSConfig("mala", 10, 0.1)

@@ -128,7 +128,7 @@ def test_2d_ula_law_matches_a_million_real_chains():
     h = 0.03125 (bins of 16 cells, side 0.5). At the default h = 0.0625 the node masses summed
     over a bin differ from the bin's integral by O(h^2) (midpoint rule), enough to put the
     statistic of 10^6 chains at 1.1-1.5 times its floor even for the exact Gibbs chain;
-    at h/2 it is back at 0.8-1.1. Measured: ~14 s."""
+    at h/2 it is back at 0.8-1.1. Measured: 7 s."""
     lik = make_likelihood("gaussian", torch.tensor(A_MIX, dtype=torch.float64), list(Y),
                           sigma=0.5)
     _against_a_million_chains(make_prior("bimodal", 2), lik, PCSConfig("ula", 10, 0.1),
@@ -139,7 +139,7 @@ def test_2d_ula_law_matches_a_million_real_chains():
 def test_2d_sde_dds_law_matches_a_million_real_chains():
     """The reverse-SDE DDS (5 steps) with the exact PCS on a non-product prior (two
     correlated components; the DDS runs on the 2-D grid), Gaussian likelihood with a mixing
-    A, at h = 0.05 (bins of 10 cells, side 0.5). Measured: ~60 s."""
+    A, at h = 0.05 (bins of 10 cells, side 0.5). Measured: 100 s (mostly the grid law)."""
     lik = make_likelihood("gaussian", torch.tensor(A_MIX, dtype=torch.float64), list(Y),
                           sigma=0.5)
     _against_a_million_chains(_two_component_prior(), lik, PCSConfig("exact"),
