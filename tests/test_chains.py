@@ -319,33 +319,6 @@ def test_dpnp_grid_errors_contain_an_h_over_2_reference_at_cli_defaults():
         assert max(err[key]) < 1e-5
 
 
-def test_shared_pcs_kernels_give_the_same_laws_and_never_cross_likelihoods(monkeypatch):
-    """DPnP grid laws that differ only in the DDS share their MALA kernels (built once) and
-    equal the laws computed with nothing shared; a likelihood with another y shares nothing."""
-    import theory.posterior.dpnp_grid as dg
-    prior, lik = problem(LOGISTIC)
-    _, lik_minus = problem({**LOGISTIC, "y": -1.0})
-    etas, pcs, h = [1.0, 0.8], PCSConfig("mala", 3), 0.1
-    calls = []
-    real = dg.chain_kernel_1d
-    monkeypatch.setattr(dg, "chain_kernel_1d", lambda *a, **k: calls.append(1) or real(*a, **k))
-    monkeypatch.setattr(dg, "_PCS_SHARED", dg.OrderedDict())
-
-    def law(lk, s):
-        return dg.DPnPGrid1D(prior, lk, etas, pcs, DDSConfig("sde", s), h=h).run(etas)["laws"][-1]
-
-    a2 = law(lik, 2)
-    built = len(calls)
-    a3 = law(lik, 3)
-    assert len(calls) == built                       # the second DDS reused every kernel
-    m = law(lik_minus, 3)
-    assert len(calls) == 2 * built                   # another y: its own kernels
-    monkeypatch.setattr(dg, "_PCS_SHARED", dg.OrderedDict())
-    assert np.array_equal(law(lik, 3), a3)
-    assert np.abs(law(lik_minus, 3) - m).max() == 0.0
-    assert np.abs(a3 - m).sum() > 0.1 and np.abs(a2 - a3).sum() > 0
-
-
 def test_annealing_exact_limit_moments_equal_the_gaussian_recursion():
     """dpnp-annealing's exact-sub-sampler point on the Gaussian problem (prior N(0, 1),
     y = 0.7, sigma = 0.5, reference schedule, x_0 ~ N(0, 1)) stores the mean and variance of

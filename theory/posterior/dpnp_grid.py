@@ -33,7 +33,6 @@ of every number comes from :func:`dpnp_grid_refinement` (three levels, plus the 
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Optional, Sequence
 
 import numpy as np
@@ -56,13 +55,6 @@ from .sampler_steps import dds_sde_steps, langevin_steps
 __all__ = ["DPnPGrid1D", "dpnp_grid_refinement", "ode_kernel_rows"]
 
 _WINDOW_LOG = 37.0           # window: log target within 37 of its maximum (1e-16)
-# Langevin PCS kernels shared between DPnPGrid1D instances of one process (points of a sweep
-# that differ only in the DDS, e.g. its step count, reuse them), oldest dropped first beyond
-# _PCS_SHARED_BYTES. The key holds everything a kernel depends on: the likelihood (its type,
-# description and log-likelihood on the z nodes), the PCS configuration and step, both axes,
-# the centres and the level.
-_PCS_SHARED: "OrderedDict" = OrderedDict()
-_PCS_SHARED_BYTES = 1e9
 _ROW_TOL = 1e-17             # DDS-ode rows computed where the law carries this much
 _SPLIT_MASS = 1e-14          # DDS-ode noise intervals lighter than this are not split
 SUB = 4                      # the reverse-SDE DDS runs on a grid SUB times finer than z
@@ -130,14 +122,10 @@ class DPnPGrid1D:
     def pcs_kernels(self, eta: float, ns: Sequence[int], centres=None):
         """Langevin PCS kernels from the x nodes (or ``centres``) to the z grid after each n in
         ``ns`` (dict n -> (kernel (R, n_z) as a sparse CSR matrix, lost (R,))), one
-        propagation for all n; cached, and shared with other instances (``_PCS_SHARED``)."""
+        propagation for all n; cached."""
         eta = float(eta)
         ns = sorted(set(int(n) for n in ns))
         key_c = None if centres is None else tuple(np.round(np.asarray(centres) / self.h))
-        for n in ns:            # another instance's kernels for the same PCS
-            got = _PCS_SHARED.get(self._pcs_key(eta, n, key_c))
-            if (eta, n, key_c) not in self._pcs_k and got is not None:
-                self._pcs_k[(eta, n, key_c)] = got
         need = [n for n in ns if (eta, n, key_c) not in self._pcs_k]
         if need:
             c = self.pcs_cfg
@@ -148,15 +136,7 @@ class DPnPGrid1D:
             K, lost = chain_kernel_1d(steps, cen, self.zaxis, self._windows(cen, eta, cb), need)
             for n in need:      # sparse: a row is non-zero only on its window
                 self._pcs_k[(eta, n, key_c)] = (csr_matrix(K.pop(n)), lost[n])
-                _share_pcs(self._pcs_key(eta, n, key_c), self._pcs_k[(eta, n, key_c)])
         return {n: self._pcs_k[(eta, n, key_c)] for n in ns}
-
-    def _pcs_key(self, eta, n, key_c):
-        g = self.grid
-        return (type(self.lik).__name__, repr(sorted(self.lik.describe().items())),
-                g.loglik_z.tobytes(), repr(self.pcs_cfg), float(self._pcs_step(eta)),
-                (self.xaxis.lo, self.xaxis.h, self.xaxis.n),
-                (self.zaxis.lo, self.zaxis.h, self.zaxis.n), g.x.tobytes(), eta, n, key_c)
 
     def pcs(self, mu, eta, n: Optional[int] = None):
         """Law of x_{k+1/2} on the z grid from the law of x_k, and the mass lost."""
@@ -327,14 +307,6 @@ def _inverse_monotone(xs, v, E):
     lo_x, hi_x = xs[j - 1], xs[j]
     u = np.clip(u, lo_x, hi_x)
     return np.where(below, -np.inf, np.where(above, np.inf, u))
-
-
-def _share_pcs(key, value):
-    _PCS_SHARED[key] = value
-    size = lambda v: v[0].data.nbytes + v[0].indices.nbytes + v[1].nbytes  # noqa: E731
-    total = sum(size(v) for v in _PCS_SHARED.values())
-    while total > _PCS_SHARED_BYTES and len(_PCS_SHARED) > 1:
-        total -= size(_PCS_SHARED.popitem(last=False)[1])
 
 
 def dpnp_grid_refinement(prior: Prior, lik: Likelihood, etas: Sequence[float],
