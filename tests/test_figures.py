@@ -238,3 +238,25 @@ def test_scaledgd_implied_rate_bound_is_tol_to_one_over_the_slowest_count():
             {"sampling": "rip", "algorithm": "gd", "tol": 1e-10, "per_kappa": [{"hi": 900.0}]}]
     assert implied_rate_bound(fits, "rip") == pytest.approx(10 ** (-10 / 45), rel=1e-12)
     assert implied_rate_bound(fits, "paper") is None
+
+
+def test_annealing_ranking_and_cancellation_read_the_curves():
+    """ranking orders the curves at the largest budget and marks neighbours whose intervals
+    separate; cancellation lists exactly the schedules that end below their exact-sub-sampler
+    value by more than its error, with their variances."""
+    from experiments.studies import dpnp_annealing as da
+
+    def curve(label, tv, half, limit=None, var=None):
+        return {"problem": "gaussian", "label": label, "budget": [64, 256], "tv": [0.5, tv],
+                "lower": [0.4, tv - half], "upper": [0.6, tv + half], "mean": [0.0, 0.5],
+                "var": [0.3, var], "exact_subsampler_limit": limit,
+                "exact_subsampler_limit_error": 1e-6,
+                "exact_subsampler_limit_moments": {"mean": 0.5, "var": 0.25}}
+    s = {"curves": [curve("a", 0.10, 0.01, limit=0.2, var=0.21), curve("b", 0.105, 0.01,
+                    limit=0.05, var=0.2), curve("DPS", 0.3, 0.01)],
+         "posterior_moments": {"gaussian": {"mean": 0.56, "var": 0.2}}}
+    rk = da.ranking(s, "gaussian")
+    assert rk["budget"] == 256 and [r["label"] for r in rk["rows"]] == ["a", "b", "DPS"]
+    assert [r.get("separated_from_next") for r in rk["rows"]] == [False, True, None]
+    (q,) = da.cancellation(s, "gaussian")
+    assert q["label"] == "a" and q["var"] == 0.21 and q["limit_var"] == 0.25

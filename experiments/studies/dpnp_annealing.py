@@ -260,7 +260,6 @@ def figure(summary, figures_dir="figures"):
         ax.set_ylabel("TV(output law, posterior)")
         lk = ("gauss prior N(0,1), gaussian y=0.7, sigma=0.5, PCS exact" if p == "gaussian"
               else "bimodal prior, 1-bit logistic y=+1, lambda=0.4, PCS MALA(100)")
-        ymin = min(ymin, 0.5 * min(r["tv"] for r in ranking(summary, p)["rows"]))
         qs = cancellation(summary, p)
         if qs:
             lk += (f"\nbelow the dotted lines: the DDS's finite steps shrink the variance\n"
