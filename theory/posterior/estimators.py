@@ -10,7 +10,26 @@ Fields of a :class:`BinnedTV` (and of its ``to_dict``):
   the basic-bootstrap interval by construction;
 * ``statistic``: the raw binned statistic :math:`\hat t` (biased upward; what the floor is
   the null distribution of);
-* ``lower``, ``upper``: the 95% basic-bootstrap interval of the true binned TV;
+* ``lower``, ``upper``: a 95% interval of the true binned TV :math:`\tau` (the binned TV
+  between the sampler's law and the reference): the basic-bootstrap interval
+  :math:`[2\hat t - t^*_{0.975},\ 2\hat t - t^*_{0.025}]`, widened where it is known to
+  miss. The basic bootstrap assumes that :math:`t^* - \hat t` is distributed like
+  :math:`\hat t - \tau`; near the floor the replicates are biased more than the statistic,
+  so it over-corrects: at :math:`\tau = 0` its lower end never reaches 0, and at
+  :math:`\tau` of one to two floors the truth lies above its upper end in 6-9% of runs.
+  Lower end: :math:`\min(\text{basic}, \hat t - f\sqrt{f/\hat t})`, with f the 97.5%
+  quantile of the floor. By the triangle inequality :math:`\hat t - \tau` is at most the
+  empirical law's binned TV to the sampler's own law, whose distribution the floor
+  approximates, so :math:`\hat t - f` is a lower bound at about 97.5%; the factor
+  :math:`\sqrt{f/\hat t}` relaxes it as the signal outgrows the noise, where |.| is no longer
+  biased and the basic bootstrap is right. Upper end: :math:`\max(\text{basic},\ \hat t +
+  1.96\,\mathrm{sd}(t^*))`; the raw statistic is biased upward
+  (:math:`E\hat t \ge \tau` bin by bin), so its own spread bounds :math:`\tau` from above.
+  Calibrated by simulation (binned shifted normals, 80 bins with n = 2000 and 200 bins with
+  n = 20000, :math:`\tau` from 0 to 0.55, 400 runs each): each end misses in at most 3.5%
+  of runs (basic interval: the lower end in 97-100% of runs at :math:`\tau = 0`, the upper in
+  up to 9%); the interval is 1.3-2.5 times the basic one's width within two floors and
+  1.1-1.3 times beyond (``tests/test_estimators.py``);
 * ``floor``, ``floor_q95``: mean and 95% quantile of the raw statistic for n exact draws of
   the reference; ``below_floor``: the raw statistic does not exceed ``floor_q95``;
 * ``ks_lower`` (1-D): a rigorous 95% lower bound on the true TV (DKW).
@@ -111,8 +130,8 @@ def binned_tv(samples, x: np.ndarray, mass: np.ndarray, *, bin_width: Optional[f
     eps = math.sqrt(math.log(2 / 0.05) / (2 * n))
     return BinnedTV(val, lo, hi, fl_mean, fl_q95, max(0.0, ks - eps), n,
                     h * g, f"binned TV ({nb} bins of width {h * g:.4g}), bias-corrected, 95% "
-                    f"basic-bootstrap CI ({n_boot} resamples), floor from {n_boot} exact "
-                    f"multinomial draws", stat)
+                    f"basic-bootstrap CI ({n_boot} resamples) widened near the floor, floor "
+                    f"from {n_boot} exact multinomial draws", stat)
 
 
 def _binned_statistic(counts, out, P, n, n_boot, seed, group_counts=None):
@@ -144,10 +163,15 @@ def _binned_statistic(counts, out, P, n, n_boot, seed, group_counts=None):
     fl = stat(ex[:, :-1], ex[:, -1])
     # basic (reverse-percentile) bootstrap: corrects the upward bias of |.| once; the value
     # it stands behind is the statistic corrected the same way (2 t - median t*), which lies
-    # between its ends
+    # between its ends. Near the floor the basic interval misses (module docstring,
+    # "interval"): it is widened by the triangle-inequality bound below and by the raw
+    # statistic's own spread above.
     q_lo, q_mid, q_hi = (float(q) for q in np.quantile(bs, [0.025, 0.5, 0.975]))
+    f = float(np.quantile(fl, 0.975))
     lo = max(0.0, 2 * val - q_hi)
-    hi = max(lo, 2 * val - q_lo)
+    if val > 0:
+        lo = min(lo, max(0.0, val - f * math.sqrt(f / val)))
+    hi = max(lo, 2 * val - q_lo, val + 1.96 * float(np.std(bs)))
     corrected = min(max(0.0, 2 * val - q_mid), hi)
     return val, corrected, lo, hi, float(fl.mean()), float(np.quantile(fl, 0.95))
 
@@ -188,5 +212,5 @@ def binned_tv_2d(samples, axes, mass: np.ndarray, *, bin_cells: int = 8, n_boot:
     stat, val, lo, hi, fl_mean, fl_q95 = _binned_statistic(counts, out, P, n, n_boot, seed, gc)
     return BinnedTV(val, lo, hi, fl_mean, fl_q95, 0.0, n, h * g,
                     f"binned TV in 2-D ({nb[0]} x {nb[1]} bins of side {h * g:.4g}), "
-                    f"bias-corrected, 95% basic-bootstrap CI ({n_boot} resamples), floor from "
+                    f"bias-corrected, 95% basic-bootstrap CI ({n_boot} resamples) widened near the floor, floor from "
                     f"{n_boot} exact multinomial draws", stat)
