@@ -534,14 +534,15 @@ def tables(summary) -> dict:
 # Figures
 # --------------------------------------------------------------------------------------
 
-# method families of THEORY.md section 7: one colour map and one marker each, a shade per
-# method (13 methods told apart by hue family, shade and marker)
+# method families of THEORY.md section 7: one colour map each, a shade and a marker per
+# method (13 methods: the hue says the family, the marker the method; the four guidance
+# methods share a colour map, so their markers differ as much as markers can)
 METHOD_FAMILIES = (
-    ("guidance", "Blues", "o", ("dps", "pigdm", "moment-matching", "diffpir")),
-    ("Langevin", "Purples", "^", ("score-ald", "daps")),
-    ("SMC", "Oranges", "D", ("tds", "mcgdiff")),
-    ("split Gibbs", "Greens", "v", ("pnp-dm", "dpnp")),
-    ("optimisers", "Greys", "s", ("red-diff", "dmplug", "dmplug-fixed")),
+    ("guidance", "Blues", ("o", "X", "P", "*"), ("dps", "pigdm", "moment-matching", "diffpir")),
+    ("Langevin", "Purples", ("^", "<"), ("score-ald", "daps")),
+    ("SMC", "Oranges", ("D", "d"), ("tds", "mcgdiff")),
+    ("split Gibbs", "Greens", ("v", ">"), ("pnp-dm", "dpnp")),
+    ("optimisers", "Greys", ("s", "h", "p"), ("red-diff", "dmplug", "dmplug-fixed")),
 )
 
 
@@ -552,10 +553,10 @@ def method_styles() -> dict:
 
     from theory.figures import colour
     out = {}
-    for fam, cmap, mk, names in METHOD_FAMILIES:
+    for fam, cmap, markers, names in METHOD_FAMILIES:
         cm = colormaps[cmap]
-        shades = np.linspace(0.95, 0.4, len(names)) if len(names) > 1 else [0.7]
-        for name, t in zip(names, shades):
+        shades = np.linspace(0.98, 0.42, len(names)) if len(names) > 1 else [0.7]
+        for name, t, mk in zip(names, shades, markers):
             out[name] = (cm(float(t)), mk, fam)
     for name in METHODS:
         out.setdefault(name, (colour(name), "o", "other"))
@@ -620,9 +621,9 @@ def figure(summary, figures_dir="figures"):
             ls = "--" if pts[0][0]["point_estimate"] else "-"
             ax.errorbar(x, yd, yerr=[np.maximum(yd - lo, 0), np.maximum(hi - yd, 0)], color=col,
                         ls=ls, lw=1, capsize=2, label=method)
-            ax.plot(x[~zero], yd[~zero], ls="none", marker=mk, ms=4.5, color=col,
+            ax.plot(x[~zero], yd[~zero], ls="none", marker=mk, ms=5.5, color=col,
                     mec="k", mew=0.3)
-            ax.plot(x[zero], yd[zero], ls="none", marker=mk, ms=4.5, mfc="none", mec=col,
+            ax.plot(x[zero], yd[zero], ls="none", marker=mk, ms=5.5, mfc="none", mec=col,
                     mew=1.0)
         top = max(summary["budgets"])
         for r in cs:                                    # the confirmation run's two points
@@ -701,7 +702,7 @@ def figure(summary, figures_dir="figures"):
     fig.suptitle(f"Calibration at NFE = {top}: the exact posterior mass of each method's central "
                  "90% interval (mean over coordinates, 95% interval) is 0.9 only for calibrated "
                  "samplers (dotted);\nmarkers and colours by method family as in "
-                 "posterior_benchmark.png (squares: optimisers, point estimates); missing: not "
+                 "posterior_benchmark.png (greys: optimisers, point estimates); missing: not "
                  "applicable", fontsize=9)
     p2 = save_figure(fig, f"{figures_dir}/posterior_coverage.png")
     return [p1, p2]
