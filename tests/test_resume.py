@@ -98,3 +98,26 @@ def test_interrupted_reproduce_resumes_without_recomputing(tmp_path):
     resumed, fresh = _point_values(broken), _point_values(clean_dir)
     assert resumed.keys() == fresh.keys() and computed + reused == len(fresh)
     assert all(resumed[k] == fresh[k] for k in fresh)
+
+
+def test_an_interrupt_during_a_point_write_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """Ctrl-C arriving right after the temporary file is created (the window that left an
+    empty ``.tmp-*.json`` beside the points once): the write completes, then the interrupt
+    is raised; nothing but the finished file is in the folder."""
+    import tempfile
+
+    from experiments.runtime import store
+
+    real = tempfile.mkstemp
+
+    def mkstemp_then_interrupt(*a, **k):
+        out = real(*a, **k)
+        os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(store.tempfile, "mkstemp", mkstemp_then_interrupt)
+    target = tmp_path / "points" / "abc.json"
+    with pytest.raises(KeyboardInterrupt):
+        store.atomic_write_json(target, {"value": 0.25})
+    assert sorted(p.name for p in target.parent.iterdir()) == ["abc.json"]
+    assert json.loads(target.read_text()) == {"value": 0.25}
