@@ -103,8 +103,11 @@ def test_interrupted_reproduce_resumes_without_recomputing(tmp_path):
 def test_an_interrupt_during_a_point_write_leaves_no_temporary_file(tmp_path, monkeypatch):
     """Ctrl-C arriving right after the temporary file is created (the window that left an
     empty ``.tmp-*.json`` beside the points once): the write completes, then the interrupt
-    is raised; nothing but the finished file is in the folder."""
+    is raised; nothing but the finished file is in the folder. Another thread is alive, as
+    in a real run (torch's, the executor's): a signal mask on the writing thread alone let
+    the signal in through it."""
     import tempfile
+    import threading
 
     from experiments.runtime import store
 
@@ -117,7 +120,16 @@ def test_an_interrupt_during_a_point_write_leaves_no_temporary_file(tmp_path, mo
 
     monkeypatch.setattr(store.tempfile, "mkstemp", mkstemp_then_interrupt)
     target = tmp_path / "points" / "abc.json"
-    with pytest.raises(KeyboardInterrupt):
-        store.atomic_write_json(target, {"value": 0.25})
+    # Python's own SIGINT handler (an earlier test or library may have replaced it)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            store.atomic_write_json(target, {"value": 0.25})
+    finally:
+        stop.set()
+        signal.signal(signal.SIGINT, previous)
     assert sorted(p.name for p in target.parent.iterdir()) == ["abc.json"]
     assert json.loads(target.read_text()) == {"value": 0.25}

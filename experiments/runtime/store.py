@@ -25,6 +25,7 @@ import platform
 import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -83,19 +84,27 @@ def provenance(device: str = "cpu") -> dict:
 
 @contextlib.contextmanager
 def _interrupts_deferred():
-    """Hold SIGINT and SIGTERM back (POSIX) until the block ends, then deliver them. A Ctrl-C
-    between creating the temporary file and the ``try`` that removes it (or inside
-    ``tempfile.mkstemp``, after its ``open``) left an empty ``.tmp-*.json`` beside the points
-    (seen once in tests/test_resume.py under load)."""
-    mask = getattr(signal, "pthread_sigmask", None)
-    if mask is None:                # pragma: no cover (Windows)
+    """Hold SIGINT and SIGTERM back until the block ends, then deliver them to the handlers
+    that were in place. A Ctrl-C between creating the temporary file and the ``try`` that
+    removes it (or inside ``tempfile.mkstemp``, after its ``open``) left an empty
+    ``.tmp-*.json`` beside the points (seen once in tests/test_resume.py under load).
+    A temporary handler, not a signal mask: in a process with other threads (torch's, the
+    executor's) a masked signal is delivered to another thread and Python still raises it
+    in the main thread. Python runs handlers only in the main thread, so other threads need
+    nothing."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = mask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    caught = []
+    kinds = (signal.SIGINT, signal.SIGTERM)
+    previous = {k: signal.signal(k, lambda num, frame: caught.append(num)) for k in kinds}
     try:
         yield
     finally:
-        mask(signal.SIG_SETMASK, old)
+        for k, h in previous.items():
+            signal.signal(k, signal.SIG_DFL if h is None else h)
+        for num in caught[:1]:
+            signal.raise_signal(num)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
