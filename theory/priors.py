@@ -195,6 +195,26 @@ def _stacked_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return a @ b
 
 
+def _on_numpy(*ts) -> bool:
+    """True if the tensors can be read as numpy arrays (CPU, no autograd)."""
+    return all(t.device.type == "cpu" and not t.requires_grad for t in ts)
+
+
+def _row_quad(xP: torch.Tensor, xc: torch.Tensor) -> torch.Tensor:
+    r""":math:`q_{bk} = \sum_j xP_{bkj}\, xc_{bj}`, (b, K) from (b, K, d) and (b, d). On the CPU
+    without autograd through ``numpy.einsum`` (about twice numpy's stacked matvec)."""
+    if _on_numpy(xP, xc):
+        return torch.from_numpy(np.einsum("bkd,bd->bk", xP.numpy(), xc.numpy()))
+    return (xP @ xc.unsqueeze(2)).squeeze(2)
+
+
+def _row_mix(r: torch.Tensor, xP: torch.Tensor) -> torch.Tensor:
+    r""":math:`\sum_k r_{bk}\, xP_{bkj}`, (b, d) from (b, K) and (b, K, d) (as :func:`_row_quad`)."""
+    if _on_numpy(r, xP):
+        return torch.from_numpy(np.einsum("bk,bkd->bd", r.numpy(), xP.numpy()))
+    return (r.unsqueeze(1) @ xP).squeeze(1)
+
+
 class GaussianMixture(Prior):
     r"""Gaussian mixture :math:`\sum_k \pi_k N(\mu_k, \Sigma_k)` in R^d.
 
@@ -295,6 +315,7 @@ class GaussianMixture(Prior):
         return self._precision()[0]
 
     _BLOCK = 256  # CPU rows per block: the (rows, K, d) temporaries stay in L2 between passes
+    _FUSED_BLOCK = 512  # rows per block of the fused CPU score (measured 3% faster than 256)
     _GPU_BLOCK_ELEMENTS = 1 << 23  # CUDA: (rows, K, d) temporaries of at most 64 MB per block
 
     def _block_rows(self) -> int:
@@ -317,7 +338,7 @@ class GaussianMixture(Prior):
         for xb in x.split(self._block_rows()):
             xc = xb - c
             xP = (xc @ Pstack.T).view(-1, K, d)                               # (b,K,d), P symmetric
-            quad = _stacked_matmul(xP, xc.unsqueeze(2)).squeeze(2)           # (b,K)
+            quad = _row_quad(xP, xc)                                          # (b,K)
             yield torch.addmm(const, xc, Pm.T).sub_(quad, alpha=0.5), xP      # const + lin - quad/2
 
     def _per_block(self, x, fn):
@@ -334,7 +355,7 @@ class GaussianMixture(Prior):
     def _score_of(self, r, xP):
         r""":math:`s = \sum_k r_k P_k(m_k - x) = r\,[P(m - c)] - \sum_k r_k P_k(x - c)`."""
         Pm = self._precision()[1]
-        return torch.addmm(_stacked_matmul(r.unsqueeze(1), xP).squeeze(1), r, Pm, beta=-1)
+        return torch.addmm(_row_mix(r, xP), r, Pm, beta=-1)
 
     def _jacobian_of(self, r, xP, s):
         r""":math:`\nabla s = -\sum_k r_k P_k + W^\top W`, :math:`W_k = \sqrt{r_k}(v_k - s)`,
@@ -356,7 +377,60 @@ class GaussianMixture(Prior):
         return self._per_block(x, lambda logc, xP: self._softmax(logc))
 
     def score(self, x):
+        x = self._prep(x)
+        if self.dtype == torch.float64 and _on_numpy(x, self.means, self.covs):
+            return self._score_fused(x)
         return self._per_block(x, lambda logc, xP: self._score_of(self._softmax(logc), xP))
+
+    def _fused_operands(self):
+        """The CPU fused score's operands (cached): ``[P_1 ... P_K | P(m - c)]`` transposed,
+        (d, K d + K), as a tensor, and ``P(m - c)`` (K, d), the constants (K,), ``c`` (d,) as
+        numpy arrays."""
+        if getattr(self, "_fused", None) is None:
+            P, Pm, const, c, Pstack, _ = self._precision()
+            right = torch.cat([Pstack, Pm]).T.contiguous()
+            self._fused = (right, Pm.numpy(), const.numpy(), c.numpy())
+        return self._fused
+
+    def _score_fused(self, x):
+        r"""The score on the CPU in float64 without autograd, fused per block of rows: one GEMM
+        ``(x - c) @ [P_1 ... P_K | P(m - c)]`` gives every :math:`P_k(x - c)` and the linear
+        terms at once; the quadratic forms and the responsibility-weighted sum are two
+        ``numpy.einsum`` passes over its (b, K, d) part while it is in cache, the log-sum-exp
+        (max shift) runs in place on the (b, K) block, and all temporaries are allocated once
+        per call. The same formulas as :meth:`_blocks` and :meth:`_score_of`, in fewer passes
+        (tests/test_fast_paths.py checks it against the per-component formula)."""
+        right, Pm, const, c = self._fused_operands()
+        K, d = self.n_components, self.dim
+        n, Kd = x.shape[0], K * d
+        xn = x.numpy()
+        out = np.empty((n, d))
+        B = max(1, min(self._FUSED_BLOCK, n))
+        G = torch.empty(B, Kd + K, dtype=torch.float64)
+        Gn = G.numpy()
+        xc = torch.empty(B, d, dtype=torch.float64)
+        xcn = xc.numpy()
+        logc, quad, col = np.empty((B, K)), np.empty((B, K)), np.empty((B, 1))
+        lin = np.empty((B, d))
+        for i in range(0, n, B):
+            b = min(B, n - i)
+            np.subtract(xn[i:i + b], c, out=xcn[:b])
+            torch.mm(xc[:b], right, out=G[:b])
+            xP = Gn[:b, :Kd].reshape(b, K, d)                                # P_k(x - c), a view
+            lc, q = logc[:b], quad[:b]
+            np.add(Gn[:b, Kd:], const, out=lc)                                # const + linear
+            np.einsum("bkd,bd->bk", xP, xcn[:b], out=q)
+            q *= 0.5
+            lc -= q                                                           # log pi_k N_k(x)
+            mx = np.amax(lc, axis=1, keepdims=True, out=col[:b])
+            lc -= mx
+            np.exp(lc, out=lc)
+            np.sum(lc, axis=1, keepdims=True, out=mx)
+            lc /= mx                                                          # responsibilities
+            o = out[i:i + b]
+            np.einsum("bk,bkd->bd", lc, xP, out=o)
+            np.subtract(np.matmul(lc, Pm, out=lin[:b]), o, out=o)
+        return torch.from_numpy(out)
 
     def score_jacobian(self, x):
         def jac(logc, xP):
