@@ -17,7 +17,7 @@ from scipy.special import logsumexp
 import theory.laws.grid1d as g
 from theory.distances.exact import _gaussian_log_cf, _gaussian_log_cf_sum
 from theory.laws.base import GaussianFactor
-from theory.laws.pushforward import _cholesky_rows, _lin_dense, _lin_mixture
+from theory.laws.pushforward import _cholesky_in_place, _lin_dense, _lin_mixture
 from theory.mixture1d import Mixture1D, score_rows
 from theory.priors import GaussianMixture, make_prior
 from theory.samplers import sampler_rule
@@ -211,17 +211,49 @@ def test_mixture_linearisation_matches_dense_cholesky():
                                    rtol=1e-9, atol=1e-11)
 
 
-def test_cholesky_rows_flags_the_matrices_that_are_not_positive_definite():
+def test_cholesky_in_place_flags_the_matrices_that_are_not_positive_definite():
+    """The in-place LAPACK factors (U = L^T in the upper triangles) against M = U^T U, the
+    failed rows flagged and replaced by the identity, and the torch path (lower factors)."""
     gen = torch.Generator().manual_seed(0)
     A = torch.randn(5, 4, 4, generator=gen, dtype=F64)
-    M = A @ A.transpose(1, 2) + 0.1 * torch.eye(4, dtype=F64)
-    L, ok = _cholesky_rows(M)
-    assert bool(ok.all())
-    torch.testing.assert_close(L @ L.transpose(1, 2), M, rtol=1e-12, atol=1e-12)
+    M0 = A @ A.transpose(1, 2) + 0.1 * torch.eye(4, dtype=F64)
+    F, ok, upper = _cholesky_in_place(M0.clone())
+    assert upper and bool(ok.all())
+    U = torch.triu(F)
+    torch.testing.assert_close(U.transpose(1, 2) @ U, M0, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(torch.tril(F, -1), torch.tril(M0, -1), rtol=0, atol=0)
+    M = M0.clone()
     M[2] = -M[2]
-    L, ok = _cholesky_rows(M)
+    M32 = M.to(torch.float32)
+    F, ok, upper = _cholesky_in_place(M)
     assert ok.tolist() == [True, True, False, True, True]
-    torch.testing.assert_close(L[ok] @ L[ok].transpose(1, 2), M[ok], rtol=1e-12, atol=1e-12)
+    U = torch.triu(F)
+    torch.testing.assert_close(U[ok].transpose(1, 2) @ U[ok], M0[ok], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(F[2], torch.eye(4, dtype=F64), rtol=0, atol=0)
+    L, ok_t, upper_t = _cholesky_in_place(M32)                     # float32: torch, lower
+    assert not upper_t and ok_t.tolist() == ok.tolist()
+    torch.testing.assert_close(L[ok] @ L[ok].transpose(1, 2), M32[ok], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("b", [0.03, -0.01])
+def test_mixture_step_matrices_match_the_textbook_jacobian(b):
+    """M = a I + b grad s from the responsibilities-weighted (a I - b P_k) and |b| W^T W (one
+    product and one accumulated GEMM) against the textbook Jacobian, with the one-hot rows
+    left out as score_and_jacobian leaves them, over several blocks."""
+    prior = make_prior("gmm", 16, seed=2)
+    gen = torch.Generator().manual_seed(3)
+    for abar in (0.3, 1.0):
+        m = prior.marginal(abar) if abar < 1 else prior
+        x = m.sample(600, generator=gen) + 0.2 * torch.randn(600, 16, generator=gen, dtype=F64)
+        s_ref, J_ref = _gmm_reference(m, x)
+        a = 1.02
+        s, M, hot = m.score_and_step_matrices(x, a, b)
+        _, _, hot2 = m.score_and_jacobian(x, skip_one_hot=True)
+        assert torch.equal(hot, hot2)
+        rest = hot < 0
+        M_ref = a * torch.eye(16, dtype=F64) + b * J_ref[rest]
+        torch.testing.assert_close(s, s_ref, rtol=1e-10, atol=1e-10 * float(s_ref.abs().max()))
+        torch.testing.assert_close(M, M_ref, rtol=1e-10, atol=1e-12 * float(M_ref.abs().max()))
 
 
 def test_gaussian_cf_blocks_match_every_frequency():

@@ -453,6 +453,46 @@ class GaussianMixture(Prior):
             return s, self._jacobian_of(r[rest], xP[rest], s[rest]), hot
         return self._per_block(x, both)
 
+    def score_and_step_matrices(self, x, a: float, b: float):
+        r"""``(score(x), M_rest, hot)``: the step matrices :math:`M = a I + b \nabla s(x)` of a
+        push-forward step, for the rows whose responsibilities are not exactly one-hot (``hot``
+        and the row order as in :meth:`score_and_jacobian` with ``skip_one_hot=True``; there
+        :math:`M = a I - b P_k`).
+
+        Formed without the Jacobian: the responsibilities sum to one, so
+        :math:`M = \sum_k r_k (a I - b P_k) + b W^\top W` (:meth:`_jacobian_of`'s W, with
+        :math:`|b|` folded into its row weights): one batched product written into the result
+        and one GEMM accumulated into it, no other (n, d, d) array. Autograd or another device:
+        from :meth:`score_and_jacobian`."""
+        a, b = float(a), float(b)
+        x = self._prep(x)
+        if not _on_numpy(x, self.means, self.covs):
+            s, J, hot = self.score_and_jacobian(x, skip_one_hot=True)
+            M = J.mul_(b) if not J.requires_grad else b * J
+            M.diagonal(dim1=-2, dim2=-1).add_(a)
+            return s, M, hot
+        P, Pm = self._precision()[:2]
+        K, d = self.n_components, self.dim
+        Mflat = (-b * P).reshape(K, d * d)
+        Mflat[:, ::d + 1] += a                                      # (a I - b P_k), flattened
+
+        def rows(logc, xP):                    # per block: the (b, K) and (b, K, d) parts
+            r = self._softmax(logc)
+            s = self._score_of(r, xP)
+            one = (r == 0).sum(1) == r.shape[1] - 1
+            hot = torch.where(one, r.argmax(1), torch.full_like(one, -1, dtype=torch.long))
+            rest = ~one
+            return s, hot, r[rest], Pm[None] - xP[rest]            # W_k = P_k(m_k - x)
+        s, hot, r, W = self._per_block(x, rows)
+        # then all rows at once, so that the (n, d, d) result is written in place, not joined
+        s_rest = s[hot < 0]
+        W.sub_(s_rest.unsqueeze(1)).mul_(r.mul(abs(b)).sqrt_().unsqueeze(2))
+        M = _stacked_matmul(W.transpose(1, 2), W)                  # |b| W^T W
+        if b < 0:
+            M.neg_()
+        M.view(-1, d * d).addmm_(r, Mflat)
+        return s, M, hot
+
     def score_jacobian_vector(self, x, v):
         r""":math:`\nabla s(x) v = \sum_k r_k[-P_k v + u_k (u_k^\top v)] - s (s^\top v)`,
         :math:`u_k = P_k(m_k - x)`, in row blocks (no (n, d, d) array)."""
