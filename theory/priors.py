@@ -274,9 +274,22 @@ class GaussianMixture(Prior):
     def marginal(self, alpha_bar):
         abar = _check_abar(alpha_bar)
         eye = torch.eye(self.dim, dtype=self.dtype, device=self.device)
-        return GaussianMixture(self.weights, math.sqrt(abar) * self.means,
-                               abar * self.covs + (1 - abar) * eye,
-                               device=self.device, dtype=self.dtype)
+        return self._derived(math.sqrt(abar) * self.means, abar * self.covs + (1 - abar) * eye)
+
+    def _derived(self, means, covs) -> "GaussianMixture":
+        """A mixture with these weights and the given means and covariances, without the
+        constructor's checks: for a forward marginal, whose covariances
+        :math:`\bar\alpha C_k + (1 - \bar\alpha) I` are exactly symmetric (elementwise
+        combinations of this mixture's symmetrised ones, so symmetrising again would change no
+        bit) and positive semi-definite (eigenvalues :math:`\bar\alpha\lambda + 1 -
+        \bar\alpha`) when this mixture's are. Skips an eigendecomposition per marginal (about
+        0.8 ms at K = 8, d = 64: a push-forward builds one per step)."""
+        new = GaussianMixture.__new__(GaussianMixture)
+        new._device, new._dtype = self.device, self.dtype
+        new.weights, new.means, new.covs, new.dim = self.weights, means, covs, self.dim
+        new._chol = None
+        new._prec = None
+        return new
 
     def sample(self, n, generator=None):
         n = int(n)
