@@ -277,7 +277,7 @@ class GaussianMixture(Prior):
         return self._derived(math.sqrt(abar) * self.means, abar * self.covs + (1 - abar) * eye)
 
     def _derived(self, means, covs) -> "GaussianMixture":
-        """A mixture with these weights and the given means and covariances, without the
+        r"""A mixture with these weights and the given means and covariances, without the
         constructor's checks: for a forward marginal, whose covariances
         :math:`\bar\alpha C_k + (1 - \bar\alpha) I` are exactly symmetric (elementwise
         combinations of this mixture's symmetrised ones, so symmetrising again would change no
