@@ -204,7 +204,7 @@ def _fused_workspace(B: int, K: int, d: int):
     result and five small ones), kept per thread for the last shape asked: allocating them
     afresh on each call cost about 520 page faults (2 MB) per call at K = 8, d = 64, some ms of
     system time on this machine. Per thread, so that concurrent calls never share them."""
-    key = (B, K, d)
+    key = (B, K, d)                  # B is the fixed block size: any n reuses the same arrays
     ws = getattr(_WORKSPACE, "fused", None)
     if ws is None or ws[0] != key:
         ws = (key, (np.empty((B, K * d + K)), np.empty((B, d)), np.empty((B, K)),
@@ -435,7 +435,7 @@ class GaussianMixture(Prior):
         n, Kd = x.shape[0], K * d
         xn = x.numpy()
         out = np.empty((n, d))
-        B = max(1, min(self._FUSED_BLOCK, n))
+        B = self._FUSED_BLOCK
         Gn, xcn, logc, quad, col, lin = _fused_workspace(B, K, d)
         for i in range(0, n, B):
             b = min(B, n - i)
