@@ -17,7 +17,7 @@ from scipy.special import logsumexp
 import theory.laws.grid1d as g
 from theory.distances.exact import _gaussian_log_cf, _gaussian_log_cf_sum
 from theory.laws.base import GaussianFactor
-from theory.laws.pushforward import _cholesky_rows, _lin_dense, _lin_mixture
+from theory.laws.pushforward import _cholesky_in_place, _lin_dense, _lin_mixture
 from theory.mixture1d import Mixture1D, score_rows
 from theory.priors import GaussianMixture, make_prior
 from theory.samplers import sampler_rule
@@ -166,6 +166,45 @@ def test_mixture_score_and_jacobian_match_textbook_formulas(abar):
         assert bool((~rest).any())  # well separated components: some rows are one-hot
 
 
+@pytest.mark.parametrize("abar,spread", [(0.5, 1.0), (0.02, 1.0), (0.999, 1.0), (0.5, 40.0)])
+def test_fused_mixture_score_matches_per_component_formula(abar, spread):
+    """The fused CPU score (one GEMM per block for every component's quadratic form and linear
+    term, einsum passes, in-place log-sum-exp) against the per-component textbook formula
+    (linear solves, torch.softmax) to 1e-12, at d = 64, K = 8, over several blocks and a
+    partial one; spread 40 puts the points far out, where the unshifted exponentials would
+    underflow; and against the blockwise torch path it replaces (float32, autograd)."""
+    prior = make_prior("gmm", 64, seed=0)
+    m = prior.marginal(abar)
+    gen = torch.Generator().manual_seed(4)
+    n = GaussianMixture._FUSED_BLOCK * 2 + 77
+    x = m.sample(n, generator=gen) + spread * 0.1 * torch.randn(n, 64, generator=gen, dtype=F64)
+    s_ref, _ = _gmm_reference(m, x)
+    s = m.score(x)
+    scale = float(s_ref.abs().max())
+    torch.testing.assert_close(s, s_ref, rtol=1e-12, atol=1e-12 * scale)
+    blockwise = m._per_block(x, lambda logc, xP: m._score_of(m._softmax(logc), xP))
+    torch.testing.assert_close(s, blockwise, rtol=1e-12, atol=1e-12 * scale)
+    xg = x[:50].clone().requires_grad_(True)                   # autograd: the torch path
+    torch.testing.assert_close(m.score(xg).detach(), s[:50], rtol=1e-12, atol=1e-12 * scale)
+    m32 = GaussianMixture(m.weights, m.means, m.covs, dtype=torch.float32)
+    torch.testing.assert_close(m32.score(x[:50]).double(), s[:50], rtol=1e-3, atol=1e-3 * scale)
+    assert m.score(x[:1]).shape == (1, 64)
+
+
+def test_fused_mixture_score_is_thread_safe():
+    """The fused score's scratch arrays are per thread: scores computed in four threads at
+    once equal the ones computed alone."""
+    from concurrent.futures import ThreadPoolExecutor
+    m = make_prior("gmm", 64, seed=0).marginal(0.4)
+    gen = torch.Generator().manual_seed(5)
+    xs = [m.sample(700 + 13 * i, generator=gen) for i in range(8)]
+    alone = [m.score(x) for x in xs]
+    with ThreadPoolExecutor(4) as ex:
+        together = list(ex.map(m.score, xs))
+    for a, b in zip(alone, together):
+        assert torch.equal(a, b)
+
+
 def test_mixture_linearisation_matches_dense_cholesky():
     """The push-forward step of a mixture (one-hot rows through K per-component factors)
     against the dense path (every row's matrix factorised), and its solve against torch."""
@@ -186,17 +225,49 @@ def test_mixture_linearisation_matches_dense_cholesky():
                                    rtol=1e-9, atol=1e-11)
 
 
-def test_cholesky_rows_flags_the_matrices_that_are_not_positive_definite():
+def test_cholesky_in_place_flags_the_matrices_that_are_not_positive_definite():
+    """The in-place LAPACK factors (U = L^T in the upper triangles) against M = U^T U, the
+    failed rows flagged and replaced by the identity, and the torch path (lower factors)."""
     gen = torch.Generator().manual_seed(0)
     A = torch.randn(5, 4, 4, generator=gen, dtype=F64)
-    M = A @ A.transpose(1, 2) + 0.1 * torch.eye(4, dtype=F64)
-    L, ok = _cholesky_rows(M)
-    assert bool(ok.all())
-    torch.testing.assert_close(L @ L.transpose(1, 2), M, rtol=1e-12, atol=1e-12)
+    M0 = A @ A.transpose(1, 2) + 0.1 * torch.eye(4, dtype=F64)
+    F, ok, upper = _cholesky_in_place(M0.clone())
+    assert upper and bool(ok.all())
+    U = torch.triu(F)
+    torch.testing.assert_close(U.transpose(1, 2) @ U, M0, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(torch.tril(F, -1), torch.tril(M0, -1), rtol=0, atol=0)
+    M = M0.clone()
     M[2] = -M[2]
-    L, ok = _cholesky_rows(M)
+    M32 = M.to(torch.float32)
+    F, ok, upper = _cholesky_in_place(M)
     assert ok.tolist() == [True, True, False, True, True]
-    torch.testing.assert_close(L[ok] @ L[ok].transpose(1, 2), M[ok], rtol=1e-12, atol=1e-12)
+    U = torch.triu(F)
+    torch.testing.assert_close(U[ok].transpose(1, 2) @ U[ok], M0[ok], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(F[2], torch.eye(4, dtype=F64), rtol=0, atol=0)
+    L, ok_t, upper_t = _cholesky_in_place(M32)                     # float32: torch, lower
+    assert not upper_t and ok_t.tolist() == ok.tolist()
+    torch.testing.assert_close(L[ok] @ L[ok].transpose(1, 2), M32[ok], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("b", [0.03, -0.01])
+def test_mixture_step_matrices_match_the_textbook_jacobian(b):
+    """M = a I + b grad s from the responsibilities-weighted (a I - b P_k) and |b| W^T W (one
+    product and one accumulated GEMM) against the textbook Jacobian, with the one-hot rows
+    left out as score_and_jacobian leaves them, over several blocks."""
+    prior = make_prior("gmm", 16, seed=2)
+    gen = torch.Generator().manual_seed(3)
+    for abar in (0.3, 1.0):
+        m = prior.marginal(abar) if abar < 1 else prior
+        x = m.sample(600, generator=gen) + 0.2 * torch.randn(600, 16, generator=gen, dtype=F64)
+        s_ref, J_ref = _gmm_reference(m, x)
+        a = 1.02
+        s, M, hot = m.score_and_step_matrices(x, a, b)
+        _, _, hot2 = m.score_and_jacobian(x, skip_one_hot=True)
+        assert torch.equal(hot, hot2)
+        rest = hot < 0
+        M_ref = a * torch.eye(16, dtype=F64) + b * J_ref[rest]
+        torch.testing.assert_close(s, s_ref, rtol=1e-10, atol=1e-10 * float(s_ref.abs().max()))
+        torch.testing.assert_close(M, M_ref, rtol=1e-10, atol=1e-12 * float(M_ref.abs().max()))
 
 
 def test_gaussian_cf_blocks_match_every_frequency():

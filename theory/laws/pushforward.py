@@ -17,7 +17,8 @@ the change of variables gives the law p of :math:`Y_1` exactly:
     \log p(\Phi(z)) = \log N(z; 0, I_d) - \sum_{t=2}^{T} \log\det M_t(y_t).
 
 The log determinants are accumulated along each trajectory in float64 by a Cholesky
-factorisation of :math:`M_t` (:func:`torch.linalg.cholesky_ex`), which *is* the positive
+factorisation of :math:`M_t` (LAPACK's ``dpotrf`` in place on the CPU,
+:func:`torch.linalg.cholesky_ex` elsewhere), which *is* the positive
 definiteness test: a failed factorisation at a visited point means the step folds there
 (the map may not be injective and the formula may not hold) and raises :class:`FoldError`
 (or is reported, ``on_fold="report"``). Checking visited points is a necessary condition
@@ -107,6 +108,7 @@ class _Lin:
     ok: torch.Tensor                        # M positive definite, (n,)
     solve: Callable[[torch.Tensor], torch.Tensor]
     factor: Optional[torch.Tensor] = None   # Cholesky factors of M (dense steps), (n, d, d)
+    upper: bool = False                     # factor holds U = L^T in its upper triangles
 
 
 def _lin_diag(y, s, jdiag, a, b):
@@ -117,43 +119,62 @@ def _lin_diag(y, s, jdiag, a, b):
     return _Lin(a * y + b * s, logdet, ok, lambda r: r / diag)
 
 
-def _cholesky_rows(M):
-    """Cholesky factors of a batch of symmetric matrices (lower triangles read) and the rows
-    where they exist. On the CPU the batch goes to numpy's LAPACK (about twice torch's rate on
-    64 x 64 batches); if some matrix is not positive definite, or on another device, to
-    :func:`torch.linalg.cholesky_ex`, which flags each row."""
-    if M.device.type == "cpu" and M.dtype == F64:
-        try:
-            L = torch.from_numpy(np.linalg.cholesky(M.numpy()))
-            return L, torch.ones(M.shape[0], dtype=torch.bool)
-        except np.linalg.LinAlgError:
-            pass
+def _cholesky_in_place(M):
+    """Cholesky factors of a batch of symmetric matrices (one triangle read) and the rows where
+    they exist: ``(F, ok, upper)``.
+
+    On the CPU in float64, LAPACK's ``dpotrf`` on each matrix's own storage (read as the
+    Fortran array of :math:`M^\top = M`): ``M`` is overwritten, its upper triangles then hold
+    :math:`U = L^\top` and its lower ones are left as they were (``upper`` True; every use
+    here reads the one triangle). This runs 64 x 64 batches about 1.3x faster than numpy's
+    batched cholesky, which copies each matrix in and out (6.2 against 8.9 ms for 500, one
+    thread, measured interleaved). A matrix that is not positive definite is flagged and
+    replaced by the identity. Elsewhere :func:`torch.linalg.cholesky_ex` (lower factors, a new
+    array)."""
+    if M.device.type == "cpu" and M.dtype == F64 and not M.requires_grad and M.is_contiguous():
+        from scipy.linalg.lapack import dpotrf
+        Mn = M.numpy()
+        ok = np.ones(Mn.shape[0], dtype=bool)
+        for i in range(Mn.shape[0]):
+            if dpotrf(Mn[i].T, lower=1, clean=0, overwrite_a=1)[1] != 0:
+                ok[i] = False
+                Mn[i] = np.eye(Mn.shape[1])
+        return M, torch.from_numpy(ok), True
     L, info = torch.linalg.cholesky_ex(M)
-    return L, info == 0
+    ok = info == 0
+    if not bool(ok.all()):
+        eye = torch.eye(M.shape[-1], dtype=M.dtype, device=M.device)
+        L = torch.where(ok[:, None, None], L, eye.expand_as(L))
+    return L, ok, False
 
 
 def _lin_dense(y, s, J, a, b):
     M = b * J                                 # J is symmetric; Cholesky reads one triangle
     M.diagonal(dim1=-2, dim2=-1).add_(a)
-    L, ok = _cholesky_rows(M)
-    logdet = 2 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1).clamp_min(1e-300)).sum(1)
-    if not bool(ok.all()):                   # keep the solve defined on failed rows
+    return _lin_of_matrices(y, s, M, a, b)
+
+
+def _lin_of_matrices(y, s, M, a, b):
+    """The linearisation from the step matrices ``M = a I + b J`` (overwritten by their
+    factors)."""
+    F, ok, upper = _cholesky_in_place(M)
+    logdet = 2 * torch.log(torch.diagonal(F, dim1=-2, dim2=-1).clamp_min(1e-300)).sum(1)
+    if not bool(ok.all()):                   # the solve stays defined on failed rows (identity)
         logdet = torch.where(ok, logdet, torch.full_like(logdet, float("nan")))
-        eye = torch.eye(y.shape[1], dtype=y.dtype, device=y.device)
-        L = torch.where(ok[:, None, None], L, eye.expand_as(L))
 
     def solve(r):
-        return torch.cholesky_solve(r[:, :, None], L)[:, :, 0]
+        return torch.cholesky_solve(r[:, :, None], F, upper=upper)[:, :, 0]
 
-    return _Lin(a * y + b * s, logdet, ok, solve, L)
+    return _Lin(a * y + b * s, logdet, ok, solve, F, upper)
 
 
 def _lin_mixture(m: GaussianMixture, y, a, b) -> _Lin:
-    r"""Step linearisation for a Gaussian mixture marginal: score and Jacobian from one pass;
-    a row whose responsibilities are exactly one-hot has :math:`M = a I - b P_k` exactly, whose
-    Cholesky factor and log determinant are computed once per component (K factorisations,
-    not one per row); the other rows are factorised in one batch."""
-    s, J, hot = m.score_and_jacobian(y, skip_one_hot=True)
+    r"""Step linearisation for a Gaussian mixture marginal: score and step matrices from one
+    pass (:meth:`GaussianMixture.score_and_step_matrices`); a row whose responsibilities are
+    exactly one-hot has :math:`M = a I - b P_k` exactly, whose Cholesky factor and log
+    determinant are computed once per component (K factorisations, not one per row); the other
+    rows are factorised in one batch, in place."""
+    s, M, hot = m.score_and_step_matrices(y, a, b)
     n, d = y.shape
     rest = hot < 0
     Mk = -b * m.precisions
@@ -163,11 +184,11 @@ def _lin_mixture(m: GaussianMixture, y, a, b) -> _Lin:
     ldk = 2 * torch.log(torch.diagonal(Lk, dim1=-2, dim2=-1).clamp_min(1e-300)).sum(1)
     hk = hot.clamp_min(0)
     logdet, ok = ldk[hk], okk[hk]
-    Lrest = None
+    Frest, upper = None, False
     if bool(rest.any()):
-        lin = _lin_dense(y[rest], s[rest], J, a, b)
+        lin = _lin_of_matrices(y[rest], s[rest], M, a, b)
         logdet[rest], ok[rest] = lin.logdet, lin.ok
-        Lrest = lin.factor
+        Frest, upper = lin.factor, lin.upper
     logdet = torch.where(ok, logdet, torch.full_like(logdet, float("nan")))
 
     def solve(r):
@@ -179,8 +200,8 @@ def _lin_mixture(m: GaussianMixture, y, a, b) -> _Lin:
         for k in torch.unique(hot[~rest]).tolist():
             sel = hot == k
             out[sel] = r[sel] @ Minv[k]
-        if Lrest is not None:
-            out[rest] = torch.cholesky_solve(r[rest][:, :, None], Lrest)[:, :, 0]
+        if Frest is not None:
+            out[rest] = torch.cholesky_solve(r[rest][:, :, None], Frest, upper=upper)[:, :, 0]
         return out
 
     return _Lin(a * y + b * s, logdet, ok, solve)
