@@ -7,8 +7,13 @@ own step function). In 1-D it runs on :func:`theory.posterior.chains1d.build_cha
 working grid (range [-12, 12] and the x grid's, spacing h, small-noise steps reading from a
 grid 4 times finer: the guidance of the Gaussian loss is :math:`\pm 2\zeta'|\partial\hat x_0|`,
 a map with a jump where :math:`A\hat x_0 = y`, which the transport locates by bisection); in
-2-D on :func:`theory.posterior.chains2d.chain_laws_2d` (the guidance direction is singular at
-one point, around which the map opens a hole: nodes there get no mass). The law of the output
+2-D on :func:`theory.posterior.chains2d.chain_laws_2d`: every guided step whose noise
+:math:`c_t \ge 1.5h` goes through the push route, which needs no inverse of the map and so
+holds where the guided map folds (on mixture priors, where the guidance runs through the
+steep Tweedie map between the modes); Tweedie's map (c = 0, its Jacobian
+:math:`\sqrt{\bar\alpha_1}\,\mathrm{Cov}[x_0 \mid x_1]/(1 - \bar\alpha_1)` is positive
+semi-definite, so it never folds) by pull-back. A folding step with :math:`c_t < 1.5h` has no
+law here (:class:`~theory.checks.NoExactLaw`: refine h). The law of the output
 lands on the x grid of :class:`Grid1D` / :class:`Grid2D`, where the posterior is exact; the
 error of TV(DPS, posterior) comes from :func:`dps_grid_refinement` (three levels).
 """
@@ -32,10 +37,12 @@ __all__ = ["dps_law", "dps_grid_refinement"]
 
 
 def dps_law(prior: Prior, lik: Likelihood, T: int = 1000, zeta: float = 1.0, *,
-            h: Optional[float] = None, grid=None):
+            h: Optional[float] = None, grid=None, route: str = "auto"):
     """Law of the DPS output on the x grid of ``grid`` (a :class:`Grid1D` or
     :class:`Grid2D`, built here if not given) and its TV to the exact posterior.
-    Returns ``{"tv_post", "law", "lost", "grid"}``."""
+    Returns ``{"tv_post", "law", "lost", "grid"}`` (2-D also ``"truncation"``, the push
+    windows' cut, and ``"paths"``, the route of every step; ``route="pull"`` forces the
+    pull-back on every 2-D step, the former engine)."""
     if grid is None:
         engine = Grid1D if prior.dim == 1 else Grid2D
         grid = engine(prior, lik, h=h, eta_max=1.0)
@@ -57,10 +64,10 @@ def dps_law(prior: Prior, lik: Likelihood, T: int = 1000, zeta: float = 1.0, *,
     pts = grid_points(wa)
     init = np.exp(-0.5 * (pts ** 2).sum(1)).reshape(wa[0].n, wa[1].n)
     init /= init.sum()
-    res = chain_laws_2d(steps, wa, init, out_axes=xa, keep=[len(steps)])
+    res = chain_laws_2d(steps, wa, init, out_axes=xa, keep=[len(steps)], route=route)
     law = res.laws[0]
     return {"tv_post": tv_masses_2d(law, post), "law": law, "lost": res.lost[0],
-            "grid": grid}
+            "truncation": res.truncation[0], "paths": res.paths, "grid": grid}
 
 
 def dps_grid_refinement(prior: Prior, lik: Likelihood, T: int = 1000, zeta: float = 1.0, *,
@@ -77,7 +84,8 @@ def dps_grid_refinement(prior: Prior, lik: Likelihood, T: int = 1000, zeta: floa
     def run_at(hh):
         g = base if hh == base.h else engine(prior, lik, h=hh, eta_max=1.0)
         out = dps_law(prior, lik, T, zeta, grid=g)
-        return {"tv_post": [out["tv_post"]], "lost": out["lost"], "law": out["law"],
+        return {"tv_post": [out["tv_post"]], "lost": out["lost"] + out.get("truncation", 0.0),
+                "law": out["law"],
                 "x": g.x if prior.dim == 1 else g.axes, "h": g.h}
 
     # the small-noise steps and Tweedie's map run through the conservative transport (order
