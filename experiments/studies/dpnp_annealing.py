@@ -17,19 +17,22 @@ polynomial 1.0 (1+k)^(-1) floored at 0.05. PCS exact (Gaussian) or MALA with 100
 B = K (s + 1) score calls. DPS runs T = B steps of Ho's linear schedule (one score and one
 score Jacobian per step) for each zeta' in ZETAS; the figure shows, per budget, the zeta'
 with the smallest TV (DPS at its best, tuned on the exact answer).
-Distances are exact where the cost allows: DPnP on the Gaussian problem (PCS exact, DDS the
-reverse SDE as Gaussian chain steps: theory.posterior.dpnp_grid) and DPS on both problems
-(its T - 1 guided steps and Tweedie's map as a chain on the grid: theory.posterior.dps_grid)
-are grid laws, TV(output law, posterior) with the error of three-level refinement plus the
-mass the grid lost as the interval. DPnP with MALA(100) on the logistic problem has an exact
-grid law too, but its Langevin kernels from every centre cost R W^2 per step (R centres, W
-window nodes, ~ eta_max / h_min): about 100 s for the reference schedule and more than 200
-times that for the geometric and polynomial ones. There the TV is binned from n chains (95%
-basic-bootstrap CI, the estimator floor shaded, hollow markers below it), and one point
-(``CROSS_CHECK``) is also computed as a grid law to check them. Dotted lines: every schedule
-with exact sub-samplers (grid laws, no sampling). Each grid point stores the mean and
-variance of its output law, so the reading can say why an inexact DDS can end closer to the
-posterior than exact sub-samplers (its variance error offsets the last eta's inflation).
+Every curve is an exact grid law: TV(output law, posterior) with the error of three-level
+refinement plus the mass the grid lost as the interval. DPnP (theory.posterior.dpnp_grid,
+PCS exact on the Gaussian problem, MALA(100) on the logistic one, DDS the reverse SDE as
+Gaussian chain steps) runs on *level grids*: outer step k on a grid whose spacing follows
+eta_k, the Langevin chains on a lattice set by the PCS noise and their rows from strided
+centres (DPnPGrid1D.compute_level_factors). One common grid would have to resolve
+eta = 0.05 everywhere, with MALA windows of eta_max / h_min nodes: about 100 s for the
+reference schedule and over 200 times that for the geometric one, against 10-30 s here.
+DPS is a grid law on both problems (its T - 1 guided steps and Tweedie's map as a chain on
+the grid: theory.posterior.dps_grid). The logistic DPnP laws are checked against n real chains of
+run_dpnp (``CHAIN_CHECKS``: every schedule and budget; TV binned on the grid, 95%
+basic-bootstrap CI): markers in the figure, ``sample_cross_checks`` with ``agree`` in the
+summary. Dotted lines: every schedule with exact sub-samplers (grid laws, no sampling). Each
+grid point stores the mean and variance of its output law, so the reading can say why an
+inexact DDS can end closer to the posterior than exact sub-samplers (its variance error
+offsets the last eta's inflation).
 """
 from __future__ import annotations
 
@@ -62,7 +65,9 @@ ZETAS = (0.001, 0.003, 0.01, 0.03)
 
 def configs(fast: bool):
     # fast mode: fewer samples and budgets, refinement target 1e-3 with one halving at most
-    n = 2000 if fast else 100000
+    # (n = 2000 chains in fast mode put one of the 8 checks 2.5 CI half-widths off, by chance:
+    # 40000 chains of another seed gave 0.1800 [0.1765, 0.1843] against the grid law's 0.18075)
+    n = 20000 if fast else 100000
     target = (1e-3, 1) if fast else (1e-4, 3)
     budgets = (64, 256) if fast else (32, 64, 128, 256, 512, 1024, 2048)
     zetas = (0.003, 0.03) if fast else ZETAS
@@ -79,19 +84,18 @@ def configs(fast: bool):
             for z in zetas:
                 out.append({"problem": p, **lk, "method": "dps", "zeta": z, "label": "DPS",
                             "budget": B, "target": target[0], "max_halvings": target[1]})
-    # the chains' binned TV checked against the exact grid law at one point
-    lk = PROBLEMS[CROSS_CHECK[0]]
-    out.append({"problem": CROSS_CHECK[0], **lk, "method": "dpnp-grid",
-                "schedule": SCHEDULES[CROSS_CHECK[1]], "label": CROSS_CHECK[1],
-                "budget": min(budgets), "target": target[0], "max_halvings": target[1]})
+    # the exact grid laws checked against real chains (binned TV)
+    lk = PROBLEMS[CHAIN_CHECKS]
+    for B in budgets:
+        for s in SCHEDULES:
+            out.append({"problem": CHAIN_CHECKS, **lk, "method": "dpnp-chains",
+                        "schedule": SCHEDULES[s], "label": s, "budget": B, "n": n, "seed": 0})
     return out
 
 
-# problem and schedule where the sample-based DPnP curve is checked against its exact grid
-# law. Only there: MALA kernels from every centre cost R W^2 per Langevin step (R centres,
-# W window nodes ~ eta_max / h_min), about 100 s for this schedule (eta 0.4 -> 0.16) and over
-# 200 times that for the geometric and polynomial ones (eta 1.0 -> 0.05), measured.
-CROSS_CHECK = ("logistic", "reference")
+# problem whose DPnP grid laws (MALA PCS, level grids) are checked against n real chains, at
+# every schedule and budget
+CHAIN_CHECKS = "logistic"
 
 
 def _grid(prior, lik):
@@ -132,7 +136,7 @@ def compute(cfg):
     if cfg["method"] == "exact-limit":
         return exact_limit(cfg)
     prior, lik = problem(cfg)
-    tgt = {"target": cfg["target"], "max_halvings": cfg["max_halvings"]}
+    tgt = {"target": cfg.get("target"), "max_halvings": cfg.get("max_halvings", 0)}
     if cfg["method"] == "dps":
         fine, err = dps_grid_refinement(prior, lik, T=cfg["budget"], zeta=cfg["zeta"], **tgt)
         return _exact(fine["tv_post"][0], err["tv_post"][0], cfg["budget"],
@@ -142,15 +146,17 @@ def compute(cfg):
     s = cfg["budget"] // sched.K - 1
     if s < 1:
         raise ValueError(f"budget {cfg['budget']} too small for K = {sched.K}")
-    if cfg["method"] == "dpnp-grid" or lik.linear_gaussian:
-        pcs = PCSConfig("exact") if lik.linear_gaussian else PCSConfig("mala", 100)
+    if cfg["method"] == "dpnp":
+        lin = lik.linear_gaussian
+        pcs = PCSConfig("exact") if lin else PCSConfig("mala", 100)
         fine, err = dpnp_grid_refinement(prior, lik, sched.etas, pcs, DDSConfig("sde", s),
-                                         **tgt)
+                                         level_grids=True, **tgt)
         return _exact(fine["tv_post"][-1], err["tv_post"][-1], sched.K * (s + 1),
-                      f"DPnP grid law (dpnp_grid, PCS {pcs.method}, h = "
-                      f"{err['levels'][0]:.3g}), error by refinement + mass lost",
+                      f"DPnP grid law (dpnp_grid, PCS {pcs.method}"
+                      + ("" if lin else f"({pcs.n_steps})") + " on level grids"
+                      + f", h = {err['levels'][0]:.3g}), error by refinement + mass lost",
                       law=(fine["x"], fine["laws"][-1]))
-    # MALA PCS off the Gaussian likelihood: n real chains, binned TV
+    # the cross-checks: n real chains, binned TV
     grid = _grid(prior, lik)
     post = grid.posterior()
     g = torch.Generator().manual_seed(cfg["seed"])
@@ -168,9 +174,9 @@ def summarise(records, fast: bool) -> dict:
         if c["method"] == "exact-limit":
             limits[(c["problem"], c["label"])] = r["result"]
             continue
-        if c["method"] == "dpnp-grid":
+        if c["method"] == "dpnp-chains":
             checks.append({"problem": c["problem"], "label": c["label"],
-                           "budget": c["budget"], "grid_law": r["result"]})
+                           "budget": c["budget"], "n": c["n"], "chains": r["result"]})
             continue
         res = dict(r["result"], zeta=c.get("zeta"))
         curves.setdefault((c["problem"], c["label"]), []).append((c["budget"], res))
@@ -203,13 +209,15 @@ def summarise(records, fast: bool) -> dict:
     posterior = {c["problem"]: r["result"]["posterior"] for r in records
                  for c in [r["config"]] if c["method"] == "exact-limit"
                  and "posterior" in r["result"]}
-    for chk in checks:       # the sample-based point it checks
+    for chk in checks:       # the grid-law point the chains check
         cur = next(c for c in out if c["problem"] == chk["problem"]
                    and c["label"] == chk["label"])
         i = cur["budget"].index(chk["budget"])
-        g = chk["grid_law"]
-        chk.update(value=cur["tv"][i], lower=cur["lower"][i], upper=cur["upper"][i],
-                   floor_q95=cur["floor_q95"][i])
+        g = {"value": cur["tv"][i], "lower": cur["lower"][i], "upper": cur["upper"][i],
+             "error": cur["upper"][i] - cur["tv"][i]}
+        ch = chk.pop("chains")
+        chk.update(grid_law=g, value=ch["value"], lower=ch["lower"], upper=ch["upper"],
+                   floor_q95=ch["floor_q95"], below_floor=ch["below_floor"])
         chk["agree"] = bool(chk["lower"] <= g["upper"] and g["lower"] <= chk["upper"])
     return {"K": K, "schedules": SCHEDULES, "zetas": list(ZETAS), "curves": out,
             "posterior_moments": posterior, "sample_cross_checks": checks}
@@ -244,15 +252,22 @@ def figure(summary, figures_dir="figures"):
             if not exact:
                 fl, xs = np.asarray(c["floor_q95"], float), x
                 ymin = min(ymin, float(fl.min()))
-        for chk in (q for q in summary.get("sample_cross_checks", []) if q["problem"] == p):
-            g = chk["grid_law"]
-            ax.errorbar([chk["budget"] * 1.06], [g["value"]],
-                        yerr=[[g["value"] - g["lower"]], [g["upper"] - g["value"]]],
-                        fmt="*", color=cols[chk["label"]], ms=8, mec="k", mew=0.5,
-                        label=f"DPnP {chk['label']}: exact grid law (cross-check)")
+        chks = [q for q in summary.get("sample_cross_checks", []) if q["problem"] == p]
+        for chk in chks:
+            ax.errorbar([chk["budget"] * 1.07], [chk["value"]],
+                        yerr=[[chk["value"] - chk["lower"]], [chk["upper"] - chk["value"]]],
+                        fmt="D", mfc="none", color=cols[chk["label"]], ms=4, capsize=2, lw=0.8)
+            ymin = min(ymin, float(chk["lower"]) if chk["lower"] > 0 else ymin)
+        if chks:
+            ax.plot([], [], "D", mfc="none", color="0.3", ms=4,
+                    label=f"DPnP real chains (n = {chks[0].get('n', '?')}): binned TV, 95% CI")
+            bs = sorted(set(q["budget"] for q in chks))
+            fq = [max(q["floor_q95"] for q in chks if q["budget"] == b) for b in bs]
+            fl, xs = np.asarray(fq, float), np.asarray(bs, float) * 1.07
+            ymin = min(ymin, float(fl.min()))
         if fl is not None:
             ax.fill_between(xs, 0.5 * ymin, fl, color="0.6", alpha=0.3, lw=0,
-                            label="estimator floor of the binned TV (95% q.)")
+                            label="estimator floor of the chains' binned TV (95% q.)")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_ylim(0.5 * ymin, 1.0)
@@ -278,10 +293,10 @@ def figure(summary, figures_dir="figures"):
     fig.suptitle(f"TV to the exact posterior at budget {rk['budget']} (< : intervals apart, ~ : "
                  f"overlapping): {'; '.join(order)}"
                  f"\nDPnP annealing schedules (K={summary['K']}, DDS = reverse SDE) against DPS "
-                 f"(best zeta' of {summary['zetas']}) at equal score evaluations; bars: grid "
-                 "laws' refinement error + lost mass,\nor 95% bootstrap CI of binned TV from n "
-                 "chains; dotted: each schedule with exact sub-samplers; star: the exact grid law "
-                 "checking the chains", fontsize=9)
+                 f"(best zeta' of {summary['zetas']}) at equal score evaluations; curves: grid "
+                 "laws, bars: refinement error + lost mass,\ndotted: each schedule with exact "
+                 "sub-samplers; diamonds: real DPnP chains checking the grid laws (binned TV, "
+                 "95% bootstrap CI)", fontsize=9)
     return save_figure(fig, f"{figures_dir}/dpnp_annealing.png")
 
 
