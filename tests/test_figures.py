@@ -260,3 +260,30 @@ def test_annealing_ranking_and_cancellation_read_the_curves():
     assert [r.get("separated_from_next") for r in rk["rows"]] == [False, True, None]
     (q,) = da.cancellation(s, "gaussian")
     assert q["label"] == "a" and q["var"] == 0.21 and q["limit_var"] == 0.25
+
+
+def test_annealing_chain_checks_pair_with_their_grid_law():
+    """summarise pairs each dpnp-chains record with the grid-law point of the same schedule
+    and budget: the check carries the chains' interval, the grid law's, and ``agree`` says
+    whether they overlap."""
+    from experiments.studies import dpnp_annealing as da
+
+    def exact(v, e):
+        return {"value": v, "lower": v - e, "upper": v + e, "error": e, "floor_q95": None,
+                "below_floor": False, "ks_lower": None, "score_calls": 64}
+
+    def chains(v, lo, hi):
+        return {"value": v, "lower": lo, "upper": hi, "floor_q95": 0.02, "below_floor": False,
+                "ks_lower": 0.0, "score_calls": 64}
+    base = {"problem": "logistic", "budget": 64}
+    recs = [{"config": {**base, "method": "dpnp", "label": "a"}, "result": exact(0.2, 1e-6)},
+            {"config": {**base, "method": "dpnp", "label": "b"}, "result": exact(0.3, 1e-6)},
+            {"config": {**base, "method": "dpnp-chains", "label": "a", "n": 10},
+             "result": chains(0.21, 0.19, 0.23)},
+            {"config": {**base, "method": "dpnp-chains", "label": "b", "n": 10},
+             "result": chains(0.35, 0.32, 0.38)}]
+    s = da.summarise(recs, fast=True)
+    chk = {c["label"]: c for c in s["sample_cross_checks"]}
+    assert chk["a"]["agree"] and not chk["b"]["agree"]
+    assert chk["b"]["grid_law"]["value"] == 0.3 and chk["b"]["lower"] == 0.32
+    assert [c["label"] for c in s["curves"]] == ["a", "b"]

@@ -37,6 +37,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
+from scipy.signal import resample
 from scipy.sparse import csr_matrix
 from scipy.special import ndtr
 
@@ -72,18 +73,31 @@ class DPnPGrid1D:
     h : grid spacing (default: 1/6 of the narrowest scale, the Langevin noise among the
         scales: the coarsest refinement level 4h then resolves it at 1.5 points per sd)
     init : the init law (a point init is put on a node)
+    level_grids : run each outer step on a grid of its own level (:meth:`level_factors`):
+        ``True`` computes the factors from ``h``, a dict ``eta -> (m, stride)`` uses those
+        (the refinement passes its finest level's factors to the coarser ones, so that every
+        level grid scales with h)
+    centre_stride, pcs_lattice : Langevin PCS rows computed from every ``centre_stride``-th
+        centre only, by chains on every ``pcs_lattice``-th z node, and interpolated in
+        between (:meth:`_strided_kernels`)
+    lo, hi, anchor : the x grid's range and a node (default: :class:`Grid1D`'s)
     """
 
     def __init__(self, prior: Prior, lik: Likelihood, etas: Sequence[float],
                  pcs: PCSConfig = PCSConfig(), dds: DDSConfig = DDSConfig(), *,
-                 h: Optional[float] = None, init: str = "standard-normal"):
+                 h: Optional[float] = None, init: str = "standard-normal",
+                 level_grids=False, centre_stride: int = 1, lo: Optional[float] = None,
+                 hi: Optional[float] = None, anchor: Optional[float] = None,
+                 pcs_lattice: int = 1):
         self.prior, self.lik, self.pcs_cfg, self.dds_cfg = prior, lik, pcs, dds
         etas = [float(e) for e in etas]
+        self.centre_stride, self.pcs_lattice = int(centre_stride), int(pcs_lattice)
+        if self.centre_stride % self.pcs_lattice:
+            raise ValueError("the PCS centre stride must be a multiple of its lattice factor")
         scales = {}
         if pcs.method != "exact":
             cb = min(langevin_coefficients(e, self._pcs_step(e))[2] for e in etas)
             scales["the PCS Langevin noise"] = cb
-        anchor = None
         if isinstance(init, str) and init.startswith("point:"):
             anchor = float(point_init(init, 1)[0])
             kinks = lik.kinks_1d()
@@ -92,7 +106,7 @@ class DPnPGrid1D:
         if h is None:
             h = min(Grid1D.problem_scales(prior, lik, max(etas), min(etas), scales).values()) / 6
         self.grid = Grid1D(prior, lik, h=h, eta_max=max(etas), eta_min=min(etas),
-                           scales=scales, anchor=anchor)
+                           scales=scales, anchor=anchor, lo=lo, hi=hi)
         if anchor is not None and lik.kinks_1d():
             k = lik.kinks_1d()[0]
             if abs(((anchor - k) / self.grid.h) % 1) > 1e-9 and \
@@ -104,6 +118,90 @@ class DPnPGrid1D:
         self._pcs_k: dict = {}
         self._dds_ops: dict = {}
         self._ode_rows: dict = {}
+        self._subs: dict = {}
+        if level_grids is True:
+            self.level_factors = self.compute_level_factors(etas)
+        elif level_grids:
+            self.level_factors = {float(e): tuple(v) for e, v in dict(level_grids).items()}
+        else:
+            self.level_factors = None
+        if self.level_factors is not None and isinstance(init, str) and \
+                init.startswith("point:"):
+            raise NoExactLaw("level grids start from a law on the x grid, not a point init")
+
+    def compute_level_factors(self, etas: Sequence[float]) -> dict:
+        r"""Per level eta: the spacing factor m and the PCS centre stride of its grid.
+
+        Level eta's grid has spacing :math:`m h`, m the largest integer with
+        :math:`m h \le s_\eta / 6`, :math:`s_\eta` the narrowest scale *of that level*
+        (:meth:`Grid1D.problem_scales` with eta_min = eta_max = eta, and the PCS Langevin
+        noise at eta), so that every level is resolved as finely as the common grid
+        resolves the narrowest level (6 points per scale; the refinement's 4h level at
+        1.5). Its Langevin PCS chains run on every q-th node, q the largest integer with
+        :math:`q m h \le` 1/6 of the PCS's own scales (its noise, eta, the likelihood's
+        width: the prior's, which may set m, does not enter the PCS), and its rows are
+        computed from every ``stride``-th centre, ``stride`` the largest multiple of q with
+        :math:`\mathrm{stride}\cdot m h \le w/16`, w the likelihood's width
+        (:meth:`pcs_kernels`). All are integers fixed for every refinement level, so that
+        every length of the computation scales with h. Returns eta -> (m, stride, q)."""
+        out = {}
+        for e in sorted(set(float(v) for v in etas)):
+            sc = {}
+            if self.pcs_cfg.method != "exact":
+                sc["the PCS Langevin noise"] = langevin_coefficients(e, self._pcs_step(e))[2]
+            scales = Grid1D.problem_scales(self.prior, self.lik, e, e, sc)
+            m = max(1, int(np.floor(min(scales.values()) / (6 * self.h) + 1e-9)))
+            q = 1
+            if self.pcs_cfg.method != "exact":
+                pcs_scales = [sc["the PCS Langevin noise"], e,
+                              scales.get("the likelihood's width", e)]
+                q = max(1, int(np.floor(min(pcs_scales) / (6 * m * self.h) + 1e-9)))
+            w = scales.get("the likelihood's width", min(scales.values()))
+            stride = max(1, int(np.floor(w / (16 * q * m * self.h) + 1e-9))) * q
+            out[e] = (m, stride, q)
+        return out
+
+    def _sub(self, eta):
+        """The grid of level eta (:meth:`compute_level_factors`): its x nodes are every m-th
+        node of the common x grid (the anchor among them); returns (grid, m, first index)."""
+        if eta not in self._subs:
+            m, stride, q = self.level_factors[eta]
+            ax = self.xaxis
+            ia = int(round((self.grid.anchor - ax.lo) / self.h))
+            i0 = ia % m
+            i1 = i0 + m * ((ax.n - 1 - i0) // m)
+            sub = DPnPGrid1D(self.prior, self.lik, [eta], self.pcs_cfg, self.dds_cfg,
+                             h=m * self.h, lo=ax.lo + i0 * self.h, hi=ax.lo + i1 * self.h,
+                             anchor=self.grid.anchor, centre_stride=stride, pcs_lattice=q)
+            if sub.xaxis.n != (i1 - i0) // m + 1 or abs(sub.xaxis.lo - (ax.lo + i0 * self.h)) \
+                    > 1e-9 * self.h:
+                raise RuntimeError("the level grid is not nested in the common grid")
+            self._subs[eta] = (sub, m, i0)
+        return self._subs[eta]
+
+    def _to_level(self, mu, eta):
+        """Point masses on the common x grid -> on level eta's x grid (the density sampled at
+        every m-th node), and the mass of the common nodes left outside."""
+        sub, m, i0 = self._sub(eta)
+        n = sub.xaxis.n
+        out = m * mu[i0:i0 + m * (n - 1) + 1:m]
+        left = float(np.abs(mu[:i0]).sum() + np.abs(mu[i0 + m * (n - 1) + 1:]).sum())
+        return out, left
+
+    def _from_level(self, mu_l, eta):
+        """Point masses on level eta's x grid -> on the common x grid: the density's
+        trigonometric interpolation (zero-padded spectrum; the laws vanish at the grid's ends,
+        so the periodic extension is smooth), sampled at the common nodes."""
+        sub, m, i0 = self._sub(eta)
+        if m == 1:
+            out = np.zeros(self.xaxis.n)
+            out[i0:i0 + mu_l.size] = mu_l
+            return out
+        fine = resample(mu_l, m * mu_l.size) / m
+        out = np.zeros(self.xaxis.n)
+        k = min(fine.size, self.xaxis.n - i0)
+        out[i0:i0 + k] = fine[:k]
+        return out
 
     def _pcs_step(self, eta):
         c = self.pcs_cfg
@@ -132,11 +230,74 @@ class DPnPGrid1D:
             step = self._pcs_step(eta)
             cb = langevin_coefficients(eta, step)[2]
             steps = langevin_steps(self.lik, eta, step, max(need), c.method == "mala")
+            if centres is None and (self.centre_stride > 1 or self.pcs_lattice > 1):
+                K, lost = self._strided_kernels(steps, eta, cb, need)
+                for n in need:
+                    self._pcs_k[(eta, n, key_c)] = (K.pop(n), lost[n])
+                return {n: self._pcs_k[(eta, n, key_c)] for n in ns}
             cen = self.grid.x if centres is None else np.asarray(centres, float)
             K, lost = chain_kernel_1d(steps, cen, self.zaxis, self._windows(cen, eta, cb), need)
             for n in need:      # sparse: a row is non-zero only on its window
                 self._pcs_k[(eta, n, key_c)] = (csr_matrix(K.pop(n)), lost[n])
         return {n: self._pcs_k[(eta, n, key_c)] for n in ns}
+
+    def _strided_kernels(self, steps, eta, cb, need):
+        r"""Langevin PCS rows from every ``s``-th x node (s = ``centre_stride``, three more
+        beyond each end), the rows of the other centres by 6-point Lagrange interpolation in
+        the centre at fixed *offset* :math:`z - x`: in the offset u the PCS target is
+        :math:`\ell(x + u) - u^2/(2\eta^2)` and every chain starts at u = 0, so the row is a
+        smooth function of the centre on the likelihood's scale (not eta's); the offsets of
+        every row are nodes (the centres are). The interpolation error
+        (:math:`O((s h / w)^6)`, plus the grid chain's own kinks interpolated) scales with h
+        and is part of what the refinement measures. The lost mass of a row is bounded by
+        the weights' absolute sum times its stencil's largest."""
+        st, q, h, x, z = self.centre_stride, self.pcs_lattice, self.h, self.grid.x, self.zaxis
+        R, mg = x.size, self.grid.margin
+        a = np.arange(-3, (R - 1) // st + 4)
+        ci = a * st                                       # x-node index of coarse centres
+        if ci[0] + mg < 0 or ci[-1] + mg > z.n - 1:
+            raise NoExactLaw("the PCS centre stride reaches beyond the z grid")
+        cen = x[0] + h * ci
+        r0 = mg % q                                        # the chains' lattice: z nodes r0 + q j
+        zl = Axis(z.lo + r0 * h, q * h, (z.n - 1 - r0) // q + 1)
+        K, lost = chain_kernel_1d(steps, cen, zl, self._windows(cen, eta, cb), need)
+        if q > 1:                                          # point masses at q h -> at h
+            K = {n: _lagrange_refine(v, q)[:, :z.n - r0] for n, v in K.items()}
+            K = {n: np.pad(v, ((0, 0), (r0, z.n - r0 - v.shape[1]))) for n, v in K.items()}
+        cz = ci + mg                                      # z index of each coarse centre
+        # Lagrange weights of the stencil a0-2..a0+3 at the fraction t of the fine centres
+        i = np.arange(R)
+        a0, t = i // st, (i % st) / st
+        nodes = np.arange(-2, 4)
+        wts = np.ones((R, 6))
+        for p in range(6):
+            for q in range(6):
+                if q != p:
+                    wts[:, p] *= (t - nodes[q]) / (nodes[p] - nodes[q])
+        rows_c = a0[:, None] + nodes[None, :] + 3          # index into the coarse list
+        outK, outL = {}, {}
+        for n in need:
+            Kc = K.pop(n)
+            nzr = Kc != 0
+            first = np.argmax(nzr, 1) - cz
+            last = Kc.shape[1] - 1 - np.argmax(nzr[:, ::-1], 1) - cz
+            jlo, jhi = int(first.min()), int(last.max())
+            J = np.arange(jlo, jhi + 1)
+            cols = cz[:, None] + J[None, :]
+            ok = (cols >= 0) & (cols < z.n)
+            O = np.where(ok, Kc[np.arange(Kc.shape[0])[:, None], np.clip(cols, 0, z.n - 1)],
+                         0.0)
+            del Kc
+            Of = np.einsum("rs,rsj->rj", wts, O[rows_c])
+            colf = (i + mg)[:, None] + J[None, :]
+            okf = (colf >= 0) & (colf < z.n)
+            Of[~okf] = 0.0
+            M = csr_matrix((Of.ravel(), np.clip(colf, 0, z.n - 1).ravel(),
+                            np.arange(0, R * J.size + 1, J.size)), shape=(R, z.n))
+            M.sum_duplicates()
+            outK[n] = M
+            outL[n] = (np.abs(wts) * lost[n][rows_c]).sum(1)
+        return outK, outL
 
     def pcs(self, mu, eta, n: Optional[int] = None):
         """Law of x_{k+1/2} on the z grid from the law of x_k, and the mass lost."""
@@ -185,6 +346,8 @@ class DPnPGrid1D:
         etas = [float(e) for e in etas]
         g = self.grid
         lost = 0.0
+        if self.level_factors is not None:
+            return self._level_laws(etas, init, pcs_steps)
         if isinstance(init, str) and init.startswith("point:"):
             x0 = float(point_init(init, 1)[0])
             if self.pcs_cfg.method == "exact":
@@ -206,12 +369,33 @@ class DPnPGrid1D:
             losts.append(lost)
         return out, losts
 
+    def _level_laws(self, etas, init, pcs_steps):
+        r"""The laws with level grids: outer step k samples the law of :math:`x_k` onto level
+        :math:`\eta_k`'s grid, runs the PCS and the DDS there, and interpolates the law of
+        :math:`x_{k+1}` back onto the common grid (:meth:`_from_level`)."""
+        mu = init_mass(init, self.grid.x, self.prior)
+        lost, out, losts = 0.0, [], []
+        for eta in etas:
+            sub = self._sub(eta)[0]
+            ml, left = self._to_level(mu, eta)
+            nu, l0 = sub.pcs(ml, eta, pcs_steps)
+            mx, l1 = sub.dds(nu, eta)
+            mu = self._from_level(mx, eta)
+            lost += left + l0 + l1
+            out.append(mu)
+            losts.append(lost)
+        return out, losts
+
     def run(self, etas: Sequence[float], init: str = "standard-normal",
             pcs_steps: Optional[int] = None) -> dict:
         """TV(law x_k, pi_eta_k), TV(law x_k, posterior), TV(pi_eta, posterior), lost mass."""
         laws, lost = self.laws(etas, init, pcs_steps)
         post = self.grid.posterior()
-        pis = {float(e): self.grid.pi_eta(e) for e in set(float(e) for e in etas)}
+        if self.level_factors is not None:   # pi_eta on its level's grid (the common one
+            pis = {float(e): self._from_level(self._sub(float(e))[0].grid.pi_eta(float(e)),
+                                              float(e)) for e in set(float(e) for e in etas)}
+        else:                                 # would need margins of 12 eta_max at h_min)
+            pis = {float(e): self.grid.pi_eta(e) for e in set(float(e) for e in etas)}
         tv = {"tv_pi": [tv_spectral_and_kink(m, pis[float(e)]) for m, e in zip(laws, etas)],
               "tv_post": [tv_spectral_and_kink(m, post) for m in laws],
               "tv_pi_post": [tv_spectral_and_kink(pis[float(e)], post) for e in etas]}
@@ -219,7 +403,26 @@ class DPnPGrid1D:
                 "kink": {k: [t[1] for t in v] for k, v in tv.items()},
                 "lost": lost, "laws": laws, "x": self.grid.x,
                 "info": {"h": self.h, "n_x": int(self.grid.x.size),
-                         "n_z": int(self.grid.z.size)}}
+                         "n_z": int(self.grid.z.size), "level_factors": self.level_factors}}
+
+
+def _lagrange_refine(M, q: int):
+    """Rows of point masses at spacing q h (zero beyond their ends) -> point masses at spacing
+    h on the same range (length q (n - 1) + 1): the density by 6-point Lagrange
+    interpolation (stencil -2..3 around each interval), times 1/q."""
+    R, n = M.shape
+    P = np.pad(M, ((0, 0), (2, 3)))
+    out = np.zeros((R, q * (n - 1) + 1))
+    nodes = np.arange(-2, 4)
+    for t in range(q):
+        w = np.ones(6)
+        for p in range(6):
+            for r in range(6):
+                if r != p:
+                    w[p] *= (t / q - nodes[r]) / (nodes[p] - nodes[r])
+        acc = sum(w[p] * P[:, p:p + n] for p in range(6))       # intervals j -> j + 1
+        out[:, t::q] = acc[:, :out[:, t::q].shape[1]]
+    return out / q
 
 
 def _ode_map(prior, c, eta, z, eps):
@@ -314,7 +517,7 @@ def dpnp_grid_refinement(prior: Prior, lik: Likelihood, etas: Sequence[float],
                          init: str = "standard-normal", h: Optional[float] = None,
                          pcs_steps: Optional[Sequence[int]] = None,
                          target: Optional[float] = None, max_halvings: int = 0,
-                         trusted_order: Optional[float] = None):
+                         trusted_order: Optional[float] = None, level_grids: bool = False):
     """The DPnP laws at h, 2h and 4h (:class:`DPnPGrid1D`); returns ``(fine, errors)`` with
     the three-level error (:func:`theory.posterior.refinement.three_level`) of every TV plus
     the lost mass and the size of the fine level's kink term
@@ -327,17 +530,24 @@ def dpnp_grid_refinement(prior: Prior, lik: Likelihood, etas: Sequence[float],
     error is at least the coarser difference over 2^4 (``max_order`` of
     :func:`theory.posterior.refinement.refine`). With ``pcs_steps`` (a list of Langevin step counts) ``fine`` and
     ``errors`` are dicts over those counts (one kernel propagation per level).
-    ``errors["levels"]`` lists the spacings used."""
+    ``errors["levels"]`` lists the spacings used. With ``level_grids`` every outer step runs
+    on its level's grid (:meth:`DPnPGrid1D.compute_level_factors`, factors fixed by the
+    finest first level and passed to every other, so that each level grid scales with h)."""
     etas = [float(e) for e in etas]
-    base = DPnPGrid1D(prior, lik, etas, pcs, dds, h=h, init=init)
+    base = DPnPGrid1D(prior, lik, etas, pcs, dds, h=h, init=init, level_grids=level_grids)
     check_refinable(base.h, base.grid.scales)
     counts = [None] if pcs_steps is None else [int(n) for n in pcs_steps]
+    factors = base.level_factors
 
     def run_at(hh):
-        lv = base if hh == base.h else DPnPGrid1D(prior, lik, etas, pcs, dds, h=hh, init=init)
+        lv = base if hh == base.h else DPnPGrid1D(prior, lik, etas, pcs, dds, h=hh, init=init,
+                                                  level_grids=factors or False)
         if pcs_steps is not None and pcs.method != "exact":
             for e in set(etas):
-                lv.pcs_kernels(e, counts)
+                if factors is not None:
+                    lv._sub(e)[0].pcs_kernels(e, counts)
+                else:
+                    lv.pcs_kernels(e, counts)
             if isinstance(init, str) and init.startswith("point:"):
                 lv.pcs_kernels(etas[0], counts, centres=[float(point_init(init, 1)[0])])
         return {n: lv.run(etas, init, n) for n in counts}
