@@ -221,8 +221,10 @@ def figure(summary, figures_dir="figures"):
             ymin = min(ymin, float(y.min()))
             m = c["mc"]
             if m is not None:
+                # an interval reaching 0 is drawn to the panel's bottom (log axis)
+                lo = max(m["lower"], 0.31 * cs[0]["exact_tv_at_K"])
                 ax.errorbar([m["steps"] * shift], [m["value"]],
-                            yerr=[[m["value"] - m["lower"]], [m["upper"] - m["value"]]],
+                            yerr=[[max(m["value"] - lo, 0)], [m["upper"] - m["value"]]],
                             fmt="D", mfc="none", color=col, ms=5, capsize=2)
                 ax.plot([m["steps"] * shift], [m["floor_q95"]], "_", color="0.45", ms=12)
                 ax.plot([m["steps"] * shift], [m["grid_binned"]], "x", color=col, ms=6)
@@ -264,8 +266,9 @@ def _dds_panel(ax, cs, fits, cols, summary):
         m = c["mc"]
         if m is not None:
             col = cols[c["method"]]
+            lo = max(m["lower"], 0.31 * cs[0]["exact_tv_at_K"])
             ax.errorbar([m["steps"] * 1.08], [m["value"]],
-                        yerr=[[m["value"] - m["lower"]], [m["upper"] - m["value"]]],
+                        yerr=[[max(m["value"] - lo, 0)], [m["upper"] - m["value"]]],
                         fmt="D", mfc="none", color=col, ms=5, capsize=2)
             ax.plot([m["steps"] * 1.08], [m["grid_binned"]], "x", color=col, ms=6)
     t = cs[0]["exact_tv_at_K"]
