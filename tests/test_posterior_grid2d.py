@@ -178,3 +178,18 @@ def test_cli_2d_grid_route_json(capsys):
     assert [r["to_pi_eta"]["value"] for r in out["per_k"]] == pytest.approx(tv, abs=1e-12)
     assert out["exact_rate"][0]["value"] == pytest.approx(g.rate(1.0), abs=1e-9)
     assert math.isfinite(out["tv_pi_eta_posterior"][0]["value"])
+
+
+def test_tv_of_disjoint_laws_is_one_even_where_the_kink_term_would_exceed_it():
+    """Two laws on disjoint nodes have TV exactly 1. With masses (0.95, 0.05, 0) against
+    (0, 0, 1) the crossing between 0.05 and -1 has a kink term of
+    0.05/1.05 - 1.05/6 < 0, so the corrected sum would be 1.064: the estimate is held at 1,
+    the nearest value a TV can take (1-D and 2-D)."""
+    from theory.posterior.grid_base import kink_correction, tv_masses
+    p, q = np.array([0.95, 0.05, 0.0]), np.array([0.0, 0.0, 1.0])
+    raw = 0.5 * (np.abs(p - q).sum() - kink_correction(p - q, 0))
+    assert raw == pytest.approx(1.0 + 0.5 * (1.05 / 6 - 0.05 / 1.05), rel=1e-12)
+    assert raw > 1.05
+    assert tv_masses(p, q) == 1.0
+    assert tv_masses_2d(np.tile(p, (3, 1)) / 3, np.tile(q, (3, 1)) / 3) == 1.0
+    assert tv_masses(p, p) == 0.0
