@@ -563,6 +563,50 @@ def method_styles() -> dict:
     return out
 
 
+def _family_label_colour(rgba):
+    """A tick-label colour of a family's shade, darkened so that pale shades stay legible."""
+    r, g, b = rgba[:3]
+    k = min(1.0, 0.55 / max(0.299 * r + 0.587 * g + 0.114 * b, 1e-9))
+    return (r * k, g * k, b * k)
+
+
+EXACT_FAMILIES = ("SMC", "split Gibbs")
+
+
+def _miscalibrated_exact(summary, tol: float = 0.1):
+    """(problem, method, mass) at the largest budget where an asymptotically exact sampler's
+    central 90% interval holds a posterior mass more than ``tol`` from 0.9, its interval
+    excluding the band 0.9 +- tol."""
+    top = max(summary["budgets"])
+    exact = {n for fam, _, _, names in METHOD_FAMILIES if fam in EXACT_FAMILIES for n in names}
+    out = []
+    for r in summary["rows"]:
+        if (r.get("run", "screening") != "screening" or r["nfe_budget"] != top
+                or r["method"] not in exact or not r.get("metrics")):
+            continue
+        m = r["metrics"].get("coverage_error")
+        if not m or m.get("value") is None:
+            continue
+        ci = m.get("mass_90_ci") or [m["mass_90"]] * 2
+        if ci[1] < 0.9 - tol or ci[0] > 0.9 + tol:
+            out.append((r["problem"], r["method"], m["mass_90"]))
+    return sorted(out)
+
+
+def _by_method(found, n_problems: int) -> str:
+    """``[(problem, method, value)]`` as one phrase per method: where, and the values."""
+    per = {}
+    for prob, m, v in found:
+        per.setdefault(m, []).append((prob, v))
+    parts = []
+    for m, pv in per.items():
+        vs = [v for _, v in pv]
+        where = (pv[0][0] if len(pv) == 1 else f"{len(pv)} of {n_problems} problems")
+        span = f"{vs[0]:.2f}" if len(vs) == 1 else f"{min(vs):.2f}-{max(vs):.2f}"
+        parts.append(f"{m} on {where} ({span})")
+    return "; ".join(parts)
+
+
 def _claim(summary) -> str:
     """The figure's claim, computed: on how many problems the best and the worst method
     separate on the independent run, and which families the best methods come from."""
@@ -579,23 +623,62 @@ def _claim(summary) -> str:
             f"{best}")
 
 
+METRIC_NAMES = {"tv": "TV", "sliced_w2": "sliced W\u2082", "marginal_ks": "mean marginal KS",
+                "w2": "W\u2082"}
+
+
+def _slots():
+    """x position of each method: the families in :data:`METHOD_FAMILIES` order, one slot
+    per method, a gap of half a slot between families. Returns ``(positions, spans)``,
+    spans the (first, last, family) x range of each family."""
+    pos, spans, x = {}, [], 0.0
+    for fam, _, _, names in METHOD_FAMILIES:
+        first = x
+        for name in names:
+            if name in METHODS:
+                pos[name] = x
+                x += 1.0
+        spans.append((first, x - 1.0, fam))
+        x += 0.5
+    for name in METHODS:
+        if name not in pos:
+            pos[name] = x
+            x += 1.0
+    return pos, spans
+
+
+def _budget_offsets(budgets):
+    """Offsets within a method's slot, smallest budget on the left (a rising or falling
+    segment then reads as the method getting worse or better with NFE)."""
+    b = sorted(budgets)
+    return {B: (-0.3 + 0.45 * i / max(len(b) - 1, 1)) for i, B in enumerate(b)}
+
+
 def figure(summary, figures_dir="figures"):
+    """Per problem, every method's ranking distance to the exact posterior (95% interval),
+    one slot per method grouped by family; within a slot the budgets from left to right
+    (markers growing with NFE, joined by a line: dashed for point estimates), then the
+    confirmation run's re-run of the best and worst method (black edge). Values of 0 (or
+    below the panel) hollow on the dotted bottom line; grey band: the screening run's
+    estimator floor. The last panel holds the key."""
     rows = [r for r in summary["rows"] if r.get("metrics")]
     conf_rows = [r for r in rows if r.get("run") == "confirmation"]
     rows = [r for r in rows if r.get("run", "screening") == "screening"]
     probs = sorted({r["problem"] for r in rows})
     sty = method_styles()
-    nc = min(4, len(probs))
-    nr = -(-len(probs) // nc)
-    fig, axes = new_figure(nr, nc, figsize=(3.9 * nc, 3.1 * nr + 1.6))
-    order = list(METHODS)
+    pos, spans = _slots()
+    budgets = sorted(summary["budgets"])
+    off = _budget_offsets(budgets)
+    size = {B: 3.5 + 3.0 * i / max(len(budgets) - 1, 1) for i, B in enumerate(budgets)}
+    nc = min(4, len(probs) + 1)
+    nr = -(-(len(probs) + 1) // nc)
+    fig, axes = new_figure(nr, nc, figsize=(4.2 * nc, 3.5 * nr + 0.6))
+    sep = {(m["problem"], m["nfe"]): m for m in summary.get("mcgdiff_vs_dps", [])}
     for i, prob in enumerate(probs):
         ax = axes[i // nc][i % nc]
         rs = [r for r in rows if r["problem"] == prob]
         fam = rs[0]["family"]
-        metric = None
-        floor = 0.0
-        curves = []
+        metric, floor, curves = None, 0.0, []
         for method in METHODS:
             pts = sorted((r for r in rs if r["method"] == method), key=lambda q: q["nfe_budget"])
             pts = [(r, primary(r["metrics"], fam)) for r in pts]
@@ -611,46 +694,58 @@ def figure(summary, figures_dir="figures"):
         zl = bottom * 1.35                       # the marked line on which zeros are drawn
         for method, pts in curves:
             col, mk, _ = sty[method]
-            x = np.array([r["nfe_budget"] for r, _, _ in pts], float)
-            x = x * (1 + 0.025 * (order.index(method) - 6))
+            x = np.array([pos[method] + off[r["nfe_budget"]] for r, _, _ in pts])
             y = np.array([m["value"] for _, _, m in pts])
             zero = y < zl
             yd = np.where(zero, zl, y)
             lo = np.maximum(np.array([m["lower"] for _, _, m in pts]), zl)
             hi = np.maximum(np.array([m["upper"] for _, _, m in pts]), zl)
-            ls = "--" if pts[0][0]["point_estimate"] else "-"
             ax.errorbar(x, yd, yerr=[np.maximum(yd - lo, 0), np.maximum(hi - yd, 0)], color=col,
-                        ls=ls, lw=1, capsize=2, label=method)
-            ax.plot(x[~zero], yd[~zero], ls="none", marker=mk, ms=5.5, color=col,
-                    mec="k", mew=0.3)
-            ax.plot(x[zero], yd[zero], ls="none", marker=mk, ms=5.5, mfc="none", mec=col,
-                    mew=1.0)
-        top = max(summary["budgets"])
+                        ls="--" if pts[0][0]["point_estimate"] else "-", lw=1, capsize=1.5)
+            for xi, yi, z, (r, _, _) in zip(x, yd, zero, pts):
+                ms = size[r["nfe_budget"]]
+                if z:
+                    ax.plot([xi], [yi], ls="none", marker=mk, ms=ms, mfc="none", mec=col,
+                            mew=1.0)
+                else:
+                    ax.plot([xi], [yi], ls="none", marker=mk, ms=ms, color=col, mec="k",
+                            mew=0.3)
         for r in cs:                                    # the confirmation run's two points
             col, mk, _ = sty[r["method"]]
             m = primary(r["metrics"], fam)[1]
             if m is None:
                 continue
             v = max(m["value"], zl)
-            ax.errorbar([top * 1.35], [v], yerr=[[max(v - max(m["lower"], zl), 0)],
-                                                 [max(max(m["upper"], zl) - v, 0)]],
-                        color=col, lw=1.2, capsize=2.5)
-            ax.plot([top * 1.35], [v], ls="none", marker=mk, ms=7, color=col, mec="k", mew=1.2,
+            xc = pos[r["method"]] + 0.38
+            ax.errorbar([xc], [v], yerr=[[max(v - max(m["lower"], zl), 0)],
+                                         [max(max(m["upper"], zl) - v, 0)]],
+                        color=col, lw=1.2, capsize=2)
+            ax.plot([xc], [v], ls="none", marker=mk, ms=6.5, color=col, mec="k", mew=1.2,
                     mfc=col if m["value"] >= zl else "none")
         ax.set_yscale("log")
         ax.axhspan(bottom, max(floor, bottom), color="0.88", zorder=0)
         ax.axhline(zl, color="0.4", lw=0.7, ls=":", zorder=0)
         ax.set_ylim(bottom=bottom)
-        ax.set_xscale("log")
-        ax.set_xlim(min(summary["budgets"]) / 1.5, top * 1.8)
-        ax.set_xticks(list(summary["budgets"]) + ([top * 1.35] if cs else []))
-        ax.set_xticklabels([str(b) for b in summary["budgets"]] + (["conf."] if cs else []))
+        for a, b, _ in spans[1:]:
+            ax.axvline(a - 0.75, color="0.75", lw=0.6, zorder=0)
+        ax.set_xlim(-0.75, max(pos.values()) + 0.75)
+        ax.set_xticks([pos[m] for m in METHODS])
+        ax.set_xticklabels(list(METHODS), rotation=90, fontsize=7.5)
+        for lab, m in zip(ax.get_xticklabels(), METHODS):
+            lab.set_color(_family_label_colour(sty[m][0]))
         ax.minorticks_off()
-        ax.set_title(f"{prob} ({metric})", fontsize=8)
+        title = prob
+        mv = [sep[(prob, B)] for B in budgets if (prob, B) in sep]
+        if mv:
+            top = mv[-1]
+            title += (f"\nMCGdiff vs DPS at NFE {top['nfe']}: "
+                      + ("MCGdiff lower" if top["mcgdiff_better"] else "DPS lower")
+                      + (", separated" if top["separated"] else ", intervals overlap"))
+        ax.set_title(title, fontsize=8.5)
         if metric is not None:
-            ax.set_ylabel(f"{metric} to the exact posterior", fontsize=7)
-        ax.set_xlabel("NFE per output", fontsize=7)
-        ax.tick_params(labelsize=7)
+            ax.set_ylabel(f"{METRIC_NAMES.get(metric, metric)} to the exact posterior",
+                          fontsize=8)
+        ax.tick_params(axis="y", labelsize=8)
     for j in range(len(probs), nr * nc):
         axes[j // nc][j % nc].axis("off")
     from matplotlib.lines import Line2D
@@ -659,27 +754,34 @@ def figure(summary, figures_dir="figures"):
         for name in names:
             if name in METHODS:
                 col, mk, _ = sty[name]
-                handles.append(Line2D([], [], color=col, marker=mk, mec="k", mew=0.3,
+                handles.append(Line2D([], [], color=col, marker=mk, mec="k", mew=0.3, ms=6,
                                       ls="--" if METHODS[name].point_estimate else "-",
                                       label=f"{name} ({famname})"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize=7, frameon=False)
+    key = [Line2D([], [], color="0.3", marker="o", ms=size[B], ls="none", mec="k", mew=0.3,
+                  label=f"NFE {B}") for B in budgets]
+    key.append(Line2D([], [], color="0.3", marker="o", ms=6.5, ls="none", mec="k", mew=1.2,
+                      label="confirmation run (black edge)"))
+    key.append(Line2D([], [], color="0.3", marker="o", ms=5, ls="none", mfc="none",
+                      label="value 0 or below the panel"))
     conf = summary.get("confirmation", {})
-    fig.suptitle(_claim(summary) + "\nthe ranking distance (TV in d <= 2, mean marginal KS "
-                 "for product posteriors, sliced W2 otherwise) with 95% intervals; grey band: "
-                 "estimator floor of the screening run (the confirmation's is lower)\ndashed: "
-                 "point estimates (not posterior samplers); hollow markers on the dotted line: "
-                 "value 0 (or below the panel); 'conf.' (black-edged): each problem's best and "
-                 "worst method "
-                 f"of the screening run, re-run independently (seed {conf.get('seed', '-')}, "
-                 f"{conf.get('n_factor', '-')}x the outputs)", fontsize=9)
+    kax = axes[-1][-1]
+    kax.legend(handles=handles + key, loc="center", ncol=1, fontsize=7.5, frameon=False,
+               handlelength=3.0,
+               title=(f"95% intervals; grey band: estimator floor\nconfirmation: seed "
+                      f"{conf.get('seed', '-')}, {conf.get('n_factor', '-')}x the outputs;\n"
+                      "dashed: point estimates"), title_fontsize=7.5)
+    fig.suptitle("Exact samplers (SMC, split Gibbs) should approach the posterior as NFE grows, "
+                 "guidance keep a bias, optimisers return point estimates\n"
+                 + _claim(summary) + "\nranking distance: TV in d \u2264 2, mean marginal KS "
+                 "for product posteriors, sliced W\u2082 otherwise", fontsize=10)
     p1 = save_figure(fig, f"{figures_dir}/posterior_benchmark.png")
 
     top = max(summary["budgets"])
-    fig, axes = new_figure(nr, nc, figsize=(3.9 * nc, 3.0 * nr + 1.0))
+    fig, axes = new_figure(nr, nc, figsize=(4.2 * nc, 3.2 * nr + 0.6))
     for i, prob in enumerate(probs):
         ax = axes[i // nc][i % nc]
         rs = [r for r in rows if r["problem"] == prob and r["nfe_budget"] == top]
-        for j, method in enumerate(METHODS):
+        for method in METHODS:
             r = next((q for q in rs if q["method"] == method), None)
             m = None if r is None else r["metrics"].get("coverage_error")
             if not m or m.get("value") is None:
@@ -687,23 +789,34 @@ def figure(summary, figures_dir="figures"):
             mass = m["mass_90"]
             ci = m.get("mass_90_ci") or [mass, mass]
             col, mk, _ = sty[method]
-            ax.errorbar([j], [mass], yerr=[[mass - ci[0]], [ci[1] - mass]], color=col,
-                        marker=mk, ms=5, mec="k", mew=0.3, capsize=2)
+            ax.errorbar([pos[method]], [mass], yerr=[[mass - ci[0]], [ci[1] - mass]],
+                        color=col, marker=mk, ms=5.5, mec="k", mew=0.3, capsize=2)
         ax.axhline(0.9, color="k", lw=0.8, ls=":")
+        for a, b, _ in spans[1:]:
+            ax.axvline(a - 0.75, color="0.75", lw=0.6, zorder=0)
         ax.set_ylim(-0.03, 1.03)
-        ax.set_xticks(range(len(METHODS)))
-        ax.set_xticklabels(list(METHODS), rotation=90, fontsize=6)
-        ax.set_title(prob, fontsize=8)
-        ax.tick_params(axis="y", labelsize=7)
+        ax.set_xlim(-0.75, max(pos.values()) + 0.75)
+        ax.set_xticks([pos[m] for m in METHODS])
+        ax.set_xticklabels(list(METHODS), rotation=90, fontsize=7.5)
+        for lab, m in zip(ax.get_xticklabels(), METHODS):
+            lab.set_color(_family_label_colour(sty[m][0]))
+        ax.set_title(prob, fontsize=8.5)
+        ax.tick_params(axis="y", labelsize=8)
         if i % nc == 0:
-            ax.set_ylabel("posterior mass of the 90% interval", fontsize=7)
+            ax.set_ylabel("posterior mass of the central 90% interval", fontsize=8)
     for j in range(len(probs), nr * nc):
         axes[j // nc][j % nc].axis("off")
-    fig.suptitle(f"Calibration at NFE = {top}: the exact posterior mass of each method's central "
-                 "90% interval (mean over coordinates, 95% interval) is 0.9 only for calibrated "
-                 "samplers (dotted);\nmarkers and colours by method family as in "
-                 "posterior_benchmark.png (greys: optimisers, point estimates); missing: not "
-                 "applicable", fontsize=9)
+    axes[-1][-1].legend(handles=handles, loc="center", fontsize=7.5, frameon=False,
+                        handlelength=3.0, title="mean over coordinates, 95% interval;\n"
+                        "dotted: 0.9 (calibrated); missing: not applicable",
+                        title_fontsize=7.5)
+    off = _miscalibrated_exact(summary)
+    fig.suptitle(f"Calibration at NFE = {top}: a calibrated sampler's central 90% interval holds "
+                 "posterior mass 0.9 (above: too wide, below: too narrow)\n"
+                 + ("SMC and split-Gibbs samplers off 0.9 by more than 0.1 (interval "
+                    "excluding 0.9 +- 0.1): " + _by_method(off, len(probs)) if off else
+                    "every SMC and split-Gibbs sampler within 0.1 of 0.9"),
+                 fontsize=10)
     p2 = save_figure(fig, f"{figures_dir}/posterior_coverage.png")
     return [p1, p2]
 
