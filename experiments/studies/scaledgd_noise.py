@@ -96,8 +96,10 @@ def figure(summary: dict, figures_dir="figures"):
                  if "exponent" in sg else "no fit")
         axes[0, j].set_title(f"{cs[0]['label']}: relative error", fontsize=9)
         axes[1, j].set_title(f"factor distance\nScaledGD's {slope}", fontsize=9)
+        low = min((v for c in cs for k in ("rel_error", "factor_distance")
+                   for v in c[k] if v is not None and v > 0), default=1e-7)
         for ax in axes[:, j]:
-            ax.set_ylim(1e-7, 3)
+            ax.set_ylim(10 ** (math.floor(math.log10(low)) - 0.5), 3)
     axes[0, 0].legend(handles=legend_handles(SNR_COLOURS, lambda s: f"SNR {s:g} ({_db(s)})"),
                       fontsize=7, loc="lower right", ncol=2)
     kappa = summary["fits"][0]["kappa"]

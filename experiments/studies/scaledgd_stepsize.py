@@ -79,6 +79,9 @@ def summarise(records, fast: bool) -> dict:
             "stable_up_to": {a: _stable_up_to(curves, a) for a in ALGORITHMS}}
 
 
+DIVERGED_MARK = {"scaledgd": "x", "gd": "+"}
+
+
 def figure(summary: dict, figures_dir="figures"):
     fig, axes = new_figure(1, 1, figsize=(7.4, 5.0))
     ax = axes[0, 0]
@@ -95,8 +98,11 @@ def figure(summary: dict, figures_dir="figures"):
         ax.semilogy(eta, err, STYLE[c["algorithm"]], color=col, lw=1.3,
                     marker="o" if c["algorithm"] == "scaledgd" else "s", ms=3)
         if div.any():
-            ax.plot(eta[div], np.full(div.sum(), CAP * 10 ** (DIVERGED_ROW * (j + 1))), "x",
-                    color=col, ms=7, mew=1.5)
+            ax.plot(eta[div], np.full(div.sum(), CAP * 10 ** (DIVERGED_ROW * (j + 1))),
+                    DIVERGED_MARK[c["algorithm"]], color=col, ms=7, mew=1.5)
+        if c.get("best_error") is not None:      # the curve's best step size
+            ax.plot([c["best_eta"]], [min(c["best_error"], CAP)], "*", color=col, ms=11,
+                    mec="k", mew=0.6, zorder=5)
     ax.axhline(CAP, color="0.5", lw=0.8, ls=":")
     ax.set_xlabel("step size eta (GD: eta / sigma_max)")
     ax.set_ylabel(f"relative error after {summary['curves'][0]['iterations']} iterations")
@@ -108,10 +114,14 @@ def figure(summary: dict, figures_dir="figures"):
     ax.grid(True, which="major", alpha=0.25)
     hs = legend_handles(KAPPA_COLOURS, lambda k: f"kappa = {k}")
     hs.append(Line2D([], [], color="0.3", ls="", marker="x",
-                     label=f"diverged (a row per curve above the dotted cap {CAP:g})"))
+                     label=f"ScaledGD diverged (a row per curve above the cap {CAP:g})"))
+    hs.append(Line2D([], [], color="0.3", ls="", marker="+", ms=8,
+                     label="GD diverged"))
+    hs.append(Line2D([], [], color="0.3", ls="", marker="*", ms=10, mec="k", mew=0.6,
+                     label="best step size of the curve"))
     panel_legend(ax, hs, [h.get_label() for h in hs], ncol=3)
     up = summary["stable_up_to"]["scaledgd"]
-    rng = f" (eta <= {up:.2f})" if up is not None else ""
+    rng = f" (η ≤ {up:.2f})" if up is not None else ""
     ax.set_title(summary["label"] + (" (fast sizes)" if summary.get("fast") else ""),
                  fontsize=9)
     finish_figure(fig, f"Claim checked (Tong, Ma, Chi 2021, Figure 4): ScaledGD's error after "
