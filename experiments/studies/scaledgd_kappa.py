@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import seaborn as sns
+from matplotlib import colormaps
 from matplotlib.lines import Line2D
 
 from theory.figures import new_figure, save_figure
@@ -41,7 +41,10 @@ ALGORITHMS = ("scaledgd", "gd")
 THEORY_EXPONENT = {"scaledgd": 0.0, "gd": 1.0}
 SAMPLINGS = ("paper", "rip")
 #: one colour per kappa, in every low-rank figure
-KAPPA_COLOURS = dict(zip(KAPPAS_PANEL, [sns.color_palette("colorblind", 10)[i] for i in (0, 1, 2, 4)]))
+# an ordered parameter on a sequential map (dark: well conditioned, light: ill
+# conditioned), so that kappa never borrows the colour a sampler has in the other figures
+KAPPA_COLOURS = dict(zip(KAPPAS_PANEL, [tuple(colormaps["viridis"](t))[:3]
+                                         for t in np.linspace(0.0, 0.88, len(KAPPAS_PANEL))]))
 #: one line style per algorithm (and in the fit panels one colour)
 STYLE = {"scaledgd": "-", "gd": "--"}
 ALG_COLOURS = {"scaledgd": "black", "gd": "0.5"}

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 
-import seaborn as sns
+from matplotlib import colormaps
 
 from theory.figures import format_exponent, new_figure, save_figure
 from theory.lowrank.sweeps import configs_noise, run_point
@@ -34,7 +34,10 @@ compute = run_point
 
 SNRS = (1e2, 1e3, 1e4)
 #: one colour per SNR (not the kappa colours of the other low-rank figures)
-SNR_COLOURS = dict(zip(SNRS, [sns.color_palette("colorblind", 10)[i] for i in (4, 5, 9)]))
+# an ordered parameter on a sequential map (dark: noisy, light: clean), distinct from the
+# kappa map of scaledgd-kappa and from the samplers' colours
+SNR_COLOURS = dict(zip(SNRS, [tuple(colormaps["plasma"](t))[:3]
+                              for t in (0.15, 0.55, 0.85)[:len(SNRS)]]))
 NEAR_FLOOR = 1.1
 
 
