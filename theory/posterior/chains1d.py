@@ -376,7 +376,10 @@ class _Op:
         if self.escape is not None:
             trunc = M @ self.escape
         if self._mt is None:
-            self._mt = self.matrix.T.tocsr()
+            # the CSR matrix's transpose is a CSC view of the same arrays: its product with
+            # the masses sums over the source nodes in the same order as the CSR of the
+            # transpose would, without building that copy (most operators apply once)
+            self._mt = self.matrix.T
         out = np.asarray(self._mt @ M.T).T
         if self.blur > 0:
             out = gaussian_blur(out, self.blur, self.h)
