@@ -61,6 +61,51 @@ __all__ = ["Grid1D"]
 _TINY = 1e-280          # normalisers below this are recomputed in log space
 
 
+class _Level(dict):
+    """One eta's blur (see :meth:`Grid1D._level`): ``to_x(b)`` is :math:`G b` (z -> x),
+    ``to_z(a)`` is :math:`a G` (x -> z), on the last axis of 1-D or 2-D arrays; ``self["G"]``
+    the dense matrix, and ``"Pu"``, ``"Du"`` the log-space rows, built on first use and
+    kept."""
+
+    _DENSE_ROWS = 8       # from this many rows one product with the dense G is faster
+
+    def __init__(self, gv, n, nz):
+        super().__init__()
+        self.gv, self.n, self.nz = gv, n, nz
+        self.lazy: dict = {}
+
+    def __missing__(self, key):
+        if key in self.lazy:
+            self[key] = self.lazy[key]()
+            return self[key]
+        if key != "G":
+            raise KeyError(key)
+        from numpy.lib.stride_tricks import sliding_window_view
+        # row i of G is gv[i - j + nz - 1] over j: a window of the reversed profile
+        G = np.ascontiguousarray(sliding_window_view(self.gv[::-1], self.nz)[::-1])
+        self["G"] = G
+        return G
+
+    def _rows(self, a, one):
+        a = np.asarray(a, float)
+        if a.ndim == 1:
+            return one(a)
+        flat = a.reshape(-1, a.shape[-1])
+        return np.stack([one(r) for r in flat]).reshape(a.shape[:-1] + (-1,))
+
+    def to_x(self, b):
+        b = np.asarray(b, float)
+        if b.ndim > 1 and b.size // b.shape[-1] >= self._DENSE_ROWS:
+            return b @ self["G"].T
+        return self._rows(b, lambda r: np.convolve(self.gv, r, "valid"))
+
+    def to_z(self, a):
+        a = np.asarray(a, float)
+        if a.ndim > 1 and a.size // a.shape[-1] >= self._DENSE_ROWS:
+            return a @ self["G"]
+        return self._rows(a, lambda r: np.correlate(self.gv, r, "valid")[::-1])
+
+
 class Grid1D:
     r"""The 1-D grid engine (module docstring) for a prior with a density on R and any
     likelihood with ``dim == 1``.
@@ -154,43 +199,49 @@ class Grid1D:
 
     # -- the blurs per eta ---------------------------------------------------------------
     def _level(self, eta):
-        """G, the normalisers' inverses, and log-space rows where a normaliser underflows."""
+        r"""The blur of one eta: the Gaussian profile ``gv`` whose Toeplitz matrix is
+        :math:`G_{ij} = e^{-(x_i - z_j)^2/2\eta^2} = gv[i - j + n_z - 1]`, the normalisers
+        :math:`Z = G e^{\ell}`, :math:`W = G^\top p` and their inverses, and log-space rows
+        where a normaliser underflows. The products with G are direct convolutions
+        (``numpy.convolve``: a dot product per output, as accurate as the dense product, with
+        no n x n_z matrix); G itself is built only for the dense kernels (``lv["G"]``)."""
         eta = self._check_eta(eta)
         if eta not in self._levels:
             n, nz = self.x.size, self.z.size
             k = np.arange(-(nz - 1), n) + self.margin           # (x_i - z_j) / h
             gv = np.exp(-(self.h * k) ** 2 / (2 * eta * eta))
-            idx = (np.arange(n)[:, None] - np.arange(nz)[None, :]) + (nz - 1)
-            G = gv[idx]
-            Z = G @ self.E
-            W = G.T @ self.P
+            lv = _Level(gv, n, nz)
+            Z = lv.to_x(self.E)
+            W = lv.to_z(self.P)
             uz, uw = np.flatnonzero(Z < _TINY), np.flatnonzero(W < _TINY)
             inv_Z = np.divide(1.0, Z, out=np.zeros_like(Z), where=Z >= _TINY)
             inv_W = np.divide(1.0, W, out=np.zeros_like(W), where=W >= _TINY)
-            Pu = Du = None
-            if uz.size:
-                d2 = (self.x[uz, None] - self.z[None, :]) ** 2
-                Pu = normalise_log(self.loglik_z[None, :] - d2 / (2 * eta * eta))
-            if uw.size:
-                d2 = (self.z[uw, None] - self.x[None, :]) ** 2
-                Du = normalise_log(self.log_prior[None, :] - d2 / (2 * eta * eta))
-            self._levels[eta] = {"G": G, "Z": Z, "inv_Z": inv_Z, "inv_W": inv_W, "uz": uz,
-                                 "uw": uw, "Pu": Pu, "Du": Du}
+            x, z, lp, lz = self.x, self.z, self.log_prior, self.loglik_z
+            # the log-space rows, built on first use: a law with no mass on those nodes
+            # (the usual case: far z nodes at small eta) never needs them
+            lv.lazy["Pu"] = lambda: (normalise_log(
+                lz[None, :] - (x[uz, None] - z[None, :]) ** 2 / (2 * eta * eta))
+                if uz.size else None)
+            lv.lazy["Du"] = lambda: (normalise_log(
+                lp[None, :] - (z[uw, None] - x[None, :]) ** 2 / (2 * eta * eta))
+                if uw.size else None)
+            lv.update({"Z": Z, "inv_Z": inv_Z, "inv_W": inv_W, "uz": uz, "uw": uw})
+            self._levels[eta] = lv
         return self._levels[eta]
 
     def pcs(self, mu: np.ndarray, eta: float) -> np.ndarray:
         """Masses of :math:`x_{k+1/2}` on the z grid from the masses of :math:`x_k` (rows)."""
         lv = self._level(eta)
-        nu = self.E * ((mu * lv["inv_Z"]) @ lv["G"])
-        if lv["uz"].size:
+        nu = self.E * lv.to_z(mu * lv["inv_Z"])
+        if lv["uz"].size and np.any(mu[..., lv["uz"]]):
             nu = nu + mu[..., lv["uz"]] @ lv["Pu"]
         return nu
 
     def dds(self, nu: np.ndarray, eta: float) -> np.ndarray:
         """Masses of :math:`x_{k+1}` on the x grid from the masses of :math:`x_{k+1/2}` (rows)."""
         lv = self._level(eta)
-        mu = self.P * ((nu * lv["inv_W"]) @ lv["G"].T)
-        if lv["uw"].size:
+        mu = self.P * lv.to_x(nu * lv["inv_W"])
+        if lv["uw"].size and np.any(nu[..., lv["uw"]]):
             mu = mu + nu[..., lv["uw"]] @ lv["Du"]
         return mu
 
