@@ -69,22 +69,22 @@ class _Level(dict):
 
     _DENSE_ROWS = 8       # from this many rows one product with the dense G is faster
 
-    def __init__(self, gv, n, nz):
+    def __init__(self, gv, nz):
         super().__init__()
-        self.gv, self.n, self.nz = gv, n, nz
-        self.lazy: dict = {}
+        self.gv = gv
+        self.lazy: dict = {"G": self._dense}
+        self._nz = nz
 
-    def __missing__(self, key):
-        if key in self.lazy:
-            self[key] = self.lazy[key]()
-            return self[key]
-        if key != "G":
-            raise KeyError(key)
+    def _dense(self):
         from numpy.lib.stride_tricks import sliding_window_view
         # row i of G is gv[i - j + nz - 1] over j: a window of the reversed profile
-        G = np.ascontiguousarray(sliding_window_view(self.gv[::-1], self.nz)[::-1])
-        self["G"] = G
-        return G
+        return np.ascontiguousarray(sliding_window_view(self.gv[::-1], self._nz)[::-1])
+
+    def __missing__(self, key):
+        if key not in self.lazy:
+            raise KeyError(key)
+        self[key] = self.lazy[key]()
+        return self[key]
 
     def _rows(self, a, one):
         a = np.asarray(a, float)
@@ -210,7 +210,7 @@ class Grid1D:
             n, nz = self.x.size, self.z.size
             k = np.arange(-(nz - 1), n) + self.margin           # (x_i - z_j) / h
             gv = np.exp(-(self.h * k) ** 2 / (2 * eta * eta))
-            lv = _Level(gv, n, nz)
+            lv = _Level(gv, nz)
             Z = lv.to_x(self.E)
             W = lv.to_z(self.P)
             uz, uw = np.flatnonzero(Z < _TINY), np.flatnonzero(W < _TINY)
