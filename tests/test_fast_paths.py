@@ -70,13 +70,13 @@ def test_spline_matches_map_coordinates():
 
 def _pull_back_reference(x, logp, score, a, b, h):
     """One step as the engine did it before the batching: np.interp, one Newton step, the
-    density through map_coordinates."""
+    density through map_coordinates (the slope taken at the corrected preimage)."""
     sc, dsc = score(x)
     u = a * x + b * sc
     y = np.interp(x, u, x)
     sc, dsc = score(y)
-    Jy = a + b * dsc
-    y = y - (a * y + b * sc - x) / Jy
+    y = y - (a * y + b * sc - x) / (a + b * dsc)
+    Jy = a + b * score(y)[1]            # the slope at the corrected preimage
     lp = map_coordinates(logp, [(y - x[0]) / h], order=3, mode="nearest") - np.log(Jy)
     lp[(x < u[0]) | (x > u[-1])] = -np.inf
     return lp

@@ -28,6 +28,8 @@ import math
 import numpy as np
 
 from ..laws.base import GaussianFactor, QuadratureFactor
+from ..priors import ProductPrior
+from ..samplers import AffineRule
 from ..laws.factors import exact_factors
 from ..mixture1d import Mixture1D
 from .estimate import DistanceEstimate
@@ -69,10 +71,50 @@ def _quad_arrays(f: QuadratureFactor):
     return law, p, q, logq
 
 
+def _abs_integral(d, h: float) -> float:
+    r""":math:`\int |d|` over a uniform grid (spacing ``h``) from the node values ``d``, to
+    O(h^4) whatever the sign changes: on each cell the cubic through the four nearest nodes
+    (linear extrapolation past the ends) is integrated; in a cell where ``d`` changes sign
+    its root is found (Newton from the linear crossing) and the two pieces are integrated
+    separately. (The trapezoid rule of ``|d|`` is O(h^2) at each crossing, with a sign that
+    depends on where the crossing falls between nodes.)"""
+    d = np.asarray(d, dtype=float)
+    if d.size < 2:
+        return 0.0
+    d0, d1 = d[:-1], d[1:]
+    dm = np.empty_like(d0)
+    d2 = np.empty_like(d0)
+    dm[1:], dm[0] = d[:-2], 2 * d[0] - d[1]
+    d2[:-1], d2[-1] = d[2:], 2 * d[-1] - d[-2]
+    cell = (13.0 / 24.0) * (d0 + d1) - (dm + d2) * (1.0 / 24.0)   # integral of the cubic / h
+    out = np.abs(cell)
+    cr = np.flatnonzero((d0 > 0) != (d1 > 0))
+    if cr.size:
+        a0, am, a1, a2 = d0[cr], dm[cr], d1[cr], d2[cr]
+        # the cubic through t = -1, 0, 1, 2: a0 + c1 t + c2 t^2 + c3 t^3
+        c1 = a1 - am / 3 - a0 / 2 - a2 / 6
+        c2 = 0.5 * (am + a1) - a0
+        c3 = (a2 - am) / 6 + 0.5 * (a0 - a1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(a0 == a1, 0.5, a0 / (a0 - a1))
+            for _ in range(4):
+                f = a0 + r * (c1 + r * (c2 + r * c3))
+                fp = c1 + r * (2 * c2 + 3 * c3 * r)
+                r = np.clip(np.where(fp != 0, r - f / fp, r), 0.0, 1.0)
+        left = r * (a0 + r * (c1 / 2 + r * (c2 / 3 + r * (c3 / 4))))
+        out[cr] = np.abs(left) + np.abs(cell[cr] - left)
+    return h * float(out.sum())
+
+
 def _quad_tv(f):
     law, p, q, _ = _quad_arrays(f)
     q_out = float(f.target.cdf(law.x[0]) + f.target.sf(law.x[-1]))
-    val = 0.5 * float(np.sum(law.dx * np.abs(p - q))) + 0.5 * q_out
+    h = float(law.x[1] - law.x[0]) if law.x.size > 1 else 0.0
+    uniform = law.x.size > 2 and np.allclose(np.diff(law.x), h, rtol=1e-9, atol=0)
+    if uniform:         # a grid law: crossings located, O(h^4)
+        val = 0.5 * _abs_integral(p - q, h) + 0.5 * q_out
+    else:
+        val = 0.5 * float(np.sum(law.dx * np.abs(p - q))) + 0.5 * q_out
     return val, 0.5 * (q_out + law.lost_mass)
 
 
@@ -266,7 +308,29 @@ def exact_distance(prior, rule, metric: str = "tv", *, fine_level: float = 1.0,
     """
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
-    coarse = factor_distance(exact_factors(prior, rule, 0.5 * fine_level, perturbation),
+    lo, hi = _refinement_levels(prior, rule, metric, perturbation)
+    coarse = factor_distance(exact_factors(prior, rule, lo * fine_level, perturbation),
                              metric, 0.5)
-    fine = factor_distance(exact_factors(prior, rule, fine_level, perturbation), metric, 1.0)
+    fine = factor_distance(exact_factors(prior, rule, hi * fine_level, perturbation), metric, 1.0)
     return combine_levels(metric, coarse, fine)
+
+
+# Grid levels (multiples of the default resolution, :func:`theory.laws.grid1d.output_law_1d`)
+# of the two refinement levels of the 1-D TV of a one-step affine rule. Its grid law is O(h^4)
+# (the spline, the Newton-corrected preimage and its slope; the blur is spectral) and so is
+# the quadrature of |p - q| (:func:`_abs_integral`), so grids 4 and 8/3 times coarser than the
+# default give a refinement error below the one the default pair (levels 1/2 and 1, then O(h^2)
+# from the slope at the uncorrected preimage and the trapezoid rule at the crossings) gave:
+# bimodal, li-sde, T = 1000: 2.0e-7 against 1.9e-6, for a fifth of the nodes.
+_TV_1D_LEVELS = (0.25, 0.375)
+
+
+def _refinement_levels(prior, rule, metric, perturbation):
+    """``(coarse, fine)`` levels of the refinement: :data:`_TV_1D_LEVELS` for the TV of a 1-D
+    product prior under an unperturbed one-step affine rule (one grid law, the quadrature of
+    |p - q|), else half and full resolution (products, whose lattice FFT follows the nodes;
+    the other metrics; stage, multistep and perturbed rules)."""
+    if (metric == "tv" and perturbation is None and isinstance(prior, ProductPrior)
+            and int(prior.dim) == 1 and isinstance(rule, AffineRule) and not rule.multistep):
+        return _TV_1D_LEVELS
+    return 0.5, 1.0

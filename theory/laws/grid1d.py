@@ -129,9 +129,10 @@ def _spline_eval(coef, pos):
 
 def _inverse_map(x, score, a, b):
     """Preimages on the grid of ``m(y) = a y + b s(y)`` (monotone: else ``None``): inverse
-    interpolation plus one Newton step (error O(h^4)). Returns ``(y, m'(y0), outside)`` with
-    ``y0`` the interpolated start (its slope is the density factor) and ``outside`` the nodes
-    beyond the image of the grid."""
+    interpolation plus one Newton step (error O(h^4)). Returns ``(y, m'(y), outside)``: the
+    slope at the corrected preimage (the density factor, O(h^4) as well; the slope at the
+    interpolated start was O(h^2) and lost O(h^2) of mass) and the nodes beyond the image of
+    the grid."""
     sc, dsc = score(x)
     J = a + b * dsc
     if not (J > 0).all():
@@ -139,9 +140,9 @@ def _inverse_map(x, score, a, b):
     u = a * x + b * sc
     y = np.interp(x, u, x)
     sc, dsc = score(y)
-    Jy = a + b * dsc
-    y -= (a * y + b * sc - x) / Jy
-    return y, Jy, (x < u[0]) | (x > u[-1])
+    y -= (a * y + b * sc - x) / (a + b * dsc)
+    _, dsc = score(y)
+    return y, a + b * dsc, (x < u[0]) | (x > u[-1])
 
 
 def _pull_back(x, logp, score, a, b, h):
@@ -169,8 +170,8 @@ class _StepMaps:
     r"""The maps of a block of steps, ready to move any density: for step row ``r``, the
     preimages :math:`y = m_t^{-1}(x)` of the grid nodes (:func:`_inverse_map`, computed for
     all rows at once) as spline cell indices and cubic B-spline weights, the slopes
-    :math:`m_t'(y_0)` (``jac``; the density factor is their inverse) and the nodes outside the
-    image. Rows whose map
+    :math:`m_t'(y)` at the corrected preimages (``jac``; the density factor is their inverse)
+    and the nodes outside the image. Rows whose map
     is not monotone are flagged in ``folded`` and moved by the caller.
 
     The inverse interpolation of all rows is one :func:`numpy.interp` call: row r is shifted
@@ -206,6 +207,9 @@ class _StepMaps:
         S -= x
         S /= Jy
         Y -= S                                        # one Newton step
+        _, Jy = score(Y)                              # the slope at the corrected preimage:
+        Jy *= b                                       # O(h^4), as the preimage (at the
+        Jy += a                                       # start it was O(h^2), mass and all)
         pos = Y
         pos -= x[0]
         pos *= 1.0 / h
