@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 import textwrap
 import warnings
@@ -47,7 +48,7 @@ from .rates import verdict
 
 __all__ = ["COLOURS", "MARKERS", "PALETTE", "REFERENCE_SHIFT", "FIT_COLOUR", "draw_fit",
            "FigureLayoutWarning", "colour", "marker", "level_colours", "format_exponent",
-           "new_figure", "plot_rate_panel", "panel_legend", "finish_figure", "layout_problems",
+           "new_figure", "plot_rate_panel", "superscript", "unicode_powers", "panel_legend", "finish_figure", "layout_problems",
            "save_figure"]
 
 # Okabe & Ito's colour-blind safe palette (black last: it is kept for the exact/closed forms)
@@ -55,9 +56,9 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F
            "#000000")
 COLOURS = {"li-ode": "#0072B2", "li-sde": "#E69F00", "accel-sde": "#009E73",
            "accel-ode": "#CC79A7", "li-yan": "#56B4E9", "ddpm": "#D55E00", "ddim": "#000000",
-           # the higher-order solvers share a panel of their own (from q_T): distinct there,
-           # with markers of their own
-           "heun": "#D55E00", "rk4": "#56B4E9", "dpm++2m": "#009E73", "dpm++3m": "#CC79A7"}
+           # the higher-order solvers are drawn in the same figure as the samplers above
+           # (rate-vs-T): slots of their own, from Paul Tol's colour-blind safe "muted" set
+           "heun": "#882255", "rk4": "#332288", "dpm++2m": "#999933", "dpm++3m": "#44AA99"}
 MARKERS = {"li-ode": "o", "li-sde": "s", "accel-sde": "^", "accel-ode": "D", "li-yan": "v",
            "ddpm": "P", "ddim": "X", "heun": "*", "rk4": "h", "dpm++2m": "p", "dpm++3m": "<"}
 _MARKER_CYCLE = ("o", "s", "^", "D", "v", "P", "X", "*")
@@ -69,6 +70,7 @@ FIT_COLOUR = "0.15"        # fitted curves: dark dotted, bars at the ends of the
 LEGEND_FONTSIZE = 7.5
 DPI = 130
 LEGEND_GAP = 5.0
+LEGEND_WRAP = 66           # characters of a legend line below a curve's name
 
 
 class FigureLayoutWarning(UserWarning):
@@ -131,8 +133,25 @@ def _positive(a):
     return np.where(np.isfinite(a) & (a > 0), a, np.nan)
 
 
+_SUPERSCRIPT = str.maketrans("0123456789-+.−", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺·⁻")
+
+
+def superscript(text) -> str:
+    """``-1.5`` as ``⁻¹·⁵`` (Unicode superscripts: the legends' notation for a power)."""
+    return str(text).translate(_SUPERSCRIPT)
+
+
+def unicode_powers(text: str) -> str:
+    """``T^0.44``, ``d^-1.5`` and ``1/T^2`` written with Unicode superscripts, and a minus
+    sign before a number as ``−``: one notation in every legend."""
+    num = r"[+\-−]?\d+(?:\.\d+)?"
+    text = re.sub(rf"\^(?:\(({num})\)|({num}))",
+                  lambda m: superscript(m.group(1) or m.group(2)), text)
+    return re.sub(r"(?<![\w.])-(?=\d)", "−", text)
+
+
 def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=None,
-                    legend=True):
+                    legend=True, range_in_legend=True):
     """Draw measured curves on log-log axes with their intervals, fits and theory rates.
 
     Parameters
@@ -146,17 +165,27 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
         * ``colour``, ``marker``: default :func:`colour` / :func:`marker` of the label;
         * ``fit``: a :class:`theory.rates.RateFit` (or ``None``), drawn as a dark dotted line
           over its range, with bars at its ends (:func:`draw_fit`); ``fit_factor(x)``
-          multiplies it back onto the data when the fit is of a rescaled quantity (e.g. ``log(x)**2`` for a fit of TV / log^2 T);
-        * ``fit_text``: what the exponent is, in the legend (default ``"slope"``);
+          multiplies it back onto the data when the fit is of a rescaled quantity (e.g.
+          ``log(x)**2`` for a fit of TV / log² T);
+        * ``fit_text``: what the exponent is, in the legend (default ``"slope"``); one ending
+          in ``^`` (``"TV ~ d^"``) is written ``TV ~ dᵖ, p =``;
+        * ``exponent_text``: the exponent as the legend writes it (default
+          :func:`format_exponent` of the fit: e.g. "0 (exact)" where the data is exactly flat);
         * ``reference``: ``(exponent, text)``: the theorem's rate, dashed, over the fit range
-          (times ``fit_factor``), shifted from the fitted curve by :data:`REFERENCE_SHIFT` (or
-          its square, up or down: where it lies clear of the other curves);
+          (times ``fit_factor``), placed by :func:`_place_guide`: a factor
+          :data:`REFERENCE_SHIFT` (or its square) beside its own fit, or that factor beyond
+          all the panel's curves, where it runs clear of every curve and guide, and only
+          where it stays inside the y-range of the panel's data (never above the largest
+          value drawn: a TV guide never above 1);
         * ``x_name``: the variable's name in the legend's fit range (default ``x``);
         * ``fit_error``: why there is no fit (shown in the legend when ``fit`` is None);
         * ``larger_is_better``: for the verdict, a vanishing x such as eps (default False);
         * ``note``: extra legend text for the curve.
     legend : bool
         Draw the legend below the panel (:func:`panel_legend`).
+    range_in_legend : bool
+        Name each fit's range and its number of points in the legend (without: the bars
+        mark the range; say so in the caption).
     """
     ymin, ymax = np.inf, 0.0
     for c in curves:
@@ -164,6 +193,7 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
         if np.any(np.isfinite(y)):
             ymin, ymax = min(ymin, np.nanmin(y)), max(ymax, np.nanmax(y))
     handles, labels = [], []
+    guides = []                       # (xs, ys) of the guides drawn so far: kept clear of
     for c in curves:
         col = c.get("colour") or colour(c["label"])
         mk = c.get("marker") or marker(c["label"])
@@ -188,31 +218,38 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
             fy = fit.prefactor * xs ** fit.exponent * f
             draw_fit(ax, xs, fy)
             ft = c.get("fit_text", "slope")
-            label += f": {ft}{'' if ft.endswith('^') else ' '}"
-            label += format_exponent(fit.exponent, fit.ci) + "\n"
+            if ft.endswith("^"):
+                ft = ft[:-1].rstrip() + "ᵖ, p ="
+            label += f": {ft} "
+            label += c.get("exponent_text") or format_exponent(fit.exponent, fit.ci)
             extra = []
             ref = c.get("reference")
             if ref is not None:
                 slope, text = ref
-                ry = _clear_shift(fy[0] * (xs / xs[0]) ** slope * f / f[0], fy, xs, c,
-                                  curves, ymin, ymax)
-                keep = (ry <= 3 * ymax) & (ry >= ymin / 3)      # stay near the data
-                if keep.sum() >= 2:
-                    (rline,) = ax.plot(xs[keep], ry[keep], "--", lw=1.1, color=col,
+                placed = _place_guide(fy[0] * (xs / xs[0]) ** slope * f / f[0], fy, xs, c,
+                                      curves, guides, ymin, ymax)
+                if placed is not None:
+                    (rline,) = ax.plot(xs[placed[0]], placed[1], "--", lw=1.1, color=col,
                                        label=text)
+                    guides.append((xs[placed[0]], placed[1]))
                     handle = (data, rline)
                 judged = verdict(slope, fit.ci, c.get("larger_is_better", False),
                                  var=c.get("x_name", "x"))
-                extra.append(f"{text}: {slope:+g} ({judged})")
-            extra.append(f"fit over {c.get('x_name', 'x')} in {_range_text(fit.x_range)}")
-            label += "\n".join("    " + e for e in extra)      # bound + verdict; range
+                extra.append(f"{text} (p = {slope:+g}): {judged}")
+            if range_in_legend:
+                n = getattr(fit, "n_points", None)
+                extra.append(f"fit over {c.get('x_name', 'x')} in {_range_text(fit.x_range)}"
+                             + (f", {n} points" if n else ""))
+            if extra:
+                label += "\n" + "\n".join(_indent(e) for e in extra)  # bound + verdict; range
         if fit is None and c.get("fit_error"):
-            label += f"\n    no fit: {c['fit_error']}"
+            label += "\n" + _indent(f"no fit: {c['fit_error']}")
         if c.get("note"):           # a short note ends the last line, a long one has its own
-            short = fit is not None and len(c["note"]) <= 24
-            label += ("; " if short else "\n    ") + c["note"]
+            last = label.rsplit("\n", 1)[-1]
+            short = fit is not None and len(last) + len(c["note"]) + 2 <= LEGEND_WRAP
+            label += "; " + c["note"] if short else "\n" + _indent(c["note"])
         handles.append(handle)
-        labels.append(label)
+        labels.append(unicode_powers(label))
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
@@ -226,6 +263,12 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
     return handles, labels
 
 
+def _indent(text):
+    """A legend line below the curve's name: indented, wrapped at :data:`LEGEND_WRAP`."""
+    return textwrap.fill(text, LEGEND_WRAP, initial_indent="    ", subsequent_indent="      ",
+                         break_on_hyphens=False)
+
+
 def draw_fit(ax, xs, fy):
     """A fitted curve over its range: a thin dark dotted line with a bar at each end of the
     range (a line, not a band: the bands of a figure are the data's intervals)."""
@@ -234,39 +277,75 @@ def draw_fit(ax, xs, fy):
     ax.plot(xs[[0, -1]], fy[[0, -1]], "|", ms=9, mew=1.3, color=FIT_COLOUR, zorder=4)
 
 
-def _clear_shift(ry, fy, xs, curve, curves, ymin, ymax):
-    """The reference line ``ry`` moved up or down to where it lies clear of the data.
+# a guide is "clear" of another curve's data when it stays REFERENCE_SHIFT away from it,
+# and of its own curve's data and of another guide when it stays this factor away
+_CLEAR = 1.6
 
-    The reference never crosses its own curve's fit ``fy``: it is placed a factor
-    :data:`REFERENCE_SHIFT` (or its square) above the fit where the two come closest, or
-    as far below it; a reference of another slope than the fit therefore touches the fit
-    nowhere over the fit range. Of these four placements the first (above, the nearer one)
-    is kept unless another lies clearly farther, on a log scale, from every other curve's
-    data while staying near the data's range."""
-    others = []
+
+def _place_guide(ry, fy, xs, curve, curves, guides, ymin, ymax):
+    """Where the theorem's guide ``ry`` (its slope, over the fit range ``xs``) is drawn:
+    ``(mask over xs, y values)``, or None when no placement keeps two points in range.
+
+    Placements, in order of preference: a factor :data:`REFERENCE_SHIFT` above its own fit
+    ``fy`` where the two come closest (so it touches the fit nowhere: it fans out from the
+    fit's end nearest to it), as far below, the same with the factor squared, then that
+    factor beyond the highest (lowest) of all the panel's curves and guides over the range.
+    A placement is cut to where it lies inside the y-range of the panel's data
+    ``[ymin, ymax]`` (a guide never stretches the axes past the data: never above TV = 1).
+    The first placement that stays clear of every other curve's data (a factor
+    :data:`REFERENCE_SHIFT`), of its own curve's data and of every guide drawn before (a
+    factor :data:`_CLEAR`), over at least half the fit range, is taken; else the
+    clear one that is longest; else the one farthest from the others."""
+    lx = np.log(xs)
+    obstacles, needs = [], []          # log y of each obstacle over xs; the gap it needs
     for o in curves:
-        if o is curve:
-            continue
         ox, oy = np.asarray(o["x"], float), _positive(o["value"])
         ok = np.isfinite(oy) & (ox > 0)
         if ok.sum() >= 2:
-            others.append(np.interp(np.log(xs), np.log(ox[ok]), np.log(oy[ok]),
-                                    left=np.nan, right=np.nan))
+            obstacles.append(np.interp(lx, np.log(ox[ok]), np.log(oy[ok]),
+                                       left=np.nan, right=np.nan))
+            needs.append(np.log(_CLEAR if o is curve else REFERENCE_SHIFT))
+    for gx, gy in guides:
+        obstacles.append(np.interp(lx, np.log(gx), np.log(gy), left=np.nan, right=np.nan))
+        needs.append(np.log(_CLEAR))
     ratio = fy / ry
-    above, below = np.nanmax(ratio), np.nanmin(ratio)
-    best, best_gap = REFERENCE_SHIFT * above * ry, -np.inf
-    for scale in (REFERENCE_SHIFT * above, REFERENCE_SHIFT ** 2 * above,
-                  below / REFERENCE_SHIFT, below / REFERENCE_SHIFT ** 2):
+    scales = [REFERENCE_SHIFT * np.nanmax(ratio), np.nanmin(ratio) / REFERENCE_SHIFT,
+              REFERENCE_SHIFT ** 2 * np.nanmax(ratio), np.nanmin(ratio) / REFERENCE_SHIFT ** 2]
+    stack = np.vstack(obstacles + [np.log(fy)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)          # all-NaN columns
+        top, bottom = np.nanmax(stack, axis=0), np.nanmin(stack, axis=0)
+    lr = np.log(ry)
+    scales += [REFERENCE_SHIFT * np.exp(np.nanmax(top - lr)),
+               np.exp(np.nanmin(bottom - lr)) / REFERENCE_SHIFT]
+    span = lx[-1] - lx[0] if lx[-1] > lx[0] else 1.0
+    tried = []
+    for scale in scales:
         cand = scale * ry
-        inside = (cand <= 3 * ymax) & (cand >= ymin / 3)
-        if inside.sum() < 2:
+        inside = (cand <= ymax * (1 + 1e-9)) & (cand >= ymin * (1 - 1e-9))
+        idx = np.flatnonzero(inside)
+        if idx.size < 2:
             continue
-        gaps = [np.nanmin(np.abs(np.log(cand[inside]) - o[inside]))
-                for o in others if np.any(np.isfinite(o[inside]))]
+        # the longest run of consecutive points inside the range
+        runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
+        run = max(runs, key=len)
+        if run.size < 2:
+            continue
+        mask = np.zeros(xs.size, bool)
+        mask[run] = True
+        length = (lx[run[-1]] - lx[run[0]]) / span
+        # the gap to each obstacle, relative to the gap it needs (>= 0: clear of it)
+        gaps = [np.nanmin(np.abs(np.log(cand[mask]) - o[mask])) - need
+                for o, need in zip(obstacles, needs) if np.any(np.isfinite(o[mask]))]
         gap = min(gaps) if gaps else np.inf
-        if gap > best_gap + 0.3:             # prefer the earlier (nearer, upper) placements
-            best, best_gap = cand, gap
-    return best
+        clear = gap >= -1e-9
+        if clear and length >= 0.5:
+            return mask, cand[mask]
+        tried.append((clear, length if clear else gap, length, mask, cand[mask]))
+    if not tried:
+        return None
+    best = max(tried, key=lambda t: (t[0], t[1], t[2]))
+    return best[3], best[4]
 
 
 def _range_text(r):

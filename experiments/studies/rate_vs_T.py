@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from theory.figures import finish_figure, new_figure, plot_rate_panel, save_figure
+from theory.figures import (finish_figure, new_figure, plot_rate_panel, save_figure,
+                            superscript)
 from theory.rates import RateFit, asymptotic_range_start, fit_points, scaled_points, verdict
 
 NAME = "rate-vs-T"
@@ -39,7 +40,8 @@ ACCELERATED = ("accel-sde", "accel-ode")
 FAST_ACCEL_ODE_T_MAX = 3000
 # higher-order solvers (theory.stages) on the d = 1 priors, from q_T; their stated orders
 ORDERS = {"heun": 2, "rk4": 4, "dpm++2m": 2, "dpm++3m": 3}
-REFERENCE.update({s: (-float(p), f"bound 1/T^{p} (order {p})") for s, p in ORDERS.items()})
+REFERENCE.update({s: (-float(p), f"bound 1/T{superscript(p)} (order {p})")
+                  for s, p in ORDERS.items()})
 LOG_POWER.update(ORDERS)     # an order-p solver's steps in lambda carry log(T)^p
 # T caps (the stage engines cost a few score maps per step on the grid): fast mode runs heun
 # and dpm++2m on bimodal (rk4 and dpm++3m on gauss only), full mode all four
@@ -116,53 +118,100 @@ def summarise(records, fast: bool) -> dict:
     return {"fit_range": f"T >= {T_FIT_MIN} and TV <= {TV_FIT_MAX} from there on", "fits": fits}
 
 
+# the panels of the lower rows (d = 1): one group of samplers each, so that every curve's
+# guide has room beside it
+GROUPS = (("accelerated samplers", "standard-normal", ("accel-sde", "accel-ode")),
+          ("order-2 solvers from the exact q_T", "qT", ("heun", "dpm++2m")),
+          ("order-3/4 solvers from the exact q_T", "qT", ("dpm++3m", "rk4")))
+
+
+def local_slopes(x, value, k=0):
+    """Slopes of log(value / log(x)^k) between neighbouring points: ``[(x0, x1, slope)]``."""
+    x = np.asarray(x, float)
+    q = np.asarray(value, float) / np.log(x) ** k
+    return [(float(x[i]), float(x[i + 1]),
+             float(np.log(q[i + 1] / q[i]) / np.log(x[i + 1] / x[i])))
+            for i in range(len(x) - 1) if q[i] > 0 and q[i + 1] > 0]
+
+
+def _curve(f, summary):
+    """One sampler's curve for plot_rate_panel: the fit of TV/log^k T that the verdict uses."""
+    k = f.get("log_power", LOG_POWER[f["sampler"]])
+    lf = f.get("log_corrected_fits", {}).get(f"tv_over_logT^{k}", {})
+    raw = f["fit"].get("exponent")
+    notes = [] if raw is None else [f"raw TV: p = {raw:+.2f}"]
+    t_all = max(max(g["T"]) for g in summary["fits"])
+    if summary.get("fast") and max(f["T"]) < t_all and f["sampler"] in ACCELERATED:
+        notes.append(f"runs to T = {max(f['T'])} (fast mode's cost cap)")
+    bound = REFERENCE[f["sampler"]][0]
+    if "exponent" in lf and verdict(bound, lf["ci"], var="T").startswith("violated"):
+        # say why: the local slope of the fitted quantity over the fit range
+        lo, hi = lf["x_range"]
+        sl = [s for s in local_slopes(f["T"], f["tv"], k) if lo <= s[0] and s[1] <= hi]
+        if len(sl) >= 2:
+            notes.append(f"local p steepens from {sl[0][2]:+.2f} (T = {sl[0][0]:g}→"
+                         f"{sl[0][1]:g}) to {sl[-1][2]:+.2f} (T = {sl[-1][0]:g}→{sl[-1][1]:g}):"
+                         f" the fit starts off the asymptote")
+    return {"x": f["T"], "value": f["tv"], "lower": f["lower"], "upper": f["upper"],
+            "label": f["sampler"], "fit": RateFit.from_dict(lf),
+            "fit_text": f"TV/log{_sup(k)}T ~ T^", "fit_factor": lambda t, k=k: np.log(t) ** k,
+            "reference": REFERENCE[f["sampler"]], "note": "; ".join(notes) or None,
+            "fit_error": lf.get("error") or f["fit"].get("error"), "x_name": "T"}
+
+
 def figure(summary: dict, figures_dir="figures"):
-    """Rows: priors; columns: d (the same panels in fast and full mode), then d = 1 from q_T
-    for the higher-order solvers where the summary has them."""
-    priors = sorted({f["prior"] for f in summary["fits"]})
-    cols = sorted({(f["d"], f.get("init", "standard-normal")) for f in summary["fits"]},
-                  key=lambda c: (c[1] != "standard-normal", c[0]))
-    fig, axes = new_figure(len(priors), len(cols), figsize=(4.6 * len(cols), 4.9 * len(priors)))
-    for (i, prior), (j, (d, init)) in ((a, b) for a in enumerate(priors)
-                                       for b in enumerate(cols)):
-        curves = []
-        here = [f for f in summary["fits"]
-                if (f["prior"], f["d"], f.get("init", "standard-normal")) == (prior, d, init)]
-        for f in sorted(here, key=lambda f: list(REFERENCE).index(f["sampler"])):
-            k = f.get("log_power", LOG_POWER[f["sampler"]])
-            lf = f.get("log_corrected_fits", {}).get(f"tv_over_logT^{k}", {})
-            raw = f["fit"].get("exponent")
-            note = None if raw is None else f"raw {raw:+.2f}"
-            if f["sampler"] == "accel-ode" and summary.get("fast") and \
-                    max(f["T"]) < max(summary["fits"][0]["T"]):
-                note = (note + "; " if note else "") + \
-                    f"T <= {FAST_ACCEL_ODE_T_MAX} in fast mode"
-            curves.append({"x": f["T"], "value": f["tv"], "lower": f["lower"],
-                           "upper": f["upper"], "label": f["sampler"],
-                           "fit": RateFit.from_dict(lf), "fit_text": f"TV/log{_sup(k)}T ~ T^",
-                           "fit_factor": lambda t, k=k: np.log(t) ** k,
-                           "reference": REFERENCE[f["sampler"]], "note": note,
-                           "fit_error": lf.get("error") or f["fit"].get("error"),
-                           "x_name": "T"})
-        title = f"{prior}, d = {d}" + (", from the exact q_T" if init == "qT" else "")
-        if not curves:
-            axes[i, j].axis("off")
-            continue
-        plot_rate_panel(axes[i, j], curves, xlabel="T (steps)", title=title)
-    finish_figure(fig, "Claim checked: TV(q_1, law Y_1) <~ d²/T (li-ode) and d²/√T (li-sde) "
-                       "(Li-Wei-Chen-Chi 2024), 1/T (accel-sde) and 1/T² (accel-ode) (Li et "
-                       "al. 2024), log factors ignored; higher-order solvers from q_T: 1/T^p for order "
-                       "p; exact TV against T",
-                  "legend: exponent of TV/log^k T (95% interval; what the tightness report's "
-                  "verdict uses), the bound's and the verdict (tolerance 0.05 for log factors); "
-                  "dark dotted line between bars: that fit over its range; dashed: slope of "
-                  "the bound x log^k T (a guide placed clear of the data, not its level); li "
-                  "schedule c0=2, c1=4")
+    """Per prior, a row of li-ode/li-sde in d = 1, 10, 100, and below the rows of d = 1 for
+    the accelerated samplers and the higher-order solvers (from q_T), one group a panel."""
+    fits = summary["fits"]
+    priors = sorted({f["prior"] for f in fits})
+    ds = sorted({f["d"] for f in fits if f["sampler"] in SAMPLERS})
+    ncol = max(len(ds), len(GROUPS))
+    rows = [("li", p) for p in priors] + [("d1", p) for p in priors]
+    fig, axes = new_figure(len(rows), ncol, figsize=(4.7 * ncol, 4.3 * len(rows)))
+    t_all = max(max(f["T"]) for f in fits)
+    for i, (kind, prior) in enumerate(rows):
+        panels = ([(f"{prior}, d = {d}", "standard-normal", SAMPLERS, d) for d in ds]
+                  if kind == "li" else
+                  [(f"{prior}, d = 1: {name}", init, group, 1) for name, init, group in GROUPS])
+        for j in range(ncol):
+            ax = axes[i, j]
+            if j >= len(panels):
+                ax.axis("off")
+                continue
+            title, init, group, d = panels[j]
+            here = sorted((f for f in fits if (f["prior"], f["d"]) == (prior, d)
+                           and f.get("init", "standard-normal") == init
+                           and f["sampler"] in group), key=lambda f: group.index(f["sampler"]))
+            missing = [s for s in group if s not in {f["sampler"] for f in here}]
+            if not here:
+                ax.axis("off")
+                ax.text(0.5, 0.5, f"{title}:\n{', '.join(missing)} not run"
+                        + (" in fast mode (cost)" if summary.get("fast") else ""),
+                        ha="center", va="center", fontsize=9, transform=ax.transAxes)
+                continue
+            t_max = max(max(f["T"]) for f in here)
+            sub = []
+            if init == "qT" and t_max < t_all:
+                sub.append(f"T ≤ {t_max} (cost cap)")
+            if missing:
+                sub.append(f"{', '.join(missing)}: not run"
+                           + (" in fast mode" if summary.get("fast") else ""))
+            plot_rate_panel(ax, [_curve(f, summary) for f in here], xlabel="T (steps)",
+                            title=title + ("\n" + "; ".join(sub) if sub else ""),
+                            range_in_legend=False)
+    finish_figure(fig, "Claim checked: every sampler's TV decays in T at least as fast as its "
+                       "bound (Li-Wei-Chen-Chi 2024; Li et al. 2024; an order-p solver: 1/Tᵖ), "
+                       "log factors ignored",
+                  "p: exponent of TV/logᵏ T (95% interval), what the verdict uses: k = 2 "
+                  "deterministic, 1 stochastic (the li schedule's logs), k = p for an order-p "
+                  "solver; dotted between bars: that fit over its range; dashed: the bound's "
+                  "slope × logᵏ T (hence curved; its level is arbitrary); exact TV, li "
+                  "schedule c0 = 2, c1 = 4")
     return save_figure(fig, f"{figures_dir}/rate_vs_T.png")
 
 
 def _sup(k):
-    return {1: " ", 2: "² ", 3: "³ "}.get(k, f"^{k} ")
+    return " " if k == 1 else superscript(k) + " "
 
 
 CLAIM = ("Li, Wei, Chen, Chi (ICLR 2024): TV(q_1, law Y_1) <~ d^2/T for the deterministic "

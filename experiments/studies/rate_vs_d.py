@@ -8,7 +8,8 @@ exact in any d), li schedule, T = 1000. Exponents are fitted over the d where TV
 from __future__ import annotations
 
 
-from theory.figures import finish_figure, new_figure, plot_rate_panel, save_figure
+from theory.figures import (unicode_powers, finish_figure, new_figure, plot_rate_panel,
+                            save_figure)
 from theory.rates import RateFit, fit_points, verdict
 
 NAME = "rate-vs-d"
@@ -59,12 +60,16 @@ def figure(summary: dict, figures_dir="figures"):
                    "fit_error": f["fit"].get("error")}
                   for f in summary["fits"] if f["prior"] == prior]
         plot_rate_panel(ax, curves, xlabel="dimension d", title=f"{prior}, T = {summary['T']}")
-    finish_figure(fig, f"Claim checked: TV(q_1, law Y_1) grows at most like d² in the dimension "
-                       f"(Li-Wei-Chen-Chi 2024); exact TV at T = {summary['T']}, li schedule",
-                  f"legend: measured exponent in d (95% interval), the bound's and the verdict; "
-                  f"dark dotted line between bars: the fit over the d with TV <= {TV_FIT_MAX}; "
-                  f"dashed: slope of d² (a guide placed clear of the data, cut where it leaves "
-                  f"the data's range)")
+    ex = [f["fit"]["exponent"] for f in summary["fits"] if "exponent" in f["fit"]]
+    grows = ""
+    if ex:
+        grows = "; measured: " + ("≈ √d, " if all(abs(e - 0.5) < 0.1 for e in ex) else "")
+        grows += unicode_powers(f"d^{min(ex):.2f} to d^{max(ex):.2f}")
+    finish_figure(fig, f"Claim checked: TV(q_1, law Y_1) grows at most like d² "
+                       f"(Li-Wei-Chen-Chi 2024){grows}",
+                  f"exact TV at T = {summary['T']}, li schedule; dotted between bars: the fit "
+                  f"over the d with TV ≤ {TV_FIT_MAX}; dashed: the slope of d² (its level is "
+                  f"arbitrary), cut where it leaves the data's range")
     return save_figure(fig, f"{figures_dir}/rate_vs_d.png")
 
 
