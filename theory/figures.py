@@ -180,7 +180,9 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
         * ``x_name``: the variable's name in the legend's fit range (default ``x``);
         * ``fit_error``: why there is no fit (shown in the legend when ``fit`` is None);
         * ``larger_is_better``: for the verdict, a vanishing x such as eps (default False);
-        * ``note``: extra legend text for the curve.
+        * ``note``: extra legend text for the curve;
+        * ``x_shift``: draw the curve (data, fit, guide) at ``x * x_shift``, a small stagger
+          where two curves' markers would cover each other (say so in the caption).
     legend : bool
         Draw the legend below the panel (:func:`panel_legend`).
     range_in_legend : bool
@@ -197,7 +199,8 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
     for c in curves:
         col = c.get("colour") or colour(c["label"])
         mk = c.get("marker") or marker(c["label"])
-        x = np.asarray(c["x"], float)
+        sx = float(c.get("x_shift", 1.0))          # drawn at x * sx: staggered markers
+        x = np.asarray(c["x"], float) * sx
         y = _positive(c["value"])
         lo = np.asarray(c.get("lower", c["value"]), float)
         hi = _positive(c.get("upper", c["value"]))
@@ -216,7 +219,7 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
             xs = np.geomspace(fit.x_range[0], fit.x_range[1], 40)
             f = np.asarray([factor(s) for s in xs], float)
             fy = fit.prefactor * xs ** fit.exponent * f
-            draw_fit(ax, xs, fy)
+            draw_fit(ax, xs * sx, fy)
             ft = c.get("fit_text", "slope")
             if ft.endswith("^"):
                 ft = ft[:-1].rstrip() + "ᵖ, p ="
@@ -229,13 +232,13 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
                 placed = _place_guide(fy[0] * (xs / xs[0]) ** slope * f / f[0], fy, xs, c,
                                       curves, guides, ymin, ymax)
                 if placed is not None:
-                    (rline,) = ax.plot(xs[placed[0]], placed[1], "--", lw=1.1, color=col,
+                    (rline,) = ax.plot(xs[placed[0]] * sx, placed[1], "--", lw=1.1, color=col,
                                        label=text)
                     guides.append((xs[placed[0]], placed[1]))
                     handle = (data, rline)
                 judged = verdict(slope, fit.ci, c.get("larger_is_better", False),
                                  var=c.get("x_name", "x"))
-                extra.append(f"{text} (p = {slope:+g}): {judged}")
+                extra.append(f"{text} (p = {slope:+g}): {judged}".replace("p = +0)", "p = 0)"))
             if range_in_legend:
                 n = getattr(fit, "n_points", None)
                 extra.append(f"fit over {c.get('x_name', 'x')} in {_range_text(fit.x_range)}"
@@ -290,12 +293,12 @@ def _place_guide(ry, fy, xs, curve, curves, guides, ymin, ymax):
     ``fy`` where the two come closest (so it touches the fit nowhere: it fans out from the
     fit's end nearest to it), as far below, the same with the factor squared, then that
     factor beyond the highest (lowest) of all the panel's curves and guides over the range.
-    A placement is cut to where it lies inside the y-range of the panel's data
-    ``[ymin, ymax]`` (a guide never stretches the axes past the data: never above TV = 1).
-    The first placement that stays clear of every other curve's data (a factor
-    :data:`REFERENCE_SHIFT`), of its own curve's data and of every guide drawn before (a
-    factor :data:`_CLEAR`), over at least half the fit range, is taken; else the
-    clear one that is longest; else the one farthest from the others."""
+    A placement is drawn only where it lies inside the y-range of the panel's data
+    ``[ymin, ymax]`` (a guide never stretches the axes past the data: never above TV = 1)
+    and clear of every other curve's data (a factor :data:`REFERENCE_SHIFT`), of its own
+    curve's data and of every guide drawn before (a factor :data:`_CLEAR`): its longest such
+    stretch. The first placement whose stretch covers at least half the fit range (in log x)
+    is taken, else the one with the longest stretch."""
     lx = np.log(xs)
     obstacles, needs = [], []          # log y of each obstacle over xs; the gap it needs
     for o in curves:
@@ -319,33 +322,31 @@ def _place_guide(ry, fy, xs, curve, curves, guides, ymin, ymax):
     scales += [REFERENCE_SHIFT * np.exp(np.nanmax(top - lr)),
                np.exp(np.nanmin(bottom - lr)) / REFERENCE_SHIFT]
     span = lx[-1] - lx[0] if lx[-1] > lx[0] else 1.0
-    tried = []
+    best = None
     for scale in scales:
         cand = scale * ry
-        inside = (cand <= ymax * (1 + 1e-9)) & (cand >= ymin * (1 - 1e-9))
-        idx = np.flatnonzero(inside)
+        lc = np.log(cand)
+        # drawn where it lies inside the data's y-range and clear of every obstacle
+        ok = (cand <= ymax * (1 + 1e-9)) & (cand >= ymin * (1 - 1e-9))
+        for o, need in zip(obstacles, needs):
+            with np.errstate(invalid="ignore"):
+                ok &= ~(np.abs(lc - o) < need - 1e-9)          # NaN (no obstacle there): ok
+        idx = np.flatnonzero(ok)
         if idx.size < 2:
             continue
-        # the longest run of consecutive points inside the range
-        runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
-        run = max(runs, key=len)
+        run = max(np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1), key=len)
         if run.size < 2:
             continue
-        mask = np.zeros(xs.size, bool)
-        mask[run] = True
         length = (lx[run[-1]] - lx[run[0]]) / span
-        # the gap to each obstacle, relative to the gap it needs (>= 0: clear of it)
-        gaps = [np.nanmin(np.abs(np.log(cand[mask]) - o[mask])) - need
-                for o, need in zip(obstacles, needs) if np.any(np.isfinite(o[mask]))]
-        gap = min(gaps) if gaps else np.inf
-        clear = gap >= -1e-9
-        if clear and length >= 0.5:
-            return mask, cand[mask]
-        tried.append((clear, length if clear else gap, length, mask, cand[mask]))
-    if not tried:
+        if best is None or length > best[0] + 1e-9:
+            best = (length, run, cand)
+        if length >= 0.5:
+            break
+    if best is None:
         return None
-    best = max(tried, key=lambda t: (t[0], t[1], t[2]))
-    return best[3], best[4]
+    mask = np.zeros(xs.size, bool)
+    mask[best[1]] = True
+    return mask, best[2][mask]
 
 
 def _range_text(r):

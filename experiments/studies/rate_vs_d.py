@@ -67,9 +67,9 @@ def figure(summary: dict, figures_dir="figures"):
         grows += unicode_powers(f"d^{min(ex):.2f} to d^{max(ex):.2f}")
     finish_figure(fig, f"Claim checked: TV(q_1, law Y_1) grows at most like d² "
                        f"(Li-Wei-Chen-Chi 2024){grows}",
-                  f"exact TV at T = {summary['T']}, li schedule; dotted between bars: the fit "
-                  f"over the d with TV ≤ {TV_FIT_MAX}; dashed: the slope of d² (its level is "
-                  f"arbitrary), cut where it leaves the data's range")
+                  f"exact TV at T = {summary['T']}, li schedule; dotted between bars: fit over "
+                  f"the d with TV ≤ {TV_FIT_MAX}; dashed: slope of d² (level arbitrary), cut "
+                  f"at the data's range")
     return save_figure(fig, f"{figures_dir}/rate_vs_d.png")
 
 
