@@ -95,9 +95,12 @@ def figure(summary, figures_dir="figures"):
                                       legend=False)
     g = [f for f in summary["fits"] if f["sampler"] == "dpnp/gaussian"][0]
     if g["closed_form"][0] is not None:
-        (cf,) = ax.plot(g["eta"], g["closed_form"], "k+", ms=7)
+        # large hollow circles around the gaussian markers: told apart from the fit's bars
+        (cf,) = ax.plot(g["eta"], g["closed_form"], "o", ms=9, mfc="none", mec="k", mew=1.0,
+                        ls="none", zorder=5)
         handles.append(cf)
         labels.append("gaussian: closed form (posterior with sigma² + eta²)")
+    _eta_ticks(ax, [e for f in summary["fits"] for e in f["eta"]])
     panel_legend(ax, handles, labels)
     finish_figure(fig, "Claim checked: the stationary law pi_eta of DPnP tends to the "
                        "posterior like eta² as eta -> 0 (Xu & Chi, arXiv:2403.17042)",
@@ -105,6 +108,19 @@ def figure(summary, figures_dir="figures"):
                   f"dotted line between bars) and its verdict; dashed: slope of eta² (a guide "
                   f"placed clear of the data)")
     return save_figure(fig, f"{figures_dir}/dpnp_eta_bias.png")
+
+
+def _eta_ticks(ax, etas):
+    """Major ticks at 1, 2, 5 times the powers of ten within the etas drawn, labelled as
+    plain numbers (0.02, 0.05, 0.1, ...); no minor labels."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+    lo, hi = min(etas), max(etas)
+    ticks = [m * 10.0 ** e for e in range(int(np.floor(np.log10(lo))),
+                                          int(np.ceil(np.log10(hi))) + 1) for m in (1, 2, 5)]
+    ticks = [t for t in ticks if lo * (1 - 1e-9) <= t <= hi * (1 + 1e-9)]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def reading(summary: dict) -> str:
