@@ -40,6 +40,8 @@ import numpy as np
 import seaborn as sns
 import torch
 
+from matplotlib.ticker import FuncFormatter, NullFormatter
+
 from theory.figures import new_figure, panel_legend, save_figure
 from theory.posterior.annealing import parse_annealing
 from theory.posterior.dpnp_grid import dpnp_grid_refinement
@@ -60,7 +62,11 @@ SCHEDULES = {"constant": "constant:0.5", "reference": "reference",
              "geometric": "geometric:1.0,0.05", "polynomial": "polynomial:1.0,0.05,1"}
 PROBLEMS = {"gaussian": {"prior": "gauss", "likelihood": "gaussian", "y": 0.7, "sigma": 0.5},
             "logistic": {"prior": "bimodal", "likelihood": "logistic", "y": 1.0, "lam": 0.4}}
-ZETAS = (0.001, 0.003, 0.01, 0.03)
+# DPS's zeta' grid: the best zeta' scales about like 1/T (T = the budget), so the grid spans
+# the budgets' range; fast mode runs FAST_ZETAS (the summary stores the grid run and whether
+# each budget's best zeta' lies at its edge)
+ZETAS = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+FAST_ZETAS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 
 
 def configs(fast: bool):
@@ -70,7 +76,7 @@ def configs(fast: bool):
     n = 20000 if fast else 100000
     target = (1e-3, 1) if fast else (1e-4, 3)
     budgets = (64, 256) if fast else (32, 64, 128, 256, 512, 1024, 2048)
-    zetas = (0.003, 0.03) if fast else ZETAS
+    zetas = FAST_ZETAS if fast else ZETAS
     out = []
     for p, lk in PROBLEMS.items():
         for s in SCHEDULES:        # the exact-sub-sampler limit: one point per schedule
@@ -180,11 +186,19 @@ def summarise(records, fast: bool) -> dict:
             continue
         res = dict(r["result"], zeta=c.get("zeta"))
         curves.setdefault((c["problem"], c["label"]), []).append((c["budget"], res))
+    zetas = sorted({c["zeta"] for c in (r["config"] for r in records)
+                    if c["method"] == "dps"})                  # the grid actually run
     for key in [k for k in curves if k[1] == "DPS"]:    # best zeta' per budget
-        best = {}
+        best, run = {}, {}
         for B, res in curves[key]:
+            run.setdefault(B, set()).add(res["zeta"])
             if B not in best or res["value"] < best[B]["value"]:
                 best[B] = res
+        for B, res in best.items():     # the best zeta' at an end of the grid run: not tuned
+            z = sorted(run[B])
+            res["zeta_edge"] = ("low" if res["zeta"] == z[0] else
+                                "high" if res["zeta"] == z[-1] else None) if len(z) > 1 \
+                else "only"
         curves[key] = list(best.items())
     out = []
     for (p, lab), pts in curves.items():
@@ -197,6 +211,7 @@ def summarise(records, fast: bool) -> dict:
                     "below_floor": [q[1]["below_floor"] for q in pts],
                     "ks_lower": [q[1]["ks_lower"] for q in pts],
                     "zeta": [q[1]["zeta"] for q in pts],
+                    "zeta_edge": [q[1].get("zeta_edge") for q in pts],
                     "mean": [q[1].get("mean") for q in pts],
                     "var": [q[1].get("var") for q in pts],
                     "exact_subsampler_limit": (limits[(p, lab)]["value"]
@@ -219,7 +234,7 @@ def summarise(records, fast: bool) -> dict:
         chk.update(grid_law=g, value=ch["value"], lower=ch["lower"], upper=ch["upper"],
                    floor_q95=ch["floor_q95"], below_floor=ch["below_floor"])
         chk["agree"] = bool(chk["lower"] <= g["upper"] and g["lower"] <= chk["upper"])
-    return {"K": K, "schedules": SCHEDULES, "zetas": list(ZETAS), "curves": out,
+    return {"K": K, "schedules": SCHEDULES, "zetas": zetas, "curves": out,
             "posterior_moments": posterior, "sample_cross_checks": checks}
 
 
@@ -242,8 +257,20 @@ def figure(summary, figures_dir="figures"):
             name = c["label"] if c["label"] == "DPS" else f"DPnP {c['label']}"
             ax.plot(x, y, style[1:], color=col, lw=1.2,
                     label=name + (" (grid law)" if exact else " (binned TV, n samples)"))
-            ax.plot(x[~below], y[~below], style[0], color=col, ms=4)
-            ax.plot(x[below], y[below], style[0], mfc="none", color=col, ms=4)
+            edge = np.asarray([e in ("low", "high") for e in c.get("zeta_edge") or
+                               [None] * len(x)], bool)
+            full = ~below & ~edge
+            ax.plot(x[full], y[full], style[0], color=col, ms=4)
+            ax.plot(x[~full], y[~full], style[0], mfc="none", color=col, ms=5)
+            if c["label"] == "DPS":
+                others = [q for q in summary["curves"] if q["problem"] == p and q is not c]
+                for xi, yi, z, e in zip(x, y, c["zeta"], edge):
+                    # the label on the side away from the other curves at this budget
+                    below = all(yi < _at(q, xi, "tv") for q in others if xi in q["budget"])
+                    ax.annotate(f"ζ' = {z:g}" + (" (grid end)" if e else ""), (xi, yi),
+                                xytext=(0, -7 if below else 6), textcoords="offset points",
+                                ha="center", va="top" if below else "bottom", fontsize=7,
+                                color=col)
             ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="none", ecolor=col, capsize=3, lw=1)
             ymin = min(ymin, float(np.min(np.maximum(lo, 0.5 * y))))
             if c["exact_subsampler_limit"] is not None:
@@ -282,6 +309,13 @@ def figure(summary, figures_dir="figures"):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_ylim(*ylims[p])
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(_sparse_label))
+        bs = sorted({b for c in summary["curves"] if c["problem"] == p for b in c["budget"]})
+        ax.set_xticks(bs)
+        ax.set_xlim(bs[0] / 1.3, bs[-1] * 1.3)      # room for the zeta' labels and checks
         ax.set_xlabel("score evaluations per sample (DPnP: K (s+1), DPS: T)")
         ax.set_ylabel("TV(output law, posterior)")
         lk = ("gauss prior N(0,1), gaussian y=0.7, sigma=0.5, PCS exact" if p == "gaussian"
@@ -291,6 +325,10 @@ def figure(summary, figures_dir="figures"):
             lk += (f"\nbelow the dotted lines: the DDS's finite steps shrink the variance\n"
                    f"({qs[0]['label']}: {qs[0]['var']:.3f} vs {qs[0]['limit_var']:.3f} exact, "
                    f"posterior {qs[0]['posterior_var']:.3f}; see the reading)")
+        st = settled(summary, p)
+        if st:
+            lk += (f"\nDPnP at its exact-sub-sampler limit (dotted) to {st['worst']:.0%}: the "
+                   f"error left is\nthe schedule's (K = {summary['K']} steps), not the budget's")
         ax.set_title(f"d=1, {lk}", fontsize=9)
         ax.grid(True, which="both", alpha=0.25)
         panel_legend(ax, ncol=2)
@@ -302,13 +340,45 @@ def figure(summary, figures_dir="figures"):
                                " < " if r["separated_from_next"] else " ~ ")
             for r in rk["rows"]))
     fig.suptitle(f"TV to the exact posterior at budget {rk['budget']} (< : intervals apart, ~ : "
-                 f"overlapping): {'; '.join(order)}"
+                 f"overlapping):\n{';   '.join(order)}"
                  f"\nDPnP annealing schedules (K={summary['K']}, DDS = reverse SDE) against DPS "
-                 f"(best zeta' of {summary['zetas']}) at equal score evaluations; curves: grid "
-                 "laws, bars: refinement error + lost mass,\ndotted: each schedule with exact "
+                 f"(best ζ' of {{{', '.join(f'{z:g}' for z in summary['zetas'])}}}, hollow if at the "
+                 f"grid's end) at equal score evaluations{_fast_note(summary)};\ncurves: grid "
+                 "laws, bars: refinement error + lost mass; dotted: each schedule with exact "
                  "sub-samplers; diamonds: real DPnP chains checking the grid laws (binned TV, "
                  "95% bootstrap CI)", fontsize=9)
     return save_figure(fig, f"{figures_dir}/dpnp_annealing.png")
+
+
+def _sparse_label(v, _):
+    """Minor log ticks labelled at 2 and 5 times a power of ten only (the rest crowd)."""
+    m = v / 10 ** np.floor(np.log10(v) + 1e-9)
+    return f"{v:g}" if min(abs(m - 2), abs(m - 5)) < 1e-6 else ""
+
+
+def _fast_note(summary) -> str:
+    if not summary.get("fast"):
+        return ""
+    bs = sorted({b for c in summary["curves"] for b in c["budget"]})
+    return f" (fast mode: budgets {', '.join(map(str, bs))} only)"
+
+
+def settled(summary, problem, tol=0.1):
+    """Whether every DPnP schedule's TV at the largest budget lies within ``tol`` (relative)
+    of its exact-sub-sampler limit: then the remaining error is the annealing schedule's, and
+    more score evaluations per outer step cannot remove it. ``{"worst": max relative gap}``
+    or None."""
+    gaps = []
+    for c in summary["curves"]:
+        if c["problem"] != problem or c["label"] == "DPS":
+            continue
+        lim = c.get("exact_subsampler_limit")
+        if lim is None:
+            return None
+        gaps.append(abs(_at(c, max(c["budget"]), "tv") - lim) / lim)
+    if not gaps or max(gaps) > tol:
+        return None
+    return {"worst": max(gaps)}
 
 
 def _at(c, B, key):
@@ -371,6 +441,20 @@ def reading(summary) -> str:
             parts.append(f"{r['label']} {r['tv']:.4f} [{r['lower']:.4f}, {r['upper']:.4f}]{sep}")
         lines.append(f"{p}, budget {rk['budget']} (< : intervals apart, ~ : overlapping): "
                      + " ".join(parts))
+        st = settled(summary, p)
+        if st:
+            lines.append(f"{p}: every DPnP schedule ends within {st['worst']:.1%} of its "
+                         "exact-sub-sampler limit, so its remaining TV is the annealing "
+                         f"schedule's (K = {summary['K']} outer steps), which a larger budget "
+                         "per step cannot remove.")
+        dps = [c for c in summary["curves"] if c["problem"] == p and c["label"] == "DPS"]
+        for c in dps:
+            ends = [(b, z, e) for b, z, e in zip(c["budget"], c["zeta"],
+                                                 c.get("zeta_edge") or []) if e in ("low", "high")]
+            if ends:
+                lines.append(f"{p}: DPS's best zeta' lies at the {ends[0][2]} end of the grid "
+                             "run at budget " + ", ".join(f"{b} (zeta' = {z:g})" for b, z, _ in ends)
+                             + ": its TV there is an upper bound on DPS at its best.")
         allq = cancellation(summary, p)
         qs = [q for q in allq if q["variance_explains"]]
         other = [q for q in allq if not q["variance_explains"]]
