@@ -153,17 +153,26 @@ def _gauss_band(centres, c, dst: Axis):
 
 # -- conservative transport ------------------------------------------------------------------
 
-def _bisect_jumps(fn, a, b, va, vb, iters=34):
-    """Bisection on the half-cells [a, b] (arrays) toward the larger change of the map;
+def _bisect_jumps(fn, a, b, va, vb, iters=34, ways=16):
+    """Search on the half-cells [a, b] (arrays) toward the larger change of the map: each
+    round evaluates ``ways - 1`` interior points of every bracket in one call and keeps the
+    sub-interval with the largest change (the first of equals), until the bracket is at most
+    2^-iters of its start (as many bisection steps would leave it; the map's cost is per
+    call, not per point, so 9 rounds of 15 points cost about a quarter of 34 halvings);
     returns (location, left value, right value, is_jump)."""
-    a, b, va, vb = (np.array(v, dtype=float) for v in (a, b, va, vb))
+    a, b, va, vb = (np.array(v, dtype=float).ravel() for v in (a, b, va, vb))
     total = np.abs(vb - va)
-    for _ in range(iters):
-        m = 0.5 * (a + b)
-        vm = _apply_map(fn, m)
-        left = np.abs(vm - va) >= np.abs(vb - vm)
-        b, vb = np.where(left, m, b), np.where(left, vm, vb)
-        a, va = np.where(left, a, m), np.where(left, va, vm)
+    rows = np.arange(a.size)
+    t = np.arange(1, ways) / ways
+    for _ in range(int(math.ceil(iters / math.log2(ways)))):
+        X = np.empty((a.size, ways + 1))
+        X[:, 0], X[:, -1] = a, b
+        X[:, 1:-1] = a[:, None] + (b - a)[:, None] * t
+        V = np.empty_like(X)
+        V[:, 0], V[:, -1] = va, vb
+        V[:, 1:-1] = _apply_map(fn, X[:, 1:-1])
+        j = np.argmax(np.abs(np.diff(V, axis=1)), axis=1)
+        a, b, va, vb = X[rows, j], X[rows, j + 1], V[rows, j], V[rows, j + 1]
     return 0.5 * (a + b), va, vb, np.abs(vb - va) > 0.5 * total
 
 
