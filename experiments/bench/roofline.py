@@ -159,9 +159,10 @@ def _work(name, info):
         return 1.5 * per_level, 16 * n * 1.5, "TV"
     if name == "posterior_step":
         N, Nz = info["n_x"], info["n_z"]
-        # the PCS and DDS blur matrices (N x Nz) are built once per eta and cached by Grid1D:
-        # a step is two matrix-vector products (2 N Nz flops each), reading both matrices
-        return 4 * N * Nz, 2 * 8 * N * Nz, "step"
+        # the PCS and DDS blurs are direct convolutions with the Gaussian profile (Grid1D
+        # keeps one profile of N + Nz - 1 values per eta): per blur N dot products of length
+        # Nz (2 N Nz flops), reading the profile and the two vectors only
+        return 4 * N * Nz, 2 * 8 * (2 * N + 2 * Nz), "step"
     if name == "mixture_score":
         n, d, K = info["n"], info["d"], info["K"]
         flops = 2 * n * d * K * d + 8 * n * K * d
