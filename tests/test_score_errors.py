@@ -97,3 +97,27 @@ def test_bad_perturbations():
         AdditiveField(float("nan"))
     with pytest.raises(ValueError):
         AdditiveField(0.1).injected(make_prior("subspace", 3), li_schedule(20))
+
+
+@pytest.mark.parametrize("pert", [AdditiveField(0.3, freq=2.0), WrongWeights(0.4, [0.2, 0.8]),
+                                  WrongVariances(0.5), StepNoise(3.0)], ids=lambda p: p.name)
+def test_batched_perturbed_rows_equal_the_per_step_score(pert):
+    """The grid engine's batched rows (one noise level per row, one call for a block of steps)
+    against the per-step perturbed score s* + delta, which builds each marginal on its own;
+    on a shared abscissa (the step maps' first call) and on one row per step."""
+    from theory.mixture1d import Mixture1D
+    prior, sched = make_prior("bimodal", 1), li_schedule(200)
+    w, m, sd = prior.coordinate_params(0)
+    mix = Mixture1D(w, m, sd ** 2)
+    score = pert.score_1d(mix, sched)
+    ts = np.array([200, 120, 40, 3, 2])
+    x = np.linspace(-6, 6, 1201)
+    Y = np.stack([x * (1 + 0.1 * r) for r in range(ts.size)])
+    rows = score.rows(ts)
+    for y_in, per_row in ((x, lambda r: x), (Y, lambda r: Y[r])):
+        S, D = rows(y_in)
+        assert S.shape == D.shape == (ts.size, x.size)
+        for r, t in enumerate(ts):
+            s_ref, d_ref = score(int(t), per_row(r))
+            np.testing.assert_allclose(S[r], s_ref, rtol=1e-12, atol=1e-12 * np.abs(s_ref).max())
+            np.testing.assert_allclose(D[r], d_ref, rtol=1e-11, atol=1e-11 * np.abs(d_ref).max())

@@ -27,7 +27,7 @@ import math
 import numpy as np
 from ._lazy import torch
 
-from .mixture1d import Mixture1D
+from .mixture1d import Mixture1D, score_rows
 from .checks import NoExactLaw, nonnegative
 from .priors import ProductPrior
 from .samplers import AffineRule, AnalyticScore
@@ -76,6 +76,9 @@ class ScorePerturbation:
         raise NotImplementedError
 
     def score_1d(self, mix: Mixture1D, schedule):
+        """``score(t, x) -> (s, s')``, the perturbed score of the marginal at step t; its
+        ``rows(ts)`` gives the same for a block of steps at once, ``y -> (S, S')`` on arrays
+        of shape (len(ts), n) (:meth:`rows_1d`; the grid engine's batched step maps)."""
         ab, om = schedule.alpha_bar, schedule.one_minus_alpha_bar
 
         def score(t, x):
@@ -83,7 +86,27 @@ class ScorePerturbation:
             s, ds = marg.score_and_derivative(x)
             d, dd = self.delta_1d(mix, marg, ab[t], x)
             return s + d, ds + dd
+        score.rows = lambda ts: self.rows_1d(mix, ab[ts], om[ts])
         return score
+
+    def rows_1d(self, mix: Mixture1D, ab, om):
+        """Rows of the perturbed score at the noise levels ``ab`` (B,), ``om`` = 1 - ab:
+        ``y -> (S, S')`` with one row per level, the exact rows (:func:`score_rows`) plus
+        :meth:`delta_rows`."""
+        M, V = np.sqrt(ab)[:, None] * mix.m, ab[:, None] * mix.v + om[:, None]
+
+        def rows(y):
+            S, D = score_rows(mix.w, M, V, y)
+            d, dd = self.delta_rows(mix, ab, om, y)
+            return S + d, D + dd
+        return rows
+
+    def delta_rows(self, mix: Mixture1D, ab, om, y):
+        """(s - s*, s' - s*') on rows ``y`` (B, n), one noise level per row: by default one
+        :meth:`delta_1d` call per row."""
+        y = np.broadcast_to(y, (len(ab), np.shape(y)[-1]))
+        out = [self.delta_1d(mix, mix.marginal(a, o), a, r) for a, o, r in zip(ab, om, y)]
+        return np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
 
     def adjust_rule(self, rule: AffineRule) -> AffineRule:
         return rule
@@ -173,6 +196,9 @@ class AdditiveField(ScorePerturbation):
     def delta_1d(self, mix, marg, abar, x):
         return self.eps * np.sin(self.freq * x), self.eps * self.freq * np.cos(self.freq * x)
 
+    def delta_rows(self, mix, ab, om, y):
+        return self.delta_1d(mix, None, None, y)
+
 
 class WrongWeights(ScorePerturbation):
     """The exact score of the prior with weights ``(1 - eps) w + eps w'``, where ``w'`` is
@@ -200,6 +226,11 @@ class WrongWeights(ScorePerturbation):
         s1, d1 = wrong.score_and_derivative(x)
         return s1 - s0, d1 - d0
 
+    def rows_1d(self, mix, ab, om):        # the wrong mixture's own rows
+        M, V = np.sqrt(ab)[:, None] * mix.m, ab[:, None] * mix.v + om[:, None]
+        w = self._wrong(mix)
+        return lambda y: score_rows(w, M, V, y)
+
 
 class WrongVariances(ScorePerturbation):
     """The exact score of the prior with every component variance times ``1 + eps``."""
@@ -212,6 +243,11 @@ class WrongVariances(ScorePerturbation):
         s1, d1 = wrong.score_and_derivative(x)
         return s1 - s0, d1 - d0
 
+    def rows_1d(self, mix, ab, om):        # the wrong mixture's own rows
+        M = np.sqrt(ab)[:, None] * mix.m
+        V = ab[:, None] * (mix.v * (1 + self.eps)) + (1 - ab)[:, None]   # as delta_1d
+        return lambda y: score_rows(mix.w, M, V, y)
+
 
 class StepNoise(ScorePerturbation):
     """``s + eps xi_t`` with fresh standard normal ``xi_t`` at every step (affine: exact for any
@@ -222,6 +258,9 @@ class StepNoise(ScorePerturbation):
 
     def delta_1d(self, mix, marg, abar, x):   # mean-zero: no bias, no Jacobian error
         return np.zeros_like(x), np.zeros_like(x)
+
+    def delta_rows(self, mix, ab, om, y):
+        return np.zeros_like(y), np.zeros_like(y)
 
     def adjust_rule(self, rule):
         if rule.multistep:           # the noise of s_{t+1} would enter twice, correlated

@@ -367,6 +367,7 @@ def _grid_one_step(mix, rule, x, logp, h, score_1d):
     for k0 in range(0, steps.size, block):
         ts = steps[k0:k0 + block]
         rows = (_mixture_rows(mix, ab[ts], omab[ts]) if score_1d is None
+                else score_1d.rows(ts) if hasattr(score_1d, "rows")
                 else _perturbed_rows(score_1d, ts))
         maps = _StepMaps(x, h, rule.a[ts], rule.b[ts], rows)
         for r, t in enumerate(ts):
