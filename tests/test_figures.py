@@ -260,6 +260,18 @@ def test_annealing_ranking_and_cancellation_read_the_curves():
     assert [r.get("separated_from_next") for r in rk["rows"]] == [False, True, None]
     (q,) = da.cancellation(s, "gaussian")
     assert q["label"] == "a" and q["var"] == 0.21 and q["limit_var"] == 0.25
+    # the claim's verdict and the "settled" reading (every schedule at its exact-sub-sampler
+    # limit to 10%) from planted curves
+    sched = lambda lab, tv, lim: curve(lab, tv, 0.001, limit=lim, var=0.2)  # noqa: E731
+    met = {"curves": [sched("constant", 0.3, 0.3), sched("geometric", 0.1, 0.2),
+                      sched("reference", 0.2, 0.25), curve("DPS", 0.35, 0.01)]}
+    assert da.claim_verdict(met, "gaussian") == "met"
+    assert da.settled(met, "gaussian") is None          # geometric 0.1 against 0.2
+    bad = {"curves": [sched("constant", 0.3, 0.3), sched("geometric", 0.32, 0.31),
+                      curve("DPS", 0.2, 0.01)]}
+    assert da.claim_verdict(bad, "gaussian") == ("not met: geometric above constant; DPS "
+                                                 "below every DPnP schedule")
+    assert abs(da.settled(bad, "gaussian")["worst"] - 0.01 / 0.31) < 1e-12
 
 
 def test_annealing_chain_checks_pair_with_their_grid_law():

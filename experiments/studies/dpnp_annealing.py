@@ -37,7 +37,6 @@ offsets the last eta's inflation).
 from __future__ import annotations
 
 import numpy as np
-import seaborn as sns
 import torch
 
 from matplotlib.ticker import FuncFormatter, NullFormatter
@@ -241,11 +240,10 @@ def summarise(records, fast: bool) -> dict:
 def figure(summary, figures_dir="figures"):
     probs = list(PROBLEMS)
     fig, axes = new_figure(1, len(probs), figsize=(6.5 * len(probs), 4.6))
-    labels = list(SCHEDULES) + ["DPS"]
-    cols = dict(zip(labels, sns.color_palette("colorblind", len(labels))))
+    cols, marks = schedule_styles()
     ylims = {}
     for ax, p in zip(axes[0], probs):
-        fl, xs, ymin = None, None, 1.0
+        fl, xs, ymin, dotted = None, None, 1.0, False
         for c in [c for c in summary["curves"] if c["problem"] == p]:
             col = cols[c["label"]]
             x = np.asarray(c["budget"], float)
@@ -253,9 +251,10 @@ def figure(summary, figures_dir="figures"):
             lo, hi = np.asarray(c["lower"], float), np.asarray(c["upper"], float)
             exact = c["floor_q95"][0] is None
             below = np.asarray(c["below_floor"], bool)
-            style = "s--" if c["label"] == "DPS" else "o-"
+            style = marks[c["label"]] + ("--" if c["label"] == "DPS" else "-")
             name = c["label"] if c["label"] == "DPS" else f"DPnP {c['label']}"
-            ax.plot(x, y, style[1:], color=col, lw=1.2,
+            ax.plot(x, y, style[1:], color=col, lw=1.2)
+            ax.plot([], [], style, color=col, lw=1.2, ms=4,
                     label=name + (" (grid law)" if exact else " (binned TV, n samples)"))
             edge = np.asarray([e in ("low", "high") for e in c.get("zeta_edge") or
                                [None] * len(x)], bool)
@@ -266,20 +265,26 @@ def figure(summary, figures_dir="figures"):
                 others = [q for q in summary["curves"] if q["problem"] == p and q is not c]
                 for xi, yi, z, e in zip(x, y, c["zeta"], edge):
                     # the label on the side away from the other curves at this budget
-                    below = all(yi < _at(q, xi, "tv") for q in others if xi in q["budget"])
+                    under = all(yi < _at(q, xi, "tv") for q in others if xi in q["budget"])
                     ax.annotate(f"ζ' = {z:g}" + (" (grid end)" if e else ""), (xi, yi),
-                                xytext=(0, -7 if below else 6), textcoords="offset points",
-                                ha="center", va="top" if below else "bottom", fontsize=7,
+                                xytext=(0, -7 if under else 6), textcoords="offset points",
+                                ha="center", va="top" if under else "bottom", fontsize=7,
                                 color=col)
             ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="none", ecolor=col, capsize=3, lw=1)
             ymin = min(ymin, float(np.min(np.maximum(lo, 0.5 * y))))
             if c["exact_subsampler_limit"] is not None:
                 lim = c["exact_subsampler_limit"]
                 ax.axhline(lim, color=col, ls=":", lw=1)
+                ax.plot([x[-1] * 1.16], [lim], marks[c["label"]], color=col, ms=3.5, mfc="none",
+                        mew=0.8)                     # which schedule the dotted line is
                 ymin = min(ymin, lim)
+                dotted = True
             if not exact:
                 fl, xs = np.asarray(c["floor_q95"], float), x
                 ymin = min(ymin, float(fl.min()))
+        if dotted:
+            ax.plot([], [], ":", color="0.3", lw=1, marker="o", mfc="none", ms=3.5,
+                    label="same schedule, exact sub-samplers (grid law)")
         chks = [q for q in summary.get("sample_cross_checks", []) if q["problem"] == p]
         for chk in chks:
             ax.errorbar([chk["budget"] * 1.07], [chk["value"]],
@@ -338,9 +343,11 @@ def figure(summary, figures_dir="figures"):
         order.append(f"{p}: " + "".join(
             f"{r['label']}" + ("" if "separated_from_next" not in r else
                                " < " if r["separated_from_next"] else " ~ ")
-            for r in rk["rows"]))
-    fig.suptitle(f"TV to the exact posterior at budget {rk['budget']} (< : intervals apart, ~ : "
-                 f"overlapping):\n{';   '.join(order)}"
+            for r in rk["rows"]) + f" ({claim_verdict(summary, p)})")
+    fig.suptitle("Claim checked: a diminishing η_k brings DPnP closer to the posterior than a "
+                 "constant η, while DPS keeps a bias (Xu & Chi 2024); TV to the exact posterior "
+                 f"at budget {rk['budget']} (< : intervals apart, ~ : overlapping):"
+                 f"\n{';   '.join(order)}"
                  f"\nDPnP annealing schedules (K={summary['K']}, DDS = reverse SDE) against DPS "
                  f"(best ζ' of {{{', '.join(f'{z:g}' for z in summary['zetas'])}}}, hollow if at the "
                  f"grid's end) at equal score evaluations{_fast_note(summary)};\ncurves: grid "
@@ -348,6 +355,41 @@ def figure(summary, figures_dir="figures"):
                  "sub-samplers; diamonds: real DPnP chains checking the grid laws (binned TV, "
                  "95% bootstrap CI)", fontsize=9)
     return save_figure(fig, f"{figures_dir}/dpnp_annealing.png")
+
+
+def claim_verdict(summary, problem) -> str:
+    """At the largest budget: which diminishing schedules end below the constant one, and
+    whether DPS ends above the best DPnP schedule ("met" when all of them and DPS do)."""
+    rk = ranking(summary, problem)
+    tv = {r["label"]: r["tv"] for r in rk["rows"]}
+    if "constant" not in tv:
+        return "no constant schedule"
+    dim = [s for s in SCHEDULES if s != "constant" and s in tv]
+    above = [s for s in dim if tv[s] >= tv["constant"]]
+    best = min((tv[s] for s in dim + ["constant"]), default=None)
+    dps_best = "DPS" in tv and best is not None and tv["DPS"] < best
+    if not above and not dps_best:
+        return "met"
+    parts = []
+    if above:
+        parts.append(", ".join(above) + " above constant")
+    if dps_best:
+        parts.append("DPS below every DPnP schedule")
+    return "not met: " + "; ".join(parts)
+
+
+def schedule_styles():
+    """Colours and markers: DPS in its posterior-benchmark colour (the guidance family's),
+    the DPnP schedules in shades of the split-Gibbs family's map (as DPnP there), told
+    apart by marker and shade."""
+    from matplotlib import colormaps
+
+    from .posterior_benchmark import method_styles
+    greens = colormaps["Greens"]
+    cols = {s: greens(t) for s, t in zip(SCHEDULES, (0.95, 0.8, 0.62, 0.45))}
+    marks = dict(zip(SCHEDULES, ("o", "s", "^", "D")))
+    cols["DPS"], marks["DPS"] = method_styles()["dps"][0], "X"
+    return cols, marks
 
 
 def _sparse_label(v, _):
@@ -440,7 +482,7 @@ def reading(summary) -> str:
                 " <" if r["separated_from_next"] else " ~")
             parts.append(f"{r['label']} {r['tv']:.4f} [{r['lower']:.4f}, {r['upper']:.4f}]{sep}")
         lines.append(f"{p}, budget {rk['budget']} (< : intervals apart, ~ : overlapping): "
-                     + " ".join(parts))
+                     + " ".join(parts) + f"; claim: {claim_verdict(summary, p)}.")
         st = settled(summary, p)
         if st:
             lines.append(f"{p}: every DPnP schedule ends within {st['worst']:.1%} of its "
