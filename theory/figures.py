@@ -58,7 +58,10 @@ COLOURS = {"li-ode": "#0072B2", "li-sde": "#E69F00", "accel-sde": "#009E73",
            "accel-ode": "#CC79A7", "li-yan": "#56B4E9", "ddpm": "#D55E00", "ddim": "#000000",
            # the higher-order solvers are drawn in the same figure as the samplers above
            # (rate-vs-T): slots of their own, from Paul Tol's colour-blind safe "muted" set
-           "heun": "#882255", "rk4": "#332288", "dpm++2m": "#999933", "dpm++3m": "#44AA99"}
+           "heun": "#882255", "rk4": "#332288", "dpm++2m": "#999933", "dpm++3m": "#44AA99",
+           # DPnP's sub-samplers: the DDS runs the reverse SDE / ODE (the li samplers'
+           # colours); the Langevin PCS two more of Tol's muted slots
+           "sde": "#E69F00", "ode": "#0072B2", "ula": "#117733", "mala": "#AA4499"}
 MARKERS = {"li-ode": "o", "li-sde": "s", "accel-sde": "^", "accel-ode": "D", "li-yan": "v",
            "ddpm": "P", "ddim": "X", "heun": "*", "rk4": "h", "dpm++2m": "p", "dpm++3m": "<"}
 _MARKER_CYCLE = ("o", "s", "^", "D", "v", "P", "X", "*")

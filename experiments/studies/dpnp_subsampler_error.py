@@ -22,10 +22,9 @@ drawn as a grey tick there.
 from __future__ import annotations
 
 import numpy as np
-import seaborn as sns
 import torch
 
-from theory.figures import (format_exponent, new_figure, panel_legend, plot_rate_panel,
+from theory.figures import (colour, format_exponent, new_figure, panel_legend, plot_rate_panel,
                             save_figure)
 from theory.rates import RateFit, fit_points, verdict
 from theory.posterior.annealing import make_annealing
@@ -205,7 +204,7 @@ def figure(summary, figures_dir="figures"):
               ("logistic", "pcs"): "PCS steps (DDS exact)\n1-bit logistic y=+1, lambda=0.4, "
                                    "eta=1"}
     fig, axes = new_figure(1, 3, figsize=(15, 4.2))
-    cols = dict(zip(("ula", "mala", "sde", "ode"), sns.color_palette("colorblind", 4)))
+    cols = {m: colour(m) for m in ("ula", "mala", "sde", "ode")}
     fits = {(f["problem"], f["method"]): f for f in (summary.get("fits") or dds_fits(summary))}
     for ax, key in zip(axes[0], panels):
         cs = [c for c in summary["curves"] if (c["problem"], c["part"]) == key]
@@ -284,15 +283,17 @@ def _claim_line(summary) -> str:
     fits = summary.get("fits") or dds_fits(summary)
     dds = ", ".join(f"{f['method']} s^{format_exponent(f['fit']['exponent'], f['fit']['ci'])}"
                     for f in fits if "exponent" in f["fit"])
-    fl = {(f["problem"], f["method"]): f for f in pcs_floors(summary)}
-    ula, mala = fl.get(("gaussian", "ula")), fl.get(("gaussian", "mala"))
-    pcs = ""
-    if ula and mala:
-        pcs = (f"; ULA's floor stays at {ula['tv'][1]:.2g} (its fixed step's bias), MALA's "
-               + ("falls to the exact one" if mala["at_exact"] else
-                  f"falls to {mala['tv'][1]:.2g}") + f" ({mala['exact']:.1e})")
-    return ("Inexact sub-samplers leave a floor in TV(law x_K, pi_eta) set by their own "
-            f"error:\nthe DDS floors decay like {dds} in its steps{pcs}")
+    per = {}
+    for q in pcs_floors(summary):
+        n = q["steps"][1]
+        what = (f"at the exact {q['exact']:.1e} by {n} steps" if q["at_exact"] else
+                f"settled at {q['tv'][1]:.2g} (its step's bias)" if q["settled"] else
+                f"still falling at {n} steps ({q['tv'][1]:.2g})")
+        per.setdefault(q["problem"], []).append(f"{q['method'].upper()} {what}")
+    pcs = ("\nPCS: " + "; ".join(f"{p}: " + ", ".join(v) for p, v in per.items())) if per else ""
+    return ("Claim checked: inexact sub-samplers leave a floor in TV(law x_K, pi_eta) set by "
+            f"their own error (Xu & Chi 2024)\nDDS (gaussian): TV decays like {dds} in its "
+            f"steps s{pcs}")
 
 
 def reading(summary) -> str:
