@@ -53,7 +53,7 @@ from .chain_steps import (ConditionalGaussianStep, ConditionalMetropolisStep, Ga
                           MetropolisStep)
 
 __all__ = ["Axis", "ChainLaws", "chain_laws_1d", "chain_kernel_1d", "step_operator_1d",
-           "build_chain_1d", "run_ops_1d", "gaussian_blur", "transport_matrix", "RESOLVED"]
+           "build_chain_1d", "iter_chain_1d", "run_ops_1d", "gaussian_blur", "transport_matrix", "RESOLVED"]
 
 RESOLVED = 1.5          # noise resolved when c >= RESOLVED * h (and c/|m'| >= RESOLVED * h)
 _CUT = 9.5              # Gaussian kernels cut at 9.5 sd (tail 2e-21)
@@ -474,6 +474,16 @@ def build_chain_1d(steps: Sequence, axis: Axis, out_axis: Optional[Axis] = None,
     step whose successor is not resolved on ``axis`` (small noise, a deterministic map) writes
     its output onto ``fine_axis``, so that the conservative transport of that successor
     reconstructs a finely sampled law; resolved steps stay on ``axis``."""
+    return list(iter_chain_1d(steps, axis, out_axis, in_axis, fine_axis, keep_all=True))
+
+
+def iter_chain_1d(steps: Sequence, axis: Axis, out_axis: Optional[Axis] = None,
+                  in_axis: Optional[Axis] = None, fine_axis: Optional[Axis] = None, *,
+                  keep_all: bool = False):
+    """:func:`build_chain_1d` one operator at a time, for :func:`run_ops_1d` to apply as it
+    goes: only the operators of steps that occur more than once are kept (``keep_all``: every
+    one, as a list needs), so a chain of distinct steps (DPS: one per t) holds one operator in
+    memory, not T (12 GB at T = 2048 on dpnp-annealing's full-mode grids)."""
     steps = list(steps)
     if not steps:
         raise ValueError("a chain needs at least one step")
@@ -484,8 +494,10 @@ def build_chain_1d(steps: Sequence, axis: Axis, out_axis: Optional[Axis] = None,
             if id(st) not in res:
                 res[id(st)] = _resolved_on(st, axis)
         fine_next = [not res[id(st)] for st in steps[1:]] + [False]
+    counts: dict = {}
+    for st in steps:
+        counts[id(st)] = counts.get(id(st), 0) + 1
     cache: dict = {}
-    ops = []
     src = in_axis if in_axis is not None else axis
     for i, step in enumerate(steps, start=1):
         if out_axis is not None and i == len(steps):
@@ -493,12 +505,14 @@ def build_chain_1d(steps: Sequence, axis: Axis, out_axis: Optional[Axis] = None,
         else:
             dst = fine_axis if fine_next[i - 1] else axis
         key = (id(step), src, dst)
-        if key not in cache:
-            cache[key] = step_operator_1d(step, src, dst)
-            cache[key].name = step.name or type(step).__name__
-        ops.append(cache[key])
+        op = cache.get(key)
+        if op is None:
+            op = step_operator_1d(step, src, dst)
+            op.name = step.name or type(step).__name__
+            if keep_all or counts[id(step)] > 1:
+                cache[key] = op
+        yield op
         src = dst
-    return ops
 
 
 def run_ops_1d(ops: Sequence, init_mass, keep: Optional[Sequence[int]] = None) -> ChainLaws:
@@ -507,14 +521,15 @@ def run_ops_1d(ops: Sequence, init_mass, keep: Optional[Sequence[int]] = None) -
     M = np.asarray(init_mass, dtype=np.float64)
     squeeze = M.ndim == 1
     M = np.atleast_2d(M)
-    keep = set(range(1, len(ops) + 1)) if keep is None else set(int(k) for k in keep)
+    keep = None if keep is None else set(int(k) for k in keep)     # None: every step
     total0 = M.sum(1)
     trunc = np.zeros(M.shape[0])
-    out = ChainLaws([], [], [], [], {op.name: op.path for op in ops})
-    for i, op in enumerate(ops, start=1):
+    out = ChainLaws([], [], [], [], {})
+    for i, op in enumerate(ops, start=1):      # a list, or iter_chain_1d's operators
+        out.paths[op.name] = op.path
         M, t = op.apply(M)
         trunc = trunc + t
-        if i in keep:
+        if keep is None or i in keep:
             out.laws.append(M[0].copy() if squeeze else M.copy())
             out.steps.append(i)
             out.lost.append(float(np.max(np.abs(total0 - M.sum(1)))))

@@ -3,10 +3,10 @@ r"""Exact grid law of DPS (Chung et al., ICLR 2023; THEORY.md section 7) in 1-D 
 DPS from :math:`x_T \sim N(0, I)` is the chain of its T - 1 guided DDPM steps
 :math:`x_{t-1} = a_t x_t + b_t s_t(x_t) - \zeta'\nabla\mathcal L(\hat x_0(x_t))/\sqrt{\mathcal L}
 + c_t Z` and Tweedie's map (:func:`theory.posterior.sampler_steps.dps_steps`, the sampler's
-own step function). In 1-D it runs on :func:`theory.posterior.chains1d.build_chain_1d` over a
+own step function). In 1-D it runs on :func:`theory.posterior.chains1d.iter_chain_1d` over a
 working grid (range [-12, 12] and the x grid's, spacing h, small-noise steps reading from a
 grid 4 times finer: the guidance of the Gaussian loss is :math:`\pm 2\zeta'|\partial\hat x_0|`,
-a map with a jump where :math:`A\hat x_0 = y`, which the transport locates by bisection); in
+a map with a jump where :math:`A\hat x_0 = y`, which the transport locates by a 16-way search); in
 2-D on :func:`theory.posterior.chains2d.chain_laws_2d`: every guided step whose noise
 :math:`c_t \ge 1.5h` goes through the push route, which needs no inverse of the map and so
 holds where the guided map folds (on mixture priors, where the guidance runs through the
@@ -24,7 +24,7 @@ from typing import Optional
 import numpy as np
 
 from ..priors import Prior
-from .chains1d import Axis, build_chain_1d, run_ops_1d
+from .chains1d import Axis, iter_chain_1d, run_ops_1d
 from .chains2d import chain_laws_2d, grid_points
 from .grid1d import Grid1D
 from .grid2d import Grid2D
@@ -54,7 +54,7 @@ def dps_law(prior: Prior, lik: Likelihood, T: int = 1000, zeta: float = 1.0, *,
         fine = Axis(work.lo, work.h / 4, 4 * (work.n - 1) + 1)
         init = np.exp(-0.5 * work.nodes ** 2)
         init /= init.sum()
-        res = run_ops_1d(build_chain_1d(steps, work, x, fine_axis=fine), init,
+        res = run_ops_1d(iter_chain_1d(steps, work, x, fine_axis=fine), init,
                          keep=[len(steps)])
         law = res.laws[0]
         return {"tv_post": tv_spectral(law, post), "law": law, "lost": res.lost[0],
