@@ -176,18 +176,21 @@ def _bisect_jumps(fn, a, b, va, vb, iters=34, ways=16):
     return 0.5 * (a + b), va, vb, np.abs(vb - va) > 0.5 * total
 
 
-def _extrema(fn, a, b, maximum, iters=30):
-    """Golden-section search for the extremum of the map on the brackets [a, b] (arrays;
-    both interior points evaluated in one call)."""
-    a, b = np.array(a, float), np.array(b, float)
+def _extrema(fn, a, b, maximum, iters=30, ways=16):
+    """The extremum of the map on the brackets [a, b] (arrays), for a map unimodal there:
+    each round evaluates ``ways - 1`` interior points of every bracket in one call and keeps
+    the two cells around the best one, until the bracket is at most what ``iters``
+    golden-section steps would leave (0.618^30 = 5e-7 of its start: 7 rounds of 15 points
+    instead of 30 calls of 2; the map's cost is per call, not per point)."""
+    a, b = np.array(a, float).ravel(), np.array(b, float).ravel()
     g = (math.sqrt(5) - 1) / 2
     sgn = -1.0 if maximum else 1.0
-    for _ in range(iters):
-        c, d = b - g * (b - a), a + g * (b - a)
-        f = sgn * _apply_map(fn, np.concatenate([c, d]))
-        left = f[:c.size] < f[c.size:]
-        b = np.where(left, d, b)
-        a = np.where(left, a, c)
+    rows = np.arange(a.size)
+    t = np.arange(ways + 1) / ways
+    for _ in range(int(math.ceil(iters * math.log(g) / math.log(2.0 / ways)))):
+        X = a[:, None] + (b - a)[:, None] * t
+        j = np.argmin(sgn * _apply_map(fn, X[:, 1:-1]), axis=1) + 1
+        a, b = X[rows, j - 1], X[rows, j + 1]
     x = 0.5 * (a + b)
     return x, _apply_map(fn, x)
 
