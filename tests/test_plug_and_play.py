@@ -600,3 +600,35 @@ def test_grid_blur_by_convolution_equals_the_dense_gaussian_matrix(eta):
             ref = ref + nu[:, lv["uw"]] @ lv["Du"]
         assert np.allclose(back, ref, rtol=1e-13, atol=1e-300)
         assert np.allclose(back.sum(1), 1.0, atol=1e-12)
+
+
+def test_fine_1d_grid_blurs_row_by_row_and_refuses_only_its_dense_kernel(monkeypatch):
+    """A grid whose dense matrices would not fit is built and stepped (the blurs are
+    convolutions, O(n + n_z) memory: the full-mode dpnp-annealing grid at h = 0.0012 was
+    refused for 19 GiB it never allocated); many rows then go row by row instead of through the
+    dense G, with the same numbers as the dense product; the dense kernel is refused in one
+    line. The machine's memory is set to 1 GiB here so the test means the same everywhere."""
+    import theory.posterior.grid_base as gb
+    prior = make_prior("bimodal", 1)
+    lik = make_likelihood("logistic", torch.ones(1, 1, dtype=torch.float64), [1.0], lam=0.4)
+    g = Grid1D(prior, lik, h=0.01, eta_max=1.0, eta_min=0.05)
+    lv = g._level(0.3)
+    rng = np.random.default_rng(1)
+    mu = rng.random((9, g.x.size))
+    mu /= mu.sum(1, keepdims=True)
+    dense = g.pcs(mu, 0.3)                     # 9 rows: the dense route (G fits)
+    assert "G" in lv
+    monkeypatch.setattr(lv, "_dense_ok", False)
+    rows = g.pcs(mu, 0.3)                      # the same rows, one convolution each
+    assert np.allclose(rows, dense, rtol=1e-12, atol=1e-300)
+    assert np.allclose(g.dds(rows, 0.3), g.dds(dense, 0.3), rtol=1e-12, atol=1e-300)
+    monkeypatch.setattr(gb, "_machine_memory", lambda: 2.0 ** 30)
+    fine = Grid1D(prior, lik, h=0.004, eta_max=1.0, eta_min=0.05)   # n ~ 5e3, n_z ~ 1.1e4
+    flv = fine._level(0.3)
+    assert not flv._dense_ok
+    m0 = np.exp(-0.5 * fine.x ** 2)
+    m0 /= m0.sum()
+    out = fine.dds(fine.pcs(np.stack([m0] * 8), 0.3), 0.3)   # 8 rows, no dense G
+    assert "G" not in flv and np.allclose(out.sum(1), 1.0, atol=1e-9)
+    with pytest.raises(ValueError, match="too large"):
+        fine.kernel(0.3)

@@ -67,16 +67,23 @@ class _Level(dict):
     the dense matrix, and ``"Pu"``, ``"Du"`` the log-space rows, built on first use and
     kept."""
 
-    _DENSE_ROWS = 8       # from this many rows one product with the dense G is faster
+    _DENSE_ROWS = 8       # from this many rows one product with the dense G is faster,
+    _DENSE_BYTES = 2 ** 29    # where G takes at most 512 MiB and an eighth of the memory
 
     def __init__(self, gv, nz):
         super().__init__()
         self.gv = gv
         self.lazy: dict = {"G": self._dense}
         self._nz = nz
+        self._n = gv.size - nz + 1
+        from . import grid_base
+        self._dense_ok = 8.0 * self._n * nz <= min(self._DENSE_BYTES,
+                                                   grid_base._machine_memory() / 8)
 
     def _dense(self):
         from numpy.lib.stride_tricks import sliding_window_view
+        check_memory(3 * 8.0 * self._n * self._nz,      # G and a product of its size, twice
+                     f"the dense blur matrix ({self._n} x {self._nz})")
         # row i of G is gv[i - j + nz - 1] over j: a window of the reversed profile
         return np.ascontiguousarray(sliding_window_view(self.gv[::-1], self._nz)[::-1])
 
@@ -95,13 +102,13 @@ class _Level(dict):
 
     def to_x(self, b):
         b = np.asarray(b, float)
-        if b.ndim > 1 and b.size // b.shape[-1] >= self._DENSE_ROWS:
+        if b.ndim > 1 and b.size // b.shape[-1] >= self._DENSE_ROWS and self._dense_ok:
             return b @ self["G"].T
         return self._rows(b, lambda r: np.convolve(self.gv, r, "valid"))
 
     def to_z(self, a):
         a = np.asarray(a, float)
-        if a.ndim > 1 and a.size // a.shape[-1] >= self._DENSE_ROWS:
+        if a.ndim > 1 and a.size // a.shape[-1] >= self._DENSE_ROWS and self._dense_ok:
             return a @ self["G"]
         return self._rows(a, lambda r: np.correlate(self.gv, r, "valid")[::-1])
 
@@ -157,7 +164,9 @@ class Grid1D:
         n = self.axis.n
         self.margin = int(math.ceil(12 * eta_max / self.h))
         nz = n + 2 * self.margin
-        check_memory(8.0 * (4 * n * nz + 3 * n * n),
+        # what the grid holds for every eta is O(n + nz) (the blurs are convolutions with a
+        # profile); the dense matrices (kernels, spectra) check their own size when built
+        check_memory(8.0 * 64 * (n + nz),
                      f"the 1-D grid ({n} x nodes, {nz} z nodes at h = {self.h:.3g})")
         self.x = self.axis.nodes
         self.z = self.axis.lo + self.h * np.arange(-self.margin, n + self.margin)
@@ -287,6 +296,10 @@ class Grid1D:
         """The Gibbs x-chain kernel M = P D (row-stochastic), cached per eta."""
         key = self._check_eta(eta)
         if key not in self._kernels:
+            n, nz = self.x.size, self.z.size
+            check_memory(8.0 * (4 * n * nz + 3 * n * n),
+                         f"the dense Gibbs kernel ({n} x nodes, {nz} z nodes at h = "
+                         f"{self.h:.3g})")
             self._kernels[key] = self.pcs_matrix(eta) @ self.dds_matrix(eta)
         return self._kernels[key]
 
