@@ -63,7 +63,8 @@ COLOURS = {"li-ode": "#0072B2", "li-sde": "#E69F00", "accel-sde": "#009E73",
            # colours); the Langevin PCS two more of Tol's muted slots
            "sde": "#E69F00", "ode": "#0072B2", "ula": "#117733", "mala": "#AA4499"}
 MARKERS = {"li-ode": "o", "li-sde": "s", "accel-sde": "^", "accel-ode": "D", "li-yan": "v",
-           "ddpm": "P", "ddim": "X", "heun": "*", "rk4": "h", "dpm++2m": "p", "dpm++3m": "<"}
+           "ddpm": "P", "ddim": "X", "heun": "*", "rk4": "h", "dpm++2m": "p", "dpm++3m": "<",
+           "sde": "s", "ode": "o", "ula": "^", "mala": "v"}
 _MARKER_CYCLE = ("o", "s", "^", "D", "v", "P", "X", "*")
 # the theorem's rate is drawn this factor (or its square) above or below the fitted curve,
 # wherever it lies clear of the other curves (a bound's constant is not known: its slope is

@@ -213,6 +213,7 @@ def figure(summary, figures_dir="figures"):
             _dds_panel(ax, cs, fits, cols, summary)
             ax.set_title(titles[key], fontsize=8.5)
             continue
+        unresolved = False
         for c, shift in zip(cs, (1.12, 0.89)):
             col = cols[c["method"]]
             x = np.asarray(c["steps"], float)
@@ -223,11 +224,19 @@ def figure(summary, figures_dir="figures"):
             ymin = min(ymin, float(y.min()))
             m = c["mc"]
             if m is not None:
-                # an interval reaching 0 is drawn to just above the lowest bottom (log axis)
-                lo = max(m["lower"], 1.03 * _BOTTOM * cs[0]["exact_tv_at_K"])
-                ax.errorbar([m["steps"] * shift], [m["value"]],
-                            yerr=[[max(m["value"] - lo, 0)], [m["upper"] - m["value"]]],
-                            fmt="D", mfc="none", color=col, ms=5, capsize=2)
+                if m["value"] <= m["floor_q95"]:
+                    # not resolved: the sample cannot tell this TV from 0; drawn in grey as an
+                    # upper bound (a bar from the value to its upper end), not as an interval
+                    ax.errorbar([m["steps"] * shift], [m["value"]],
+                                yerr=[[0.0], [m["upper"] - m["value"]]], fmt="D", mfc="none",
+                                color="0.55", ms=5, capsize=2, uplims=False)
+                    unresolved = True
+                else:
+                    # an interval reaching 0 is drawn to just above the lowest bottom (log axis)
+                    lo = max(m["lower"], 1.03 * _BOTTOM * cs[0]["exact_tv_at_K"])
+                    ax.errorbar([m["steps"] * shift], [m["value"]],
+                                yerr=[[max(m["value"] - lo, 0)], [m["upper"] - m["value"]]],
+                                fmt="D", mfc="none", color=col, ms=5, capsize=2)
                 ax.plot([m["steps"] * shift], [m["floor_q95"]], "_", color="0.45", ms=12)
                 ax.plot([m["steps"] * shift], [m["grid_binned"]], "x", color=col, ms=6)
                 ymin = min(ymin, float(m["floor_q95"]))
@@ -236,6 +245,9 @@ def figure(summary, figures_dir="figures"):
         ax.plot([], [], "D", mfc="none", color="0.3", label="sample-based, n chains (95% CI)")
         ax.plot([], [], "x", color="0.3", label="grid law binned alike")
         ax.plot([], [], "_", color="0.45", ms=12, label="estimator floor (95% q.)")
+        if unresolved:
+            ax.plot([], [], "D", mfc="none", color="0.55",
+                    label="sample-based, below its floor: up to its 95% upper end")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_ylim(_BOTTOM * min(ymin, t), 1.0)

@@ -23,8 +23,10 @@ SAMPLERS = ("li-sde", "li-yan")
 X_STAGGER = 1.06          # li-yan drawn at 1.06 d in the figure: clear of li-sde at d = 2
 # the bounds each curve is drawn beside: in ambient d (li-sde: d^2/sqrt(T), Li-Wei-Chen-Chi;
 # li-yan: independent of d, Li & Yan) and in T (li-sde: d^2/sqrt(T); li-yan: k/T, Li & Yan v2)
-REFERENCE = {("li-sde", "d"): (2.0, "bound d²/√T"), ("li-yan", "d"): (0.0, "bound k²/√T"),
-             ("li-sde", "T"): (-0.5, "bound d²/√T"), ("li-yan", "T"): (-1.0, "v2 bound k/T")}
+REFERENCE = {("li-sde", "d"): (2.0, "bound d²/√T"),
+             ("li-yan", "d"): (0.0, "bound free of d (k²/√T; k/T in Li & Yan's v2)"),
+             ("li-sde", "T"): (-0.5, "bound d²/√T"),
+             ("li-yan", "T"): (-1.0, "bound k/T (Li & Yan's v2; v1: k²/√T)")}
 CLAIM = ("Li & Yan (2024, v2): with the adaptive coefficients the stochastic sampler's error "
          "scales with the intrinsic dimension k (k^2/sqrt(T), then k/T), not the ambient d.")
 

@@ -164,7 +164,8 @@ def _dimension_panel(ax, summary):
     ax.set_xlim(ds[0] / 1.6, ds[-1] * 1.6)
     ax.set_xlabel("dimension d")
     ax.set_ylabel("(TV − TV(exact score)) / ε_score")
-    ax.set_title("excess per unit ε_score over the fit points", fontsize=9)
+    ax.set_title("excess per unit ε_score over the fit points\n(median; bars: smallest and "
+                 "largest)", fontsize=9)
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", alpha=0.1)
     panel_legend(ax, handles, labels)
