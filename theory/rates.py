@@ -149,6 +149,11 @@ def fit_geometric_rate(k, value, lower=None, upper=None, k_min=None, k_max=None)
             "k_range": [int(k[keep].min()), int(k[keep].max())], "n_points": int(keep.sum())}
 
 
+# what "loose by a factor x^a" in a verdict means, for figure keys
+LOOSE_KEY = ("'loose by a factor x^a or more': a = the distance from the bound's exponent to "
+             f"the interval's end, less the {LOG_TOLERANCE:g} allowed for log factors")
+
+
 def verdict(bound: float, ci, larger_is_better: bool = False, var: str = "x",
             tol: float = LOG_TOLERANCE) -> str:
     """Compare a bound ``D <~ x^bound`` with a measured exponent interval ``ci``.

@@ -130,7 +130,7 @@ def figure(summary, figures_dir="figures"):
             ax.fill_between(k[keep], lo[keep], (tv + err)[keep], color=col, alpha=0.2, lw=0)
             (data,) = ax.semilogy(k[keep], tv[keep], "o-", ms=3, lw=0.9, color=col)
             m = rates[(p, e)]
-            label = f"eta = {e:g}: exact lambda_2 = {res['rate']:.6f}"
+            label = f"η = {e:g}: exact λ₂ = {res['rate']:.6f}"
             handle = data
             if m["measured_rate"] is not None:
                 k0, k1 = m["fit_k"]
@@ -151,22 +151,22 @@ def figure(summary, figures_dir="figures"):
             handles.append(handle)
             labels.append(label)
         ax.set_xlabel("outer step k")
-        ax.set_ylabel("TV(law x_k, pi_eta)")
+        ax.set_ylabel("TV(law x_k, π_η)")
         cfg = recs[0]["config"]
-        lik = (f"gaussian y = {cfg['y']}, sigma = {cfg['sigma']}"
+        lik = (f"gaussian y = {cfg['y']}, σ = {cfg['sigma']}"
                if cfg["likelihood"] == "gaussian"
-               else f"1-bit logistic y = +1, lambda = {cfg['lam']}")
+               else f"1-bit logistic y = +1, λ = {cfg['lam']}")
         d = cfg.get("d", 1)
         where = "" if d == 1 else f"\nA random (cond {cfg['cond']:g}), 2-D grid"
         ax.set_title(f"bimodal d = {d}, {lik}{where}", fontsize=9)
         ax.grid(True, which="major", alpha=0.3)
         panel_legend(ax, handles, labels)
-    finish_figure(fig, "Claim checked: with exact PCS/DDS the DPnP chain converges to pi_eta "
-                       "geometrically at the rate lambda_2 of its Gibbs kernel (Xu & Chi, "
+    finish_figure(fig, "Claim checked: with exact PCS/DDS the DPnP chain converges to π_η "
+                       "geometrically at the rate λ₂ of its Gibbs kernel (Xu & Chi, "
                        "arXiv:2403.17042)",
                   "dots: exact TV (grid laws, band: refinement error, mostly narrower than the markers); dark dotted line "
                   "between bars: the fitted geometric decay over its range; dashed: "
-                  "C lambda_2^k with the exact second eigenvalue (shifted x2.5); colours: one per eta in every panel")
+                  "C λ₂^k with the exact second eigenvalue (shifted ×2.5); colours: one per η in every panel")
     return save_figure(fig, f"{figures_dir}/dpnp_stationary.png")
 
 

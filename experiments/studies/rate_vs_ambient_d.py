@@ -14,7 +14,7 @@ import numpy as np
 
 from theory.figures import (finish_figure, format_exponent, new_figure, plot_rate_panel,
                             save_figure, unicode_powers)
-from theory.rates import RateFit, fit_points, scaled_points, verdict
+from theory.rates import LOOSE_KEY, RateFit, fit_points, scaled_points, verdict
 
 NAME = "rate-vs-ambient-d"
 T_FIXED = 1000
@@ -161,7 +161,8 @@ def figure(summary: dict, figures_dir="figures"):
                        f"depend on the ambient d (Li & Yan 2024){tail}",
                   f"subspace prior (k = {summary.get('k', 2)}); dotted between "
                   f"bars: fit where TV ≤ 0.3 (in T: of TV/log T); dashed: the bound's "
-                  f"slope (level arbitrary); li-yan drawn {100 * (X_STAGGER - 1):.0f}% right")
+                  f"slope (level arbitrary); li-yan drawn {100 * (X_STAGGER - 1):.0f}% right"
+                  f"\n{LOOSE_KEY}")
     return save_figure(fig, f"{figures_dir}/rate_vs_ambient_d.png")
 
 

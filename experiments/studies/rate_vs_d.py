@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from theory.figures import (unicode_powers, finish_figure, new_figure, plot_rate_panel,
                             save_figure)
-from theory.rates import RateFit, fit_points, verdict
+from theory.rates import LOOSE_KEY, RateFit, fit_points, verdict
 
 NAME = "rate-vs-d"
 T_FIXED = 1000
@@ -69,7 +69,7 @@ def figure(summary: dict, figures_dir="figures"):
                        f"(Li-Wei-Chen-Chi 2024){grows}",
                   f"exact TV at T = {summary['T']}, li schedule; dotted between bars: fit over "
                   f"the d with TV ≤ {TV_FIT_MAX}; dashed: slope of d² (level arbitrary), cut "
-                  f"at the data's range")
+                  f"at the data's range\n{LOOSE_KEY}")
     return save_figure(fig, f"{figures_dir}/rate_vs_d.png")
 
 

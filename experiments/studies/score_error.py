@@ -164,8 +164,11 @@ def _dimension_panel(ax, summary):
     ax.set_xlim(ds[0] / 1.6, ds[-1] * 1.6)
     ax.set_xlabel("dimension d")
     ax.set_ylabel("(TV − TV(exact score)) / ε_score")
-    ax.set_title("excess per unit ε_score over the fit points\n(median; bars: smallest and "
-                 "largest)", fontsize=9)
+    seen = ("" if not ratios else
+            "; no √d growth seen" if all(r["range"][1] < r["sqrt_d_ratio"]
+                                         for r in ratios.values()) else "; √d-like growth")
+    ax.set_title(f"excess per unit ε_score over the fit points{seen}\n(median; bars: smallest "
+                 f"and largest; {len(ds)} dimensions)", fontsize=9)
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", alpha=0.1)
     panel_legend(ax, handles, labels)
