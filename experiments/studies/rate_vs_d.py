@@ -69,7 +69,7 @@ def figure(summary: dict, figures_dir="figures"):
                        f"(Li-Wei-Chen-Chi 2024){grows}",
                   f"exact TV at T = {summary['T']}, li schedule; dotted between bars: fit over "
                   f"the d with TV ≤ {TV_FIT_MAX}; dashed: slope of d² (level arbitrary), cut "
-                  f"at the data's range\n{LOOSE_KEY}")
+                  f"at the data's range; {LOOSE_KEY}")
     return save_figure(fig, f"{figures_dir}/rate_vs_d.png")
 
 
