@@ -323,6 +323,10 @@ class DPnPGrid1D:
                 steps = dds_sde_steps(self.prior, eta, c.n_steps, c.rule_name, c.final_noise)
                 z = self.zaxis
                 work = Axis(z.lo, z.h / SUB, SUB * (z.n - 1) + 1)
+                # one eta's operators kept: a schedule repeats an eta in consecutive outer
+                # steps (constant, the reference code's) or not at all (geometric), and the
+                # operators of every eta at once took 12 GB at 127 DDS steps on full-mode grids
+                self._dds_ops.clear()
                 self._dds_ops[eta] = build_chain_1d(steps, z, self.xaxis, fine_axis=work)
             res = run_ops_1d(self._dds_ops[eta], nu, keep=[len(self._dds_ops[eta])])
             return res.laws[0], res.lost[0] + res.truncation[0]
