@@ -48,8 +48,8 @@ from .rates import verdict
 
 __all__ = ["COLOURS", "MARKERS", "PALETTE", "REFERENCE_SHIFT", "FIT_COLOUR", "draw_fit",
            "FigureLayoutWarning", "colour", "marker", "level_colours", "format_exponent",
-           "new_figure", "plot_rate_panel", "superscript", "unicode_powers", "panel_legend", "finish_figure", "layout_problems",
-           "save_figure"]
+           "new_figure", "plot_rate_panel", "superscript", "unicode_powers", "panel_legend",
+           "finish_figure", "layout_problems", "save_figure"]
 
 # Okabe & Ito's colour-blind safe palette (black last: it is kept for the exact/closed forms)
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",

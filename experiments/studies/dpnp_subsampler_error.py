@@ -229,7 +229,7 @@ def figure(summary, figures_dir="figures"):
                     # upper bound (a bar from the value to its upper end), not as an interval
                     ax.errorbar([m["steps"] * shift], [m["value"]],
                                 yerr=[[0.0], [m["upper"] - m["value"]]], fmt="D", mfc="none",
-                                color="0.55", ms=5, capsize=2, uplims=False)
+                                color="0.55", ms=5, capsize=2)
                     unresolved = True
                 else:
                     # an interval reaching 0 is drawn to just above the lowest bottom (log axis)

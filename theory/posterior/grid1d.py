@@ -50,6 +50,7 @@ from ..mixture1d import Mixture1D
 from ..priors import GaussianMixture, Prior, ProductPrior
 from .chains1d import Axis
 from .closed_form import to_mixture1d
+from . import grid_base
 from .grid_base import (GridResult, check_eta, check_memory, check_resolution, eval_on_points,
                         normalise_log, tv_spectral)
 from .inits import init_mass, point_init
@@ -76,7 +77,6 @@ class _Level(dict):
         self.lazy: dict = {"G": self._dense}
         self._nz = nz
         self._n = gv.size - nz + 1
-        from . import grid_base
         self._dense_ok = 8.0 * self._n * nz <= min(self._DENSE_BYTES,
                                                    grid_base._machine_memory() / 8)
 
