@@ -1,5 +1,6 @@
 """Executors: local processes and a real Dask LocalCluster give the serial numbers, and only
 the client writes results."""
+import os
 import pytest
 import torch
 
@@ -74,15 +75,18 @@ def test_pool_initializer_gives_consecutive_ranks(monkeypatch):
     ctx = mp.get_context("spawn")
     counter, lock = ctx.Value("i", 0), ctx.Lock()
     monkeypatch.setattr(ex, "_RANK", None)
+    monkeypatch.setenv("DIFFRATES_MEMORY_SHARE", "1")     # restored after the test
     seen = []
     n = torch.get_num_threads()
     try:
         for _ in range(3):
-            ex._init_worker(counter, lock, 1)
+            ex._init_worker(counter, lock, 1, None, 4)
             seen.append(ex.worker_rank())
     finally:
         torch.set_num_threads(n)
     assert seen == [0, 1, 2]
+    # each of 4 workers budgets a quarter of the machine's memory
+    assert float(os.environ["DIFFRATES_MEMORY_SHARE"]) == 0.25
 
 
 def test_records_name_the_device_the_worker_used(tmp_path, monkeypatch):

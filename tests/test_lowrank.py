@@ -120,6 +120,32 @@ def test_matrix_free_operator_equals_dense_and_is_adjoint(device):
         np.testing.assert_allclose(op.normal(X, y).cpu(), ref.cpu(), rtol=1e-12, atol=1e-13)
 
 
+def test_dense_budget_is_a_third_of_the_memory_share(monkeypatch):
+    """The design is kept dense exactly when it fits a third of this worker's share of the
+    available memory (never below 256 MiB), and the choice does not change its numbers."""
+    import theory.checks
+    from theory.lowrank.operators import MIN_DENSE_BYTES, dense_budget
+    gib = 2 ** 30
+    monkeypatch.setattr(theory.checks, "available_memory", lambda device="cpu": 12 * gib)
+    monkeypatch.delenv("DIFFRATES_MEMORY_SHARE", raising=False)
+    assert dense_budget() == 4 * gib
+    monkeypatch.setenv("DIFFRATES_MEMORY_SHARE", "0.25")
+    assert dense_budget() == gib
+    monkeypatch.setattr(theory.checks, "available_memory", lambda device="cpu": None)
+    assert dense_budget() == MIN_DENSE_BYTES
+    # 40 x 30 float64 = 9600 bytes: dense under a budget of 3 * 0.5 * 9600, not of 3 * 0.49 * 9600
+    nbytes = 40 * 30 * 8
+    monkeypatch.setattr("theory.lowrank.operators.MIN_DENSE_BYTES", 1)
+    monkeypatch.setattr(theory.checks, "available_memory", lambda device="cpu": 3 * 2 * nbytes)
+    monkeypatch.setenv("DIFFRATES_MEMORY_SHARE", "0.5")
+    kw = dict(seed=3, block_rows=7, gram=False)
+    on = GaussianSensingOperator(6, 5, 40, **kw)
+    monkeypatch.setenv("DIFFRATES_MEMORY_SHARE", "0.49")
+    off = GaussianSensingOperator(6, 5, 40, **kw)
+    assert on.dense and not off.dense
+    assert torch.equal(on.to_dense(), off.to_dense())
+
+
 def test_operator_entries_and_isometry():
     m = 4000
     op = GaussianSensingOperator(8, 8, m, seed=1)

@@ -36,11 +36,14 @@ PARENT_POLL_S = 0.5         # how often a pool worker checks that its parent is 
 _END = object()
 
 
-def _init_worker(counter, lock, threads, parent=None):
+def _init_worker(counter, lock, threads, parent=None, workers=1):
     """Start of a local pool worker: its rank, ``threads`` intra-op threads (the pool
-    already uses the cores; more threads per worker would oversubscribe them), and, given
-    the ``parent`` pid, a watchdog that ends the worker when its parent dies."""
+    already uses the cores; more threads per worker would oversubscribe them), its share of
+    the machine's memory (``DIFFRATES_MEMORY_SHARE`` = 1 / ``workers``, read by memory budgets
+    such as :func:`theory.lowrank.operators.dense_budget`), and, given the ``parent`` pid, a
+    watchdog that ends the worker when its parent dies."""
     global _RANK
+    os.environ["DIFFRATES_MEMORY_SHARE"] = repr(1.0 / max(1, int(workers)))
     if parent is not None:
         _exit_with_parent(parent)
     with lock:
@@ -243,7 +246,8 @@ class Executor:
             threads = max(1, (os.cpu_count() or 1) // self.max_workers)
             self._pool = ProcessPoolExecutor(max_workers=self.max_workers, mp_context=ctx,
                                              initializer=_init_worker,
-                                             initargs=(counter, lock, threads, os.getpid()))
+                                             initargs=(counter, lock, threads, os.getpid(),
+                                                       self.max_workers))
         return self._pool
 
     def _dask_client(self):
@@ -257,9 +261,10 @@ class Executor:
                 check_scheduler(self.address)
                 self._client = _connect(Client, self.address)
             else:
-                self._cluster = LocalCluster(n_workers=min(self.max_workers, 4),
-                                             threads_per_worker=1, processes=True,
-                                             dashboard_address=None)
+                n = min(self.max_workers, 4)
+                self._cluster = LocalCluster(n_workers=n, threads_per_worker=1,
+                                             processes=True, dashboard_address=None,
+                                             env={"DIFFRATES_MEMORY_SHARE": repr(1.0 / n)})
                 self._client = Client(self._cluster)
         return self._client
 

@@ -4,13 +4,13 @@ integer/dtype checks every low-rank module shares (THEORY.md section 7, ScaledGD
 :math:`\mathcal A(X)_k = \langle A_k, X\rangle`, k = 1..m, entries of :math:`A_k` i.i.d.
 :math:`N(0, 1/m)` (the authors' ``MS.m``), so :math:`E\|\mathcal A(X)\|^2 = \|X\|_F^2`.
 
-Matrix-free sensing: a dense :math:`m \times n_1 n_2` design at the paper's size
-(10^4 x 4 * 10^4, 3.2 GB) does not fit comfortably, so :class:`GaussianSensingOperator`
-regenerates its rows block by block from per-block seeds on every application; the dense
-form is the same numbers (built from the same blocks), so the two agree exactly.
-Regenerating 4 * 10^8 normals costs about 15 s per gradient on one CPU core, so the
-paper-size sensing runs belong on a GPU (or pass ``dense=True`` where 3.2 GB fit). When
-m > n1 n2 (the RIP-regime tests) the normal operator goes through the cached
+Dense or matrix-free: :class:`GaussianSensingOperator` keeps the :math:`m \times n_1 n_2`
+design in memory when it fits the memory budget (:func:`dense_budget`: a third of the
+available memory, shared among the local pool's workers), else it regenerates its rows block
+by block from per-block seeds on every application; the dense form is the same numbers
+(built from the same blocks). At the paper's size (10^4 x 4 * 10^4, 3.2 GB) a dense
+gradient costs 0.34-0.53 s on one CPU core, regenerating the 4 * 10^8 normals 12.7-15.6 s.
+When m > n1 n2 (the RIP-regime tests) the normal operator goes through the cached
 (n1 n2)^2 Gram matrix instead.
 
 Every random draw comes from a seed (an int) or a ``torch.Generator``; the design is drawn
@@ -23,14 +23,36 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from typing import Optional, Union
 
 import torch
 
-__all__ = ["GaussianSensingOperator", "DEFAULT_DTYPE", "Seed"]
+__all__ = ["GaussianSensingOperator", "DEFAULT_DTYPE", "Seed", "dense_budget"]
 
 DEFAULT_DTYPE = torch.float64
 Seed = Union[int, torch.Generator]
+
+
+#: smallest memory budget of a dense design (bytes), whatever the machine says
+MIN_DENSE_BYTES = 2 ** 28
+
+
+def dense_budget(device=None) -> int:
+    """Bytes a dense design (or Gram matrix) may take on ``device``: a third of the memory
+    available there now (:func:`theory.checks.available_memory`) times this process's share
+    of the machine, ``DIFFRATES_MEMORY_SHARE`` (the local pool sets 1 / workers in each
+    worker; default 1), and at least :data:`MIN_DENSE_BYTES` (256 MiB)."""
+    from theory.checks import available_memory
+    avail = available_memory("cpu" if device is None else device)
+    try:
+        share = float(os.environ.get("DIFFRATES_MEMORY_SHARE", "1"))
+    except ValueError:
+        share = 1.0
+    share = min(max(share, 0.0), 1.0)
+    if avail is None:
+        return MIN_DENSE_BYTES
+    return max(MIN_DENSE_BYTES, int(avail * share / 3))
 
 
 # ----------------------------------------------------------------------------- checks, random sources
@@ -93,14 +115,14 @@ class GaussianSensingOperator:
         Symmetrised design (needs ``n1 == n2``).
     dense : bool or None
         Force dense (True) or matrix-free (False); None picks by ``max_dense_bytes``.
-    max_dense_bytes : int
-        Largest dense design kept in memory.
+    max_dense_bytes : int or None
+        Largest dense design (and Gram matrix) kept in memory; None: :func:`dense_budget`.
     block_rows : int or None
         Rows per block (default: about 2**22 entries per block).
     """
 
     def __init__(self, n1: int, n2: int, m: int, *, seed: Seed = 0, symmetric: bool = False,
-                 dense: Optional[bool] = None, max_dense_bytes: int = 2 ** 28,
+                 dense: Optional[bool] = None, max_dense_bytes: Optional[int] = None,
                  block_rows: Optional[int] = None, gram: Optional[bool] = None, device=None,
                  dtype=DEFAULT_DTYPE):
         self.n1 = _check_int(n1, "n1")
@@ -118,10 +140,14 @@ class GaussianSensingOperator:
             block_rows = max(1, min(self.m, (1 << 22) // d))
         self.block_rows = _check_int(block_rows, "block_rows")
         nbytes = self.m * d * torch.finfo(self.dtype).bits // 8
+        if max_dense_bytes is None:
+            max_dense_bytes = dense_budget(self.device)
         self.dense = (nbytes <= max_dense_bytes) if dense is None else bool(dense)
         self._A = None
-        if self.dense:
-            self._A = torch.cat([blk for _, blk in self._blocks()], dim=0)
+        if self.dense:                 # filled block by block: no second copy at the peak
+            self._A = torch.empty(self.m, d, dtype=self.dtype, device=self.device)
+            for sl, blk in self._blocks():
+                self._A[sl] = blk
         gram_bytes = d * d * torch.finfo(self.dtype).bits // 8
         if gram is None:
             gram = self.m > d and gram_bytes <= max_dense_bytes
