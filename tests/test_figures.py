@@ -299,3 +299,29 @@ def test_annealing_chain_checks_pair_with_their_grid_law():
     assert chk["a"]["agree"] and not chk["b"]["agree"]
     assert chk["b"]["grid_law"]["value"] == 0.3 and chk["b"]["lower"] == 0.32
     assert [c["label"] for c in s["curves"]] == ["a", "b"]
+
+
+def test_annealing_figure_names_each_dotted_line_and_keeps_titles_short(tmp_path_factory):
+    """dpnp-annealing: every schedule's dotted exact-sub-sampler line is named at its right
+    end (labels at least a line apart, each beyond the last budget), the suptitle and each
+    panel title are at most 2 lines (the panel's ranking and verdict in its own title), the
+    logistic panel has y ticks 0.15, 0.3, 0.4, and the Gaussian panel says why it has no
+    chain check."""
+    from experiments.studies import dpnp_annealing as da
+    (fig,), _ = drawn("dpnp-annealing", tmp_path_factory)
+    assert fig._suptitle.get_text().count("\n") <= 1
+    r = fig.canvas.get_renderer()
+    for ax, p in zip(fig.axes, da.PROBLEMS):
+        title = ax.get_title()
+        assert title.count("\n") == 1 and "claim" in title.split("\n")[1]
+        names = {t.get_text(): t for t in ax.texts if t.get_text() in da.SCHEDULES}
+        assert set(names) == set(da.SCHEDULES), (p, sorted(names))
+        assert all(t.get_position()[0] > 256 for t in names.values())
+        boxes = sorted((t.get_window_extent(r) for t in names.values()), key=lambda b: b.y0)
+        assert all(b.y0 >= a.y1 - 0.5 for a, b in zip(boxes, boxes[1:]))
+    gauss, logistic = fig.axes[:2]
+    assert "no chain check" in gauss.get_title()
+    assert {0.15, 0.3, 0.4} <= set(np.round(logistic.get_yticks(), 6))
+    assert da.nice_log_ticks(0.11, 0.6) == [0.15, 0.2, 0.3, 0.4, 0.5]
+    # crowded labels are spread a gap apart around their values' mean
+    assert da._spread([0.0, 0.01, 0.5], 0.1) == pytest.approx([-0.045, 0.055, 0.5])
