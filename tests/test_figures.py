@@ -179,6 +179,38 @@ def test_dpnp_stationary_one_colour_per_eta(tmp_path_factory):
             by_eta.setdefault(eta, set()).add(to_hex(handle.get_color()))
     assert len(by_eta) >= 3 and all(len(c) == 1 for c in by_eta.values()), by_eta
     assert len({next(iter(c)) for c in by_eta.values()}) == len(by_eta)
+    # a parameter's shades are no sampler's colour (nor near one), and the title is the claim
+    # (the key in the caption), code identifiers written in Unicode
+    _far_from_samplers({next(iter(c)) for c in by_eta.values()})
+    (fig,) = figs
+    assert fig._suptitle.get_text().count("\n") <= 1
+    assert all(ax.get_title().count("\n") == 0 for ax in fig.axes)
+    texts = [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text"))]
+    assert not [t for t in texts if "x_k" in t or "^k" in t or "e-0" in t], texts
+
+
+def _far_from_samplers(cols, min_dist=0.12):
+    """Every colour of ``cols`` at least ``min_dist`` (RGB distance) from every sampler's."""
+    from matplotlib.colors import to_rgb
+    samplers = np.array([to_rgb(c) for c in set(COLOURS.values())])
+    for c in cols:
+        d = np.linalg.norm(samplers - np.array(to_rgb(c)), axis=1).min()
+        assert d >= min_dist, (c, d)
+
+
+def test_parameter_colours_are_fixed_and_no_samplers():
+    """parameter_colours: sorted numbers (or names in order) take evenly spaced shades of a
+    sequential map, fixed by value whatever subset is passed first, far from every sampler's
+    colour."""
+    from theory.figures import parameter_colours
+    a = parameter_colours([1.4, 0.5, 1.0, 0.7])
+    assert list(a) == [0.5, 0.7, 1.0, 1.4] and len(set(a.values())) == 4
+    assert a == parameter_colours([0.5, 0.7, 0.7, 1.0, 1.4])
+    _far_from_samplers(a.values())
+    _far_from_samplers(parameter_colours([0.4, 0.5, 0.7, 1.0, 1.4, 2.0]).values())
+    names = parameter_colours(["gaussian", "phase", "logistic"], cmap="plasma",
+                              span=(0.0, 0.75))
+    assert list(names) == ["gaussian", "phase", "logistic"]
 
 
 def test_score_error_dimension_ratio_recovers_a_planted_sqrt_d():
