@@ -357,3 +357,32 @@ def test_annealing_figure_names_each_dotted_line_and_keeps_titles_short(tmp_path
     assert da.nice_log_ticks(0.11, 0.6) == [0.15, 0.2, 0.3, 0.4, 0.5]
     # crowded labels are spread a gap apart around their values' mean
     assert da._spread([0.0, 0.01, 0.5], 0.1) == pytest.approx([-0.045, 0.055, 0.5])
+
+
+def test_subsampler_error_one_key_for_the_checks_and_unicode_notation(tmp_path_factory):
+    """dpnp-subsampler-error: the sample-based checks' markers are keyed once for the figure
+    (not in every panel), with the grey upper-bound entry because the fixture's Gaussian MALA
+    check lies below its estimator floor (and is drawn grey); the suptitle is at most 2
+    lines; exponents and bounds are written in Unicode (sᵖ, ≤, ×10⁻⁵), never s^-0.81 or
+    <= 9e-05."""
+    from matplotlib.colors import to_rgb
+    from experiments.studies import dpnp_subsampler_error as se
+    (fig,), _ = drawn("dpnp-subsampler-error", tmp_path_factory)
+    (key,) = fig.legends
+    entries = [t.get_text() for t in key.get_texts()]
+    assert len(entries) == 4 and any("upper bound" in e for e in entries), entries
+    for ax in fig.axes:
+        assert not any("check" in t.get_text() for t in ax.get_legend().get_texts())
+    s = _fixture("dpnp-subsampler-error")
+    low = [c for c in s["curves"] if c["mc"] and c["mc"]["value"] <= c["mc"]["floor_q95"]]
+    assert [(c["problem"], c["method"]) for c in low] == [("gaussian", "mala")]
+    grey = to_rgb(se._UNRESOLVED)
+    ax0 = fig.axes[0]
+    assert any(line.get_marker() == "D" and to_rgb(line.get_color()) == grey
+               and np.allclose(line.get_ydata(), [low[0]["mc"]["value"]]) for line in ax0.lines)
+    assert fig._suptitle.get_text().count("\n") <= 1
+    texts = [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text"))
+             if not t.get_text().startswith("$")]            # not the mathtext tick labels
+    assert not [t for t in texts if "^" in t or "<=" in t or "e-0" in t or "pi_eta" in t]
+    assert "TV ~ sᵖ: SDE p = −0.81 [−1.31, −0.31]" in fig.axes[1].get_title()
+    assert se._sci(9.344e-05) == "9×10⁻⁵" and se._sci(1.7e-05, 2) == "1.7×10⁻⁵"
