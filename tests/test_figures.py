@@ -4,6 +4,7 @@ its fixture summary (tests/data/summaries, written by ``python -m
 experiments.notebook.fixtures``) with no layout problem: no overlapping text, no legend or
 label on the data, nothing outside its axes, every text inside the figure; one colour per
 sampler across panels and figures. About 1 s per figure."""
+import itertools
 import json
 import warnings
 from pathlib import Path
@@ -208,9 +209,10 @@ def test_parameter_colours_are_fixed_and_no_samplers():
     assert a == parameter_colours([0.5, 0.7, 0.7, 1.0, 1.4])
     _far_from_samplers(a.values())
     _far_from_samplers(parameter_colours([0.4, 0.5, 0.7, 1.0, 1.4, 2.0]).values())
-    names = parameter_colours(["gaussian", "phase", "logistic"], cmap="plasma",
-                              span=(0.0, 0.75))
-    assert list(names) == ["gaussian", "phase", "logistic"]
+    names = parameter_colours(["gaussian", "phase", "logistic"], cmap="copper",
+                              span=(0.2, 0.75))
+    assert list(names) == ["gaussian", "phase", "logistic"] and len(set(names.values())) == 3
+    _far_from_samplers(names.values())
 
 
 def test_score_error_dimension_ratio_recovers_a_planted_sqrt_d():
@@ -350,7 +352,7 @@ def test_annealing_figure_names_each_dotted_line_and_keeps_titles_short(tmp_path
         assert set(names) == set(da.SCHEDULES), (p, sorted(names))
         assert all(t.get_position()[0] > 256 for t in names.values())
         boxes = sorted((t.get_window_extent(r) for t in names.values()), key=lambda b: b.y0)
-        assert all(b.y0 >= a.y1 - 0.5 for a, b in zip(boxes, boxes[1:]))
+        assert all(b.y0 >= a.y1 - 0.5 for a, b in itertools.pairwise(boxes))
     gauss, logistic = fig.axes[:2]
     assert "no chain check" in gauss.get_title()
     assert {0.15, 0.3, 0.4} <= set(np.round(logistic.get_yticks(), 6))
@@ -366,6 +368,7 @@ def test_subsampler_error_one_key_for_the_checks_and_unicode_notation(tmp_path_f
     lines; exponents and bounds are written in Unicode (sᵖ, ≤, ×10⁻⁵), never s^-0.81 or
     <= 9e-05."""
     from matplotlib.colors import to_rgb
+
     from experiments.studies import dpnp_subsampler_error as se
     (fig,), _ = drawn("dpnp-subsampler-error", tmp_path_factory)
     (key,) = fig.legends
@@ -386,3 +389,24 @@ def test_subsampler_error_one_key_for_the_checks_and_unicode_notation(tmp_path_f
     assert not [t for t in texts if "^" in t or "<=" in t or "e-0" in t or "pi_eta" in t]
     assert "TV ~ sᵖ: SDE p = −0.81 [−1.31, −0.31]" in fig.axes[1].get_title()
     assert se._sci(9.344e-05) == "9×10⁻⁵" and se._sci(1.7e-05, 2) == "1.7×10⁻⁵"
+
+
+def test_eta_bias_likelihoods_have_their_own_palette(tmp_path_factory):
+    """dpnp-eta-bias: each likelihood's curve is drawn in its own (copper) shade, three
+    distinct shades far from every sampler's colour; the title is the claim in at most 2
+    lines, the key in the caption; notation in Unicode (π_η, η, σ², →), no pi_eta/eta/->."""
+    from experiments.studies import dpnp_eta_bias as eb
+    (fig,), _ = drawn("dpnp-eta-bias", tmp_path_factory)
+    ax = fig.axes[0]
+    drawn_cols = {}
+    for line in ax.lines:
+        if line.get_label() in eb.NAMES.values():
+            drawn_cols.setdefault(line.get_label(), set()).add(to_hex(line.get_color()))
+    assert drawn_cols == {eb.NAMES[p]: {eb.COLOURS[p]} for p in eb.PROBLEMS}, drawn_cols
+    assert len(set(eb.COLOURS.values())) == 3
+    _far_from_samplers(eb.COLOURS.values())
+    assert fig._suptitle.get_text().count("\n") <= 1 and "π_η" in fig._suptitle.get_text()
+    texts = [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text"))
+             if not t.get_text().startswith("$")]
+    assert not [t for t in texts if "pi_eta" in t or "eta" in t.replace("beta", "")
+                or "->" in t or "<=" in t or "sigma" in t], texts

@@ -41,7 +41,7 @@ import torch
 
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from theory.figures import add_caption, new_figure, panel_legend, save_figure
+from theory.figures import add_caption, new_figure, panel_legend, save_figure, superscript
 from theory.posterior.annealing import parse_annealing
 from theory.posterior.dpnp_grid import dpnp_grid_refinement
 from theory.posterior.dps_grid import dps_grid_refinement
@@ -424,11 +424,12 @@ def _caption(summary, n_chains) -> str:
     zs = ", ".join(f"{z:g}" for z in summary["zetas"])
     errs = [c["exact_subsampler_limit_error"] for c in summary["curves"]
             if c.get("exact_subsampler_limit_error") is not None]
-    lines = [f"Curves: exact grid laws (DPnP staggered 3% in budget), bars: refinement error + "
-             f"lost mass; DPS at its best ζ′ of {{{zs}}} (labelled; hollow if at the grid's "
-             f"end); dotted: each schedule with exact sub-samplers (grid law, error "
-             f"≤ {max(errs):.0e}, narrower than the line), named at its right end. "
-             "< : intervals apart, ~ : overlapping."]
+    m, e = f"{max(errs):.0e}".split("e")
+    lines = [(f"Curves: exact grid laws (DPnP staggered 3% in budget), bars: refinement error "
+              f"+ lost mass; DPS at its best ζ′ of {{{zs}}} (labelled; hollow if at the grid's "
+              f"end); dotted: each schedule with exact sub-samplers (grid law, error "
+              f"≤ {m}×10{superscript(int(e))}, narrower than the line), named at its right "
+              "end. < : intervals apart, ~ : overlapping.")]
     if n_chains is not None:
         lines.append(f"Diamonds: n = {n_chains} real DPnP chains per schedule and budget "
                      "checking the grid laws (binned TV, 95% bootstrap CI), on the logistic "

@@ -153,7 +153,7 @@ def figure(summary, figures_dir="figures"):
                           f"{sci(0.5 * (hi_ - lo_) / res['rate'])}) over k = {k0}–{k1}")
             if not keep.all() and keep.any():
                 label += (f"\n    k > {int(k[keep].max())}: TV < "
-                          f"10{superscript(int(round(np.log10(TV_RESOLVED))))}, not drawn")
+                          f"10{superscript(round(np.log10(TV_RESOLVED)))}, not drawn")
             handles.append(handle)
             labels.append(label)
         ax.set_xlabel("outer step k")
