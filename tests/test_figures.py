@@ -4,6 +4,7 @@ its fixture summary (tests/data/summaries, written by ``python -m
 experiments.notebook.fixtures``) with no layout problem: no overlapping text, no legend or
 label on the data, nothing outside its axes, every text inside the figure; one colour per
 sampler across panels and figures. About 1 s per figure."""
+import itertools
 import json
 import warnings
 from pathlib import Path
@@ -179,6 +180,39 @@ def test_dpnp_stationary_one_colour_per_eta(tmp_path_factory):
             by_eta.setdefault(eta, set()).add(to_hex(handle.get_color()))
     assert len(by_eta) >= 3 and all(len(c) == 1 for c in by_eta.values()), by_eta
     assert len({next(iter(c)) for c in by_eta.values()}) == len(by_eta)
+    # a parameter's shades are no sampler's colour (nor near one), and the title is the claim
+    # (the key in the caption), code identifiers written in Unicode
+    _far_from_samplers({next(iter(c)) for c in by_eta.values()})
+    (fig,) = figs
+    assert fig._suptitle.get_text().count("\n") <= 1
+    assert all(ax.get_title().count("\n") == 0 for ax in fig.axes)
+    texts = [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text"))]
+    assert not [t for t in texts if "x_k" in t or "^k" in t or "e-0" in t], texts
+
+
+def _far_from_samplers(cols, min_dist=0.12):
+    """Every colour of ``cols`` at least ``min_dist`` (RGB distance) from every sampler's."""
+    from matplotlib.colors import to_rgb
+    samplers = np.array([to_rgb(c) for c in set(COLOURS.values())])
+    for c in cols:
+        d = np.linalg.norm(samplers - np.array(to_rgb(c)), axis=1).min()
+        assert d >= min_dist, (c, d)
+
+
+def test_parameter_colours_are_fixed_and_no_samplers():
+    """parameter_colours: sorted numbers (or names in order) take evenly spaced shades of a
+    sequential map, fixed by value whatever subset is passed first, far from every sampler's
+    colour."""
+    from theory.figures import parameter_colours
+    a = parameter_colours([1.4, 0.5, 1.0, 0.7])
+    assert list(a) == [0.5, 0.7, 1.0, 1.4] and len(set(a.values())) == 4
+    assert a == parameter_colours([0.5, 0.7, 0.7, 1.0, 1.4])
+    _far_from_samplers(a.values())
+    _far_from_samplers(parameter_colours([0.4, 0.5, 0.7, 1.0, 1.4, 2.0]).values())
+    names = parameter_colours(["gaussian", "phase", "logistic"], cmap="copper",
+                              span=(0.2, 0.75))
+    assert list(names) == ["gaussian", "phase", "logistic"] and len(set(names.values())) == 3
+    _far_from_samplers(names.values())
 
 
 def test_score_error_dimension_ratio_recovers_a_planted_sqrt_d():
@@ -299,3 +333,80 @@ def test_annealing_chain_checks_pair_with_their_grid_law():
     assert chk["a"]["agree"] and not chk["b"]["agree"]
     assert chk["b"]["grid_law"]["value"] == 0.3 and chk["b"]["lower"] == 0.32
     assert [c["label"] for c in s["curves"]] == ["a", "b"]
+
+
+def test_annealing_figure_names_each_dotted_line_and_keeps_titles_short(tmp_path_factory):
+    """dpnp-annealing: every schedule's dotted exact-sub-sampler line is named at its right
+    end (labels at least a line apart, each beyond the last budget), the suptitle and each
+    panel title are at most 2 lines (the panel's ranking and verdict in its own title), the
+    logistic panel has y ticks 0.15, 0.3, 0.4, and the Gaussian panel says why it has no
+    chain check."""
+    from experiments.studies import dpnp_annealing as da
+    (fig,), _ = drawn("dpnp-annealing", tmp_path_factory)
+    assert fig._suptitle.get_text().count("\n") <= 1
+    r = fig.canvas.get_renderer()
+    for ax, p in zip(fig.axes, da.PROBLEMS):
+        title = ax.get_title()
+        assert title.count("\n") == 1 and "claim" in title.split("\n")[1]
+        names = {t.get_text(): t for t in ax.texts if t.get_text() in da.SCHEDULES}
+        assert set(names) == set(da.SCHEDULES), (p, sorted(names))
+        assert all(t.get_position()[0] > 256 for t in names.values())
+        boxes = sorted((t.get_window_extent(r) for t in names.values()), key=lambda b: b.y0)
+        assert all(b.y0 >= a.y1 - 0.5 for a, b in itertools.pairwise(boxes))
+    gauss, logistic = fig.axes[:2]
+    assert "no chain check" in gauss.get_title()
+    assert {0.15, 0.3, 0.4} <= set(np.round(logistic.get_yticks(), 6))
+    assert da.nice_log_ticks(0.11, 0.6) == [0.15, 0.2, 0.3, 0.4, 0.5]
+    # crowded labels are spread a gap apart around their values' mean
+    assert da._spread([0.0, 0.01, 0.5], 0.1) == pytest.approx([-0.045, 0.055, 0.5])
+
+
+def test_subsampler_error_one_key_for_the_checks_and_unicode_notation(tmp_path_factory):
+    """dpnp-subsampler-error: the sample-based checks' markers are keyed once for the figure
+    (not in every panel), with the grey upper-bound entry because the fixture's Gaussian MALA
+    check lies below its estimator floor (and is drawn grey); the suptitle is at most 2
+    lines; exponents and bounds are written in Unicode (sᵖ, ≤, ×10⁻⁵), never s^-0.81 or
+    <= 9e-05."""
+    from matplotlib.colors import to_rgb
+
+    from experiments.studies import dpnp_subsampler_error as se
+    (fig,), _ = drawn("dpnp-subsampler-error", tmp_path_factory)
+    (key,) = fig.legends
+    entries = [t.get_text() for t in key.get_texts()]
+    assert len(entries) == 4 and any("upper bound" in e for e in entries), entries
+    for ax in fig.axes:
+        assert not any("check" in t.get_text() for t in ax.get_legend().get_texts())
+    s = _fixture("dpnp-subsampler-error")
+    low = [c for c in s["curves"] if c["mc"] and c["mc"]["value"] <= c["mc"]["floor_q95"]]
+    assert [(c["problem"], c["method"]) for c in low] == [("gaussian", "mala")]
+    grey = to_rgb(se._UNRESOLVED)
+    ax0 = fig.axes[0]
+    assert any(line.get_marker() == "D" and to_rgb(line.get_color()) == grey
+               and np.allclose(line.get_ydata(), [low[0]["mc"]["value"]]) for line in ax0.lines)
+    assert fig._suptitle.get_text().count("\n") <= 1
+    texts = [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text"))
+             if not t.get_text().startswith("$")]            # not the mathtext tick labels
+    assert not [t for t in texts if "^" in t or "<=" in t or "e-0" in t or "pi_eta" in t]
+    assert "TV ~ sᵖ: SDE p = −0.81 [−1.31, −0.31]" in fig.axes[1].get_title()
+    assert se._sci(9.344e-05) == "9×10⁻⁵" and se._sci(1.7e-05, 2) == "1.7×10⁻⁵"
+
+
+def test_eta_bias_likelihoods_have_their_own_palette(tmp_path_factory):
+    """dpnp-eta-bias: each likelihood's curve is drawn in its own (copper) shade, three
+    distinct shades far from every sampler's colour; the title is the claim in at most 2
+    lines, the key in the caption; notation in Unicode (π_η, η, σ², →), no pi_eta/eta/->."""
+    from experiments.studies import dpnp_eta_bias as eb
+    (fig,), _ = drawn("dpnp-eta-bias", tmp_path_factory)
+    ax = fig.axes[0]
+    drawn_cols = {}
+    for line in ax.lines:
+        if line.get_label() in eb.NAMES.values():
+            drawn_cols.setdefault(line.get_label(), set()).add(to_hex(line.get_color()))
+    assert drawn_cols == {eb.NAMES[p]: {eb.COLOURS[p]} for p in eb.PROBLEMS}, drawn_cols
+    assert len(set(eb.COLOURS.values())) == 3
+    _far_from_samplers(eb.COLOURS.values())
+    assert fig._suptitle.get_text().count("\n") <= 1 and "π_η" in fig._suptitle.get_text()
+    texts = [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text"))
+             if not t.get_text().startswith("$")]
+    assert not [t for t in texts if "pi_eta" in t or "eta" in t.replace("beta", "")
+                or "->" in t or "<=" in t or "sigma" in t], texts

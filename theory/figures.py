@@ -387,6 +387,30 @@ def finish_figure(fig, claim: str, key: str = "") -> None:
     fig.suptitle(text, fontsize=9.5)
 
 
+def parameter_colours(values, cmap: str = "cividis", span=(0.0, 0.85)) -> dict:
+    """Fixed colours for the values of a parameter (eta, a likelihood, ...) that never reuse a
+    sampler's (:data:`COLOURS`): evenly spaced shades of a sequential colormap over ``span``,
+    numbers in increasing order (keys: floats), names in the order given. Pass every value
+    the figure shows (all panels), so that a value has one colour throughout."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+    vals = list(values)
+    if all(isinstance(v, (int, float, np.integer, np.floating)) for v in vals):
+        keys = sorted({float(v) for v in vals})
+    else:
+        keys = list(dict.fromkeys(vals))
+    ts = np.linspace(span[0], span[1], len(keys)) if len(keys) > 1 else [span[0]]
+    return {k: to_hex(colormaps[cmap](float(t))) for k, t in zip(keys, ts)}
+
+
+def add_caption(fig, text: str, fontsize: float = 8.0) -> None:
+    """A caption below the panels (what the marks mean, notes), each line of ``text``
+    wrapped to the figure's width; constrained layout keeps room for it."""
+    width = int(fig.get_figwidth() * 72 / (0.52 * fontsize))
+    lines = [textwrap.fill(t, width) for t in text.split("\n") if t.strip()]
+    fig.supxlabel("\n".join(lines), fontsize=fontsize, color="0.2")
+
+
 # --------------------------------------------------------------------------------------
 # Layout check
 # --------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ import torch
 
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from theory.figures import new_figure, panel_legend, save_figure
+from theory.figures import add_caption, new_figure, panel_legend, save_figure, superscript
 from theory.posterior.annealing import parse_annealing
 from theory.posterior.dpnp_grid import dpnp_grid_refinement
 from theory.posterior.dps_grid import dps_grid_refinement
@@ -239,11 +239,14 @@ def summarise(records, fast: bool) -> dict:
 
 def figure(summary, figures_dir="figures"):
     probs = list(PROBLEMS)
-    fig, axes = new_figure(1, len(probs), figsize=(6.5 * len(probs), 4.6))
+    fig, axes = new_figure(1, len(probs), figsize=(6.8 * len(probs), 5.0))
     cols, marks = schedule_styles()
-    ylims = {}
+    ylims, right_labels, n_chains = {}, {}, None
     for ax, p in zip(axes[0], probs):
-        fl, xs, ymin, dotted = None, None, 1.0, False
+        fl, xs, dotted = None, None, False
+        bs = sorted({b for c in summary["curves"] if c["problem"] == p for b in c["budget"]})
+        x_end = bs[-1] * _LINE_END          # the dotted lines end here, labelled beyond
+        right_labels[p] = []
         for c in [c for c in summary["curves"] if c["problem"] == p]:
             col = cols[c["label"]]
             # the curves staggered 3% apart in budget, so that markers at one budget stay
@@ -268,38 +271,34 @@ def figure(summary, figures_dir="figures"):
                 for xi, yi, z, e in zip(x, y, c["zeta"], edge):
                     # the label on the side away from the other curves at this budget
                     under = all(yi < _at(q, xi, "tv") for q in others if xi in q["budget"])
-                    ax.annotate(f"ζ' = {z:g}" + (" (grid end)" if e else ""), (xi, yi),
+                    ax.annotate(f"ζ′ = {z:g}" + (" (grid end)" if e else ""), (xi, yi),
                                 xytext=(0, -7 if under else 6), textcoords="offset points",
                                 ha="center", va="top" if under else "bottom", fontsize=7,
                                 color=col)
             ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="none", ecolor=col, capsize=3, lw=1)
-            ymin = min(ymin, float(np.min(np.maximum(lo, 0.5 * y))))
             if c["exact_subsampler_limit"] is not None:
                 lim = c["exact_subsampler_limit"]
-                ax.axhline(lim, color=col, ls=":", lw=1)
-                ax.plot([x[-1] * 1.16], [lim], marks[c["label"]], color=col, ms=3.5, mfc="none",
-                        mew=0.8)                     # which schedule the dotted line is
-                ymin = min(ymin, lim)
+                # drawn from the left edge to x_end; its name at its right end
+                ax.plot([bs[0] / _LEFT_MARGIN, x_end], [lim, lim], ":", color=col, lw=1.1)
+                right_labels[p].append((lim, c["label"], col))
                 dotted = True
             if not exact:
                 fl, xs = np.asarray(c["floor_q95"], float), x
-                ymin = min(ymin, float(fl.min()))
         if dotted:
-            ax.plot([], [], ":", color="0.3", lw=1, marker="o", mfc="none", ms=3.5,
-                    label="same schedule, exact sub-samplers (grid law)")
+            ax.plot([], [], ":", color="0.3", lw=1.1,
+                    label="same schedule, exact sub-samplers (grid law; named at the right)")
         chks = [q for q in summary.get("sample_cross_checks", []) if q["problem"] == p]
         for chk in chks:
             ax.errorbar([chk["budget"] * 1.07], [chk["value"]],
                         yerr=[[chk["value"] - chk["lower"]], [chk["upper"] - chk["value"]]],
                         fmt="D", mfc="none", color=cols[chk["label"]], ms=4, capsize=2, lw=0.8)
-            ymin = min(ymin, float(chk["lower"]) if chk["lower"] > 0 else ymin)
         if chks:
+            n_chains = chks[0].get("n", "?")
             ax.plot([], [], "D", mfc="none", color="0.3", ms=4,
-                    label=f"DPnP real chains (n = {chks[0].get('n', '?')}): binned TV, 95% CI")
-            bs = sorted(set(q["budget"] for q in chks))
-            fq = [max(q["floor_q95"] for q in chks if q["budget"] == b) for b in bs]
-            fl, xs = np.asarray(fq, float), np.asarray(bs, float) * 1.07
-            ymin = min(ymin, float(fl.min()))
+                    label=f"DPnP real chains (n = {n_chains}): binned TV, 95% CI")
+            bs_c = sorted(set(q["budget"] for q in chks))
+            fq = [max(q["floor_q95"] for q in chks if q["budget"] == b) for b in bs_c]
+            fl, xs = np.asarray(fq, float), np.asarray(bs_c, float) * 1.07
         # y range from the data (values, intervals, exact-sub-sampler lines, checks); the
         # binned TV's floor shaded only where it comes near them
         vals = [v for c in summary["curves"] if c["problem"] == p
@@ -318,46 +317,147 @@ def figure(summary, figures_dir="figures"):
         ax.set_ylim(*ylims[p])
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_yticks(nice_log_ticks(*ylims[p]))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.yaxis.set_minor_formatter(FuncFormatter(_sparse_label))
-        bs = sorted({b for c in summary["curves"] if c["problem"] == p for b in c["budget"]})
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xticks(bs)
-        ax.set_xlim(bs[0] / 1.3, bs[-1] * 1.3)      # room for the zeta' labels and checks
+        # room on the left for the zeta' labels, on the right for the checks and the names
+        # of the dotted lines
+        ax.set_xlim(bs[0] / _LEFT_MARGIN, bs[-1] * _RIGHT_MARGIN)
         ax.set_xlabel("score evaluations per sample (DPnP: K (s+1), DPS: T)")
         ax.set_ylabel("TV(output law, posterior)")
-        lk = ("gauss prior N(0,1), gaussian y=0.7, sigma=0.5, PCS exact" if p == "gaussian"
-              else "bimodal prior, 1-bit logistic y=+1, lambda=0.4, PCS MALA(100)")
-        qs = [q for q in cancellation(summary, p) if q["variance_explains"]]
-        if qs:
-            lk += (f"\nbelow the dotted lines: the DDS's finite steps shrink the variance\n"
-                   f"({qs[0]['label']}: {qs[0]['var']:.3f} vs {qs[0]['limit_var']:.3f} exact, "
-                   f"posterior {qs[0]['posterior_var']:.3f}; see the reading)")
-        st = settled(summary, p)
-        if st:
-            lk += (f"\nDPnP at its exact-sub-sampler limit (dotted) to {st['worst']:.0%}: the "
-                   f"error left is\nthe schedule's (K = {summary['K']} steps), not the budget's")
-        ax.set_title(f"d=1, {lk}", fontsize=9)
+        lk = ("prior N(0, 1), Gaussian y = 0.7, σ = 0.5; PCS exact (no chain check needed)"
+              if p == "gaussian" else
+              "bimodal prior, 1-bit logistic y = +1, λ = 0.4; PCS MALA(100), checked by chains")
+        ax.set_title(f"d = 1, {lk}\n{_ranking_line(summary, p)}", fontsize=9)
         ax.grid(True, which="both", alpha=0.25)
         panel_legend(ax, ncol=2)
-    order = []
-    for p in probs:
-        rk = ranking(summary, p)
-        order.append(f"{p}: " + "".join(
-            f"{r['label']}" + ("" if "separated_from_next" not in r else
-                               " < " if r["separated_from_next"] else " ~ ")
-            for r in rk["rows"]) + f" ({claim_verdict(summary, p)})")
-    fig.suptitle("Claim checked: a diminishing η_k brings DPnP closer to the posterior than a "
-                 "constant η, while DPS keeps a bias (Xu & Chi 2024); TV to the exact posterior "
-                 f"at budget {rk['budget']} (< : intervals apart, ~ : overlapping):"
-                 f"\n{';   '.join(order)}"
-                 f"\nDPnP annealing schedules (K={summary['K']}, DDS = reverse SDE) against DPS "
-                 f"(best ζ' of {{{', '.join(f'{z:g}' for z in summary['zetas'])}}}, hollow if at the "
-                 f"grid's end) at equal score evaluations{_fast_note(summary)};\ncurves: grid "
-                 "laws, bars: refinement error + lost mass; dotted: each schedule with exact "
-                 "sub-samplers;\ndiamonds (logistic only, where the PCS is MALA): real DPnP "
-                 "chains checking the grid laws (binned TV, 95% bootstrap CI); curves staggered "
-                 "3% in budget", fontsize=9)
+    fig.suptitle("Claim checked: a diminishing ηₖ brings DPnP closer to the posterior than a "
+                 "constant η, while DPS keeps a bias (Xu & Chi 2024)\nTV to the exact posterior "
+                 f"at equal score evaluations; DPnP with K = {summary['K']} outer steps, DDS = "
+                 "reverse SDE", fontsize=10)
+    add_caption(fig, _caption(summary, n_chains))
+    fig.canvas.draw()                    # the layout settled: the labels' spacing in points
+    for ax, p in zip(axes[0], probs):
+        _label_right_ends(ax, right_labels[p], x_end=max(
+            b for c in summary["curves"] if c["problem"] == p for b in c["budget"]) * _LINE_END)
     return save_figure(fig, f"{figures_dir}/dpnp_annealing.png")
+
+
+_LEFT_MARGIN = 1.3
+_LINE_END = 1.13          # the dotted lines end at this factor beyond the last budget
+_RIGHT_MARGIN = 1.55
+
+
+def nice_log_ticks(lo, hi, min_gap=0.09):
+    """Ticks at 1, 1.5, 2, 3, 4, 5, 7 times the powers of ten inside [lo, hi], at least
+    ``min_gap`` decades apart (so that a short log axis, e.g. 0.11-0.6, still has labels
+    at 0.15, 0.2, 0.3, 0.4, 0.5)."""
+    out = []
+    for e in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1):
+        for m in (1, 1.5, 2, 3, 4, 5, 7):
+            t = float(f"{m * 10.0 ** e:.6g}")
+            if lo <= t <= hi and (not out or np.log10(t / out[-1]) >= min_gap - 1e-9):
+                out.append(t)
+    return out
+
+
+def _spread(ys, gap):
+    """Label positions (log10 units) for the sorted values ``ys``: each as near its value as
+    a spacing of at least ``gap`` allows (clusters of crowded labels centred on their
+    values' mean)."""
+    clusters = [[y] for y in sorted(ys)]
+    while True:
+        pos = []
+        for cl in clusters:
+            mid = float(np.mean(cl))
+            pos.append([mid + (i - (len(cl) - 1) / 2) * gap for i in range(len(cl))])
+        merged = False
+        for i in range(len(clusters) - 1):
+            if pos[i + 1][0] - pos[i][-1] < gap - 1e-12:
+                clusters[i:i + 2] = [clusters[i] + clusters[i + 1]]
+                merged = True
+                break
+        if not merged:
+            return [q for cl in pos for q in cl]
+
+
+def _label_right_ends(ax, items, x_end):
+    """Name each dotted exact-sub-sampler line at its right end, in its colour (darkened
+    where pale); labels too close to read apart are staggered, with a thin leader line."""
+    if not items:
+        return
+    items = sorted(items)
+    fig = ax.figure
+    lo, hi = ax.get_ylim()
+    px_per_dec = ax.get_window_extent().height / np.log10(hi / lo)
+    gap = 1.25 * 7 * fig.dpi / 72 / px_per_dec            # 7-pt text, 1.25 line spacing
+    pos = _spread([np.log10(v) for v, _, _ in items], gap)
+    x_lab = x_end * 1.07
+    for (v, name, col), q in zip(items, pos):
+        yl = 10 ** q
+        dark = _legible(col)
+        if abs(q - np.log10(v)) > 0.15 * gap:
+            ax.plot([x_end, x_end * 1.055], [v, yl], "-", color=dark, lw=0.6)
+        ax.text(x_lab, yl, name, ha="left", va="center", fontsize=7, color=dark)
+
+
+def _legible(rgba):
+    """A text colour of a (pale) shade: darkened to a luminance of at most 0.45."""
+    from matplotlib.colors import to_rgb
+    r, g, b = to_rgb(rgba)
+    k = min(1.0, 0.45 / max(0.299 * r + 0.587 * g + 0.114 * b, 1e-9))
+    return (r * k, g * k, b * k)
+
+
+def _ranking_line(summary, p) -> str:
+    """The panel's second title line: the ranking at the largest budget and the verdict."""
+    rk = ranking(summary, p)
+    order = "".join(f"{r['label']}" + ("" if "separated_from_next" not in r else
+                                       " < " if r["separated_from_next"] else " ~ ")
+                    for r in rk["rows"])
+    met = claim_verdict(summary, p) == "met"
+    return f"at {rk['budget']} calls: {order}: claim " + ("met" if met else "not met")
+
+
+def _caption(summary, n_chains) -> str:
+    zs = ", ".join(f"{z:g}" for z in summary["zetas"])
+    errs = [c["exact_subsampler_limit_error"] for c in summary["curves"]
+            if c.get("exact_subsampler_limit_error") is not None]
+    m, e = f"{max(errs):.0e}".split("e")
+    lines = [(f"Curves: exact grid laws (DPnP staggered 3% in budget), bars: refinement error "
+              f"+ lost mass; DPS at its best ζ′ of {{{zs}}} (labelled; hollow if at the grid's "
+              f"end); dotted: each schedule with exact sub-samplers (grid law, error "
+              f"≤ {m}×10{superscript(int(e))}, narrower than the line), named at its right "
+              "end. < : intervals apart, ~ : overlapping.")]
+    if n_chains is not None:
+        lines.append(f"Diamonds: n = {n_chains} real DPnP chains per schedule and budget "
+                     "checking the grid laws (binned TV, 95% bootstrap CI), on the logistic "
+                     "problem, whose PCS is MALA; the Gaussian problem's PCS is exact, so its "
+                     "grid law needs no chain check.")
+    notes = []
+    for p in PROBLEMS:
+        parts = []
+        v = claim_verdict(summary, p)
+        if v != "met":
+            parts.append(f"claim {v}")
+        qs = [q for q in cancellation(summary, p) if q["variance_explains"]]
+        if qs:
+            parts.append(f"below the dotted lines the DDS's finite steps shrink the variance "
+                         f"({qs[0]['label']}: {qs[0]['var']:.3f} against "
+                         f"{qs[0]['limit_var']:.3f} exact, posterior "
+                         f"{qs[0]['posterior_var']:.3f})")
+        st = settled(summary, p)
+        if st:
+            parts.append(f"DPnP at its exact-sub-sampler limit to {st['worst']:.0%}, so the "
+                         f"error left is the schedule's (K = {summary['K']}), not the budget's")
+        if parts:
+            notes.append(f"{p.capitalize()}: " + "; ".join(parts))
+    if notes:
+        lines.append(".  ".join(notes) + "." + _fast_note(summary))
+    elif _fast_note(summary):
+        lines.append(_fast_note(summary).strip())
+    return "\n".join(lines)
 
 
 _STAGGER = {"constant": 0.955, "reference": 0.985, "geometric": 1.015, "polynomial": 1.045}
@@ -408,7 +508,7 @@ def _fast_note(summary) -> str:
     if not summary.get("fast"):
         return ""
     bs = sorted({b for c in summary["curves"] for b in c["budget"]})
-    return f" (fast mode: budgets {', '.join(map(str, bs))} only)"
+    return f" Fast mode: budgets {', '.join(map(str, bs))} only."
 
 
 def settled(summary, problem, tol=0.1):

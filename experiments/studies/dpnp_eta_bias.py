@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from theory.figures import (PALETTE, finish_figure, format_exponent, new_figure,
-                            panel_legend, plot_rate_panel, save_figure)
+from theory.figures import (add_caption, format_exponent, new_figure,
+                            panel_legend, parameter_colours, plot_rate_panel, save_figure,
+                            superscript)
 from theory.posterior.closed_form import pi_eta_closed_form, posterior_closed_form, to_mixture1d
 from theory.posterior.grid1d import Grid1D
 from theory.posterior.grid_base import tv_masses
@@ -29,7 +30,8 @@ ETA_FIT_MAX = 0.2
 PROBLEMS = {"gaussian": {"likelihood": "gaussian", "y": 0.7, "sigma": 0.5},
             "phase": {"likelihood": "phase", "y": 1.5, "sigma": 0.5},
             "logistic": {"likelihood": "logistic", "y": 1.0, "lam": 0.4}}
-COLOURS = dict(zip(PROBLEMS, PALETTE))       # one colour and marker per likelihood
+# one colour and marker per likelihood: a palette of their own (copper shades), no sampler's
+COLOURS = parameter_colours(PROBLEMS, cmap="copper", span=(0.2, 0.75))
 MARKERS = dict(zip(PROBLEMS, ("o", "s", "^")))
 CLAIM = ("Xu & Chi (arXiv:2403.17042): the stationary law pi_eta of DPnP at a fixed eta tends "
          "to the posterior as eta -> 0 (hence the annealing); for a smooth likelihood "
@@ -78,19 +80,22 @@ def summarise(records, fast: bool) -> dict:
     return {"fit_range": f"eta <= {ETA_FIT_MAX}", "fits": fits}
 
 
+NAMES = {"gaussian": "Gaussian", "phase": "phase retrieval", "logistic": "1-bit logistic"}
+
+
 def figure(summary, figures_dir="figures"):
-    fig, axes = new_figure(figsize=(6.4, 6.4))
+    fig, axes = new_figure(figsize=(6.4, 6.9))
     ax = axes[0, 0]
     curves = []
     for f in summary["fits"]:
         name = f["sampler"].split("/")[1]
         curves.append({"x": f["eta"], "value": f["tv"], "lower": f["lower"], "upper": f["upper"],
-                       "label": name, "colour": COLOURS[name],
+                       "label": NAMES[name], "colour": COLOURS[name],
                        "marker": MARKERS[name], "fit": RateFit.from_dict(f["fit"]),
-                       "fit_text": "TV ~ eta^", "x_name": "eta",
+                       "fit_text": "TV ~ η^", "x_name": "η",
                        "fit_error": f["fit"].get("error"),
-                       "reference": (2.0, "derived eta²"), "larger_is_better": True})
-    handles, labels = plot_rate_panel(ax, curves, xlabel="eta", ylabel="TV(pi_eta, posterior)",
+                       "reference": (2.0, "derived η²"), "larger_is_better": True})
+    handles, labels = plot_rate_panel(ax, curves, xlabel="η", ylabel="TV(π_η, posterior)",
                                       title="bimodal prior, d = 1 (exact grid quadrature)",
                                       legend=False)
     g = [f for f in summary["fits"] if f["sampler"] == "dpnp/gaussian"][0]
@@ -99,14 +104,18 @@ def figure(summary, figures_dir="figures"):
         (cf,) = ax.plot(g["eta"], g["closed_form"], "o", ms=9, mfc="none", mec="k", mew=1.0,
                         ls="none", zorder=5)
         handles.append(cf)
-        labels.append("gaussian: closed form (posterior with sigma² + eta²)")
+        labels.append("Gaussian: closed form (the posterior with σ² + η²)")
     _eta_ticks(ax, [e for f in summary["fits"] for e in f["eta"]])
     panel_legend(ax, handles, labels)
-    finish_figure(fig, "Claim checked: the stationary law pi_eta of DPnP tends to the "
-                       "posterior like eta² as eta -> 0 (Xu & Chi, arXiv:2403.17042)",
-                  f"legend: exponent in eta (95% interval) over eta <= {ETA_FIT_MAX} (dark "
-                  f"dotted line between bars) and its verdict; dashed: slope of eta² (a guide "
-                  f"placed clear of the data)")
+    err = max(u - v for f in summary["fits"] for u, v in zip(f["upper"], f["tv"]))
+    m, e = f"{err:.0e}".split("e")
+    fig.suptitle("Claim checked: DPnP's stationary law π_η tends to the posterior like η²\n"
+                 "as η → 0 (Xu & Chi, arXiv:2403.17042)", fontsize=9.5)
+    add_caption(fig, f"Legend: the exponent in η (95% interval) over η ≤ {ETA_FIT_MAX:g} (dark "
+                     "dotted line between bars) and its verdict; dashed: the slope of η² (a "
+                     "guide placed clear of the data). Refinement errors ≤ "
+                     f"{m}×10{superscript(int(e))} (bands narrower than the markers). One "
+                     "colour (copper shades, no sampler's) and marker per likelihood.")
     return save_figure(fig, f"{figures_dir}/dpnp_eta_bias.png")
 
 

@@ -17,8 +17,9 @@ import math
 import numpy as np
 import torch
 
-from theory.figures import (REFERENCE_SHIFT, draw_fit, finish_figure, level_colours,
-                            new_figure, panel_legend, save_figure)
+from theory.figures import (REFERENCE_SHIFT, add_caption, draw_fit, finish_figure,
+                            new_figure, panel_legend, parameter_colours, save_figure,
+                            superscript)
 from theory.posterior.likelihoods import make_likelihood, make_operator
 from theory.posterior.refinement import grid_refinement
 from theory.priors import make_prior
@@ -112,7 +113,10 @@ def summarise(records, fast: bool) -> dict:
 
 def figure(summary, figures_dir="figures"):
     probs = list(dict.fromkeys(r["config"]["problem"] for r in summary["records"]))
-    cols = level_colours(r["config"]["eta"] for r in summary["records"])
+    # eta is a parameter: shades of a sequential map, never a sampler's colour, the same
+    # shade for one eta in every panel
+    cols = parameter_colours(r["config"]["eta"] for r in summary["records"])
+    marks = dict(zip(cols, ("o", "s", "^", "D", "v", "P", "X", "*")))   # a second cue
     rates = {(r["problem"], r["eta"]): r for r in summary["rates"]}
     fig, axes = new_figure(1, len(probs), figsize=(5.0 * len(probs), 5.6))
     for ax, p in zip(axes[0], probs):
@@ -128,7 +132,8 @@ def figure(summary, figures_dir="figures"):
             keep = tv > TV_RESOLVED
             lo = np.maximum(tv - err, tv * 1e-3)
             ax.fill_between(k[keep], lo[keep], (tv + err)[keep], color=col, alpha=0.2, lw=0)
-            (data,) = ax.semilogy(k[keep], tv[keep], "o-", ms=3, lw=0.9, color=col)
+            (data,) = ax.semilogy(k[keep], tv[keep], "-", marker=marks[float(e)], ms=3.2,
+                                  lw=0.9, color=col)
             m = rates[(p, e)]
             label = f"η = {e:g}: exact λ₂ = {res['rate']:.6f}"
             handle = data
@@ -144,30 +149,43 @@ def figure(summary, figures_dir="figures"):
                 # the interval is far narrower than six digits show: say it by the measured
                 # rate's relative distance to the exact one and its half-width
                 rel = m["measured_rate"] / res["rate"] - 1
-                label += (f"\n    measured / exact − 1 = {rel:+.1e} (95% CI ± "
-                          f"{0.5 * (hi_ - lo_) / res['rate']:.1e}) over k = {k0}..{k1}")
+                label += (f"\n    measured / exact − 1 = {sci(rel, sign=True)} (95% CI ± "
+                          f"{sci(0.5 * (hi_ - lo_) / res['rate'])}) over k = {k0}–{k1}")
             if not keep.all() and keep.any():
-                label += f"\n    k > {int(k[keep].max())}: TV < {TV_RESOLVED:g}, not drawn"
+                label += (f"\n    k > {int(k[keep].max())}: TV < "
+                          f"10{superscript(round(np.log10(TV_RESOLVED)))}, not drawn")
             handles.append(handle)
             labels.append(label)
         ax.set_xlabel("outer step k")
-        ax.set_ylabel("TV(law x_k, π_η)")
+        ax.set_ylabel("TV(law xₖ, π_η)")
         cfg = recs[0]["config"]
-        lik = (f"gaussian y = {cfg['y']}, σ = {cfg['sigma']}"
+        y = cfg["y"]
+        y = f"({', '.join(f'{v:g}' for v in y)})" if isinstance(y, list) else f"{y:g}"
+        lik = (f"Gaussian y = {y.replace('-', '−')}, σ = {cfg['sigma']}"
                if cfg["likelihood"] == "gaussian"
                else f"1-bit logistic y = +1, λ = {cfg['lam']}")
         d = cfg.get("d", 1)
-        where = "" if d == 1 else f"\nA random (cond {cfg['cond']:g}), 2-D grid"
+        where = "" if d == 1 else f", random A (cond {cfg['cond']:g})"
         ax.set_title(f"bimodal d = {d}, {lik}{where}", fontsize=9)
         ax.grid(True, which="major", alpha=0.3)
         panel_legend(ax, handles, labels)
     finish_figure(fig, "Claim checked: with exact PCS/DDS the DPnP chain converges to π_η "
                        "geometrically at the rate λ₂ of its Gibbs kernel (Xu & Chi, "
-                       "arXiv:2403.17042)",
-                  "dots: exact TV (grid laws, band: refinement error, mostly narrower than the markers); dark dotted line "
-                  "between bars: the fitted geometric decay over its range; dashed: "
-                  "C λ₂^k with the exact second eigenvalue (shifted ×2.5); colours: one per η in every panel")
+                       "arXiv:2403.17042)")
+    add_caption(fig, "Points: exact TV (grid laws; band: refinement error, mostly narrower "
+                     "than the markers); dark dotted line between bars: the fitted geometric "
+                     "decay over its range; dashed: C λ₂ᵏ with the exact second eigenvalue "
+                     f"(shifted ×{REFERENCE_SHIFT:g}). Colour (a cividis shade, no sampler's) "
+                     "and marker: one per η, the same in every panel.")
     return save_figure(fig, f"{figures_dir}/dpnp_stationary.png")
+
+
+def sci(v, sign=False) -> str:
+    """``1.6e-07`` as ``1.6×10⁻⁷`` (``+1.6×10⁻⁷`` with ``sign``; a minus as −)."""
+    if v == 0:
+        return "0"
+    m, e = f"{v:{'+' if sign else ''}.1e}".split("e")
+    return f"{m.replace('-', '−')}×10{superscript(int(e))}"
 
 
 def reading(summary: dict) -> str:

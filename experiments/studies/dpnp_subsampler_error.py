@@ -24,8 +24,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from theory.figures import (colour, format_exponent, new_figure, panel_legend, plot_rate_panel,
-                            save_figure)
+from matplotlib.lines import Line2D
+
+from theory.figures import (colour, format_exponent, marker, new_figure, panel_legend,
+                            plot_rate_panel, save_figure, superscript, unicode_powers)
 from theory.rates import RateFit, fit_points, verdict
 from theory.posterior.annealing import make_annealing
 from theory.posterior.estimators import binned_tv
@@ -197,30 +199,42 @@ def pcs_floors(summary) -> list:
     return out
 
 
+_NAMES = {"ula": "ULA", "mala": "MALA", "sde": "SDE", "ode": "ODE"}
+
+
+def _sci(v, digits=1) -> str:
+    """``9.3e-05`` as ``9×10⁻⁵`` (``digits`` significant digits; one: a bound's size)."""
+    m, e = f"{v:.{digits - 1}e}".split("e")
+    return f"{m}×10{superscript(int(e))}"
+
+
 def figure(summary, figures_dir="figures"):
     panels = [("gaussian", "pcs"), ("gaussian", "dds"), ("logistic", "pcs")]
-    titles = {("gaussian", "pcs"): "PCS steps (DDS exact)\ngaussian y=0.7, sigma=0.5, eta=0.7",
-              ("gaussian", "dds"): "DDS steps (PCS exact)\ngaussian y=0.7, sigma=0.5, eta=0.7",
-              ("logistic", "pcs"): "PCS steps (DDS exact)\n1-bit logistic y=+1, lambda=0.4, "
-                                   "eta=1"}
-    fig, axes = new_figure(1, 3, figsize=(15, 4.2))
+    lik = {"gaussian": f"Gaussian y = 0.7, σ = 0.5, η = {summary['eta']['gaussian']:g}",
+           "logistic": f"1-bit logistic y = +1, λ = 0.4, η = {summary['eta']['logistic']:g}"}
+    what = {"pcs": "PCS steps (DDS exact)", "dds": "DDS steps (PCS exact)"}
+    fig, axes = new_figure(1, 3, figsize=(16, 4.6))
     cols = {m: colour(m) for m in ("ula", "mala", "sde", "ode")}
     fits = {(f["problem"], f["method"]): f for f in (summary.get("fits") or dds_fits(summary))}
+    findings = _findings(summary)
+    ylabel = f"TV(law x{_subscript(summary['K'])}, π_η)"
+    unresolved = False
     for ax, key in zip(axes[0], panels):
         cs = [c for c in summary["curves"] if (c["problem"], c["part"]) == key]
+        title = f"{what[key[1]]}: {lik[key[0]]}\n{findings.get(key, '')}".rstrip()
         ymin = 1.0
         if key[1] == "dds":
-            _dds_panel(ax, cs, fits, cols, summary)
-            ax.set_title(titles[key], fontsize=8.5)
+            _dds_panel(ax, cs, fits, cols, summary, ylabel)
+            ax.set_title(title, fontsize=8)
             continue
-        unresolved = False
         for c, shift in zip(cs, (1.12, 0.89)):
             col = cols[c["method"]]
             x = np.asarray(c["steps"], float)
             y = np.asarray(c["tv"], float)
             e = np.asarray(c["error"], float)
-            ax.errorbar(x, y, yerr=np.minimum(e, 0.999 * y), fmt="o-", color=col, ms=4, lw=1.2,
-                        capsize=2, label=f"{c['method']} (grid law, max error {e.max():.0e})")
+            ax.errorbar(x, y, yerr=np.minimum(e, 0.999 * y), fmt=marker(c["method"]) + "-",
+                        color=col, ms=4, lw=1.2, capsize=2,
+                        label=f"{_NAMES[c['method']]} (grid law, max error {_sci(e.max())})")
             ymin = min(ymin, float(y.min()))
             m = c["mc"]
             if m is not None:
@@ -229,7 +243,7 @@ def figure(summary, figures_dir="figures"):
                     # upper bound (a bar from the value to its upper end), not as an interval
                     ax.errorbar([m["steps"] * shift], [m["value"]],
                                 yerr=[[0.0], [m["upper"] - m["value"]]], fmt="D", mfc="none",
-                                color="0.55", ms=5, capsize=2)
+                                color=_UNRESOLVED, ms=5, capsize=2)
                     unresolved = True
                 else:
                     # an interval reaching 0 is drawn to just above the lowest bottom (log axis)
@@ -241,41 +255,60 @@ def figure(summary, figures_dir="figures"):
                 ax.plot([m["steps"] * shift], [m["grid_binned"]], "x", color=col, ms=6)
                 ymin = min(ymin, float(m["floor_q95"]))
         t = cs[0]["exact_tv_at_K"]
-        ax.axhline(t, color="k", ls=":", lw=1, label=f"exact sub-samplers at K (grid): {t:.1e}")
-        ax.plot([], [], "D", mfc="none", color="0.3", label="sample-based, n chains (95% CI)")
-        ax.plot([], [], "x", color="0.3", label="grid law binned alike")
-        ax.plot([], [], "_", color="0.45", ms=12, label="estimator floor (95% q.)")
-        if unresolved:
-            ax.plot([], [], "D", mfc="none", color="0.55",
-                    label="sample-based, below its floor: up to its 95% upper end")
+        ax.axhline(t, color="k", ls=":", lw=1,
+                   label=f"exact sub-samplers (grid law): {_sci(t, 2)}")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_ylim(_BOTTOM * min(ymin, t), 1.0)
         ax.set_xlabel("steps per sub-sampler call")
-        ax.set_ylabel(f"TV(law x_K, pi_eta), K={summary['K']}")
-        ax.set_title(titles[key], fontsize=8.5)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=8)
         ax.grid(True, which="both", alpha=0.25)
-        panel_legend(ax, ncol=2)
-    fig.suptitle(_claim_line(summary) + f"\nexact grid laws, bimodal d=1, Langevin step "
-                 f"h={PCS_STEP}, refinement errors <= {summary['max_error']:.0e} (error bars "
-                 "smaller than the markers); dotted: exact sub-samplers; DDS panel: dark dotted "
-                 "line between black end bars = the fit and its range", fontsize=9)
+        panel_legend(ax)
+    # one key for the sample-based checks of every panel
+    n = next((c["n"] for c in configs(bool(summary.get("fast"))) if "n" in c), None)
+    key = [(Line2D([], [], ls="none", marker="D", mfc="none", color="0.3", ms=5),
+            f"sample-based check: n = {n} chains, binned TV (95% CI)"),
+           (Line2D([], [], ls="none", marker="x", color="0.3", ms=6),
+            "grid law binned alike"),
+           (Line2D([], [], ls="none", marker="_", color="0.45", ms=12),
+            "estimator floor of the check (95% q.)")]
+    if unresolved:
+        key.append((Line2D([], [], ls="none", marker="D", mfc="none", color=_UNRESOLVED, ms=5),
+                    "check below its floor: an upper bound (bar to its 95% upper end)"))
+    fig.legend(*zip(*key), loc="outside lower center", ncol=len(key), frameon=False,
+               fontsize=7.5, handlelength=1.5)
+    fig.suptitle(f"Claim checked: inexact sub-samplers leave a floor in {ylabel} set by "
+                 "their own error (Xu & Chi 2024)\n"
+                 f"exact grid laws after K = {summary['K']} outer steps, bimodal prior, d = 1, "
+                 f"Langevin step h = {PCS_STEP}; refinement errors ≤ "
+                 f"{_sci(summary['max_error'])} (error bars smaller than the markers); dotted: "
+                 "exact sub-samplers", fontsize=9)
     return save_figure(fig, f"{figures_dir}/dpnp_subsampler_error.png")
 
 
-def _dds_panel(ax, cs, fits, cols, summary):
+_UNRESOLVED = "0.55"        # a sample-based check below its estimator floor
+
+
+def _subscript(k) -> str:
+    return str(k).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
+
+
+def _dds_panel(ax, cs, fits, cols, summary, ylabel):
     curves = []
     for c in cs:
         f = fits.get((c["problem"], c["method"]))
         v, e = np.asarray(c["tv"], float), np.asarray(c["error"], float)
         curves.append({"x": c["steps"], "value": v, "lower": np.maximum(v - e, 0),
-                       "upper": v + e, "label": c["method"], "colour": cols[c["method"]],
+                       "upper": v + e, "label": _NAMES[c["method"]],
+                       "colour": cols[c["method"]], "marker": marker(c["method"]),
                        "fit": RateFit.from_dict(f["fit"]) if f else None,
                        "fit_text": "TV ~ s^", "x_name": "s",
                        "reference": DDS_BOUND[c["method"]],
                        "fit_error": f["fit"].get("error") if f else None})
-    plot_rate_panel(ax, curves, xlabel="DDS steps s per call",
-                    ylabel=f"TV(law x_K, pi_eta), K={summary['K']}")
+    handles, labels = plot_rate_panel(ax, curves, xlabel="DDS steps s per call", ylabel=ylabel,
+                                      legend=False)
+    panel_legend(ax, handles, labels, ncol=2)     # side by side: as low as the PCS panels
     for c in cs:
         m = c["mc"]
         if m is not None:
@@ -296,26 +329,33 @@ def _dds_panel(ax, cs, fits, cols, summary):
         ax.set_ylim(bottom=min(bottom, _BOTTOM * t))
     else:
         ax.set_ylim(bottom=bottom)
-        ax.text(0.03, 0.04, f"exact sub-samplers at K: {t:.1e} (below the axis)",
+        ax.text(0.03, 0.04, f"exact sub-samplers: {_sci(t, 2)} (below the axis)",
                 transform=ax.transAxes, ha="left", va="bottom", fontsize=7.5, color="0.25")
 
 
-def _claim_line(summary) -> str:
-    """The figure's claim, with the measured exponents and floors in it."""
+def _findings(summary) -> dict:
+    """Per panel, the measured result as its second title line: the DDS exponents in s, the
+    floors the PCS curves settle on."""
     fits = summary.get("fits") or dds_fits(summary)
-    dds = ", ".join(f"{f['method']} s^{format_exponent(f['fit']['exponent'], f['fit']['ci'])}"
-                    for f in fits if "exponent" in f["fit"])
+    out = {}
+    dds = [f"{_NAMES[f['method']]} p = "
+           f"{unicode_powers(format_exponent(f['fit']['exponent'], f['fit']['ci']))}"
+           for f in fits if "exponent" in f["fit"]]
+    if dds:
+        out[("gaussian", "dds")] = "TV ~ sᵖ: " + ", ".join(dds)
     per = {}
     for q in pcs_floors(summary):
-        n = q["steps"][1]
-        what = (f"at the exact {q['exact']:.1e} by {n} steps" if q["at_exact"] else
+        what = (f"at the exact {_sci(q['exact'], 2)}" if q["at_exact"] else
                 f"settled at {q['tv'][1]:.2g} (its step's bias)" if q["settled"] else
-                f"still falling at {n} steps ({q['tv'][1]:.2g})")
-        per.setdefault(q["problem"], []).append(f"{q['method'].upper()} {what}")
-    pcs = ("\nPCS: " + "; ".join(f"{p}: " + ", ".join(v) for p, v in per.items())) if per else ""
-    return ("Claim checked: inexact sub-samplers leave a floor in TV(law x_K, pi_eta) set by "
-            f"their own error (Xu & Chi 2024)\nDDS (gaussian): TV decays like {dds} in its "
-            f"steps s{pcs}")
+                f"still falling ({q['tv'][1]:.2g})")
+        per.setdefault((q["problem"], "pcs"), []).append(
+            (q["steps"][1], q["at_exact"], f"{_NAMES[q['method']]} {what}"))
+    for k, v in per.items():
+        v.sort(key=lambda t: not t[1])                 # the one at the exact value first
+        ns = {t[0] for t in v}
+        out[k] = (f"by {ns.pop()} steps: " if len(ns) == 1 else "") + ", ".join(
+            t[2] for t in v)
+    return out
 
 
 def reading(summary) -> str:
