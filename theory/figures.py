@@ -203,7 +203,8 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
     verdict_note : str, optional
         Appended to every verdict other than "consistent" (e.g. "after the 0.05 tolerance").
     glue_verdict : bool
-        Keep "by a factor x^a or more" (and the note) on one legend line when wrapping.
+        Keep "by a factor x^a or more" (and the note), and "(p = ...)", each on one legend
+        line when wrapping.
 
     A curve's ``guide`` (default ``"auto"``: :func:`_place_guide`) may be ``"below-end"``:
     the guide passes a factor :data:`REFERENCE_SHIFT` below the fit at the fit range's last
@@ -211,7 +212,8 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
     slope, drawn where it lies
     below the largest value of the panel's data and above ``guide_floor`` (default: the
     panel's smallest value over :data:`REFERENCE_SHIFT` squared), so that the fan-out of the
-    measured curve from the bound's slope is seen on the curve itself.
+    measured curve from the bound's slope is seen on the curve itself; ``guide_span``
+    ``(x0, x1)`` draws it over that x-range instead of the fit range.
     """
     ymin, ymax = np.inf, 0.0
     for c in curves:
@@ -253,17 +255,21 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
             ref = c.get("reference")
             if ref is not None:
                 slope, text = ref
+                gx = xs
                 if c.get("guide", "auto") == "below-end":
-                    placed = _guide_below_end(slope, fy, xs, f, ymin, ymax,
-                                              c.get("guide_floor"),
+                    if c.get("guide_span") is not None:
+                        gx = np.geomspace(*c["guide_span"], 40)
+                    gf = np.asarray([factor(s) for s in gx], float)
+                    placed = _guide_below_end(slope, fy[-1] / f[-1], xs[-1], gx, gf, ymin,
+                                              ymax, c.get("guide_floor"),
                                               c.get("guide_shift", REFERENCE_SHIFT))
                 else:
                     placed = _place_guide(fy[0] * (xs / xs[0]) ** slope * f / f[0], fy, xs, c,
                                           curves, guides, ymin, ymax)
                 if placed is not None:
-                    (rline,) = ax.plot(xs[placed[0]] * sx, placed[1], "--", lw=1.1, color=col,
+                    (rline,) = ax.plot(gx[placed[0]] * sx, placed[1], "--", lw=1.1, color=col,
                                        label=text)
-                    guides.append((xs[placed[0]], placed[1]))
+                    guides.append((gx[placed[0]], placed[1]))
                     handle = (data, rline)
                 judged = verdict(slope, fit.ci, c.get("larger_is_better", False),
                                  var=c.get("x_name", "x"))
@@ -272,7 +278,10 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
                 if glue_verdict:               # never wrapped inside "factor x^a or more"
                     judged = re.sub(r"(?<=loose |worse )by .*$",
                                     lambda m: m.group(0).replace(" ", "\u00a0"), judged)
-                extra.append(f"{text} (p = {slope:+g}): {judged}".replace("p = +0)", "p = 0)"))
+                pt = f"(p = {slope:+g})".replace("p = +0)", "p = 0)")
+                if glue_verdict:
+                    pt = pt.replace(" ", "\u00a0")
+                extra.append(f"{text} {pt}:{chr(0xa0) if glue_verdict else ' '}{judged}")
             if range_in_legend:
                 n = getattr(fit, "n_points", None)
                 extra.append(f"fit over {c.get('x_name', 'x')} in {_range_text(fit.x_range)}"
@@ -392,22 +401,25 @@ def _place_guide(ry, fy, xs, curve, curves, guides, ymin, ymax):
     return mask, best[2][mask]
 
 
-def _guide_below_end(slope, fy, xs, f, ymin, ymax, floor=None, shift=REFERENCE_SHIFT):
+def _guide_below_end(slope, q_end, x_end, gx, gf, ymin, ymax, floor=None,
+                     shift=REFERENCE_SHIFT):
     """The ``"below-end"`` guide: through a factor ``shift`` (default :data:`REFERENCE_SHIFT`)
-    below the fit's
-    last point, with the bound's slope (times the fit's factor ``f``, e.g. log^k x), back over
-    the fit range; kept where it lies in ``[floor, ymax]`` (floor default: ``ymin /
-    REFERENCE_SHIFT**2``). ``(mask over xs, y values)`` or None (fewer than two points)."""
+    below the fit's last point ``(x_end, q_end * factor)``, with the bound's slope (times the
+    fit's factor ``gf`` at ``gx``, e.g. log^k x), over ``gx`` (the fit range, or the curve's
+    ``guide_span``); kept where it lies in ``[floor, ymax]`` (floor default: ``ymin /
+    REFERENCE_SHIFT**2``), its stretch that ends nearest ``x_end``. ``(mask over gx, y
+    values)`` or None (fewer than two points)."""
     floor = ymin / REFERENCE_SHIFT ** 2 if floor is None else floor
-    cand = fy[-1] / shift * (xs / xs[-1]) ** slope * f / f[-1]
+    cand = q_end / shift * (gx / x_end) ** slope * gf
     ok = (cand <= ymax * (1 + 1e-9)) & (cand >= floor * (1 - 1e-9))
     idx = np.flatnonzero(ok)
     if idx.size < 2:
         return None
-    run = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)[-1]      # the one at the end
+    runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
+    run = min(runs, key=lambda r: np.min(np.abs(np.log(gx[r] / x_end))))
     if run.size < 2:
         return None
-    mask = np.zeros(xs.size, bool)
+    mask = np.zeros(gx.size, bool)
     mask[run] = True
     return mask, cand[mask]
 
