@@ -17,6 +17,11 @@ Conventions (every figure of the suite follows them):
 * legends sit below their panel, never on the data; no text on the data; limits follow the
   data (nothing is drawn outside the axes).
 
+A figure may instead draw its fits as a wide light-grey line *behind* the data
+(``plot_rate_panel(fit_style="behind")``: the data stay visible on their fit), anchor a guide
+on its own curve (a curve's ``guide="below-end"``) and put its key in a caption at the bottom
+(:func:`figure_caption`) where the title would otherwise run past two lines.
+
 :func:`layout_problems` lists what breaks these rules in a drawn figure (overlapping text,
 a legend or a label on the data, artists outside their axes or text outside the figure);
 :func:`save_figure` warns with :class:`FigureLayoutWarning` when it finds any, and the tests

@@ -83,8 +83,9 @@ def figure(summary: dict, figures_dir="figures"):
                         f"a factor {REFERENCE_SHIFT:g} below the curve's last fit point and "
                         f"back over the fit range, down to {REFERENCE_SHIFT:g}² below the "
                         f"panel's lowest TV: the gap widening towards small d is how much "
-                        f"slower than d² the measured TV grows. Verdicts allow {LOG_TOLERANCE:g} in the exponent "
-                        f"for log factors ('loose by dᵃ': a after that {LOG_TOLERANCE:g}).")
+                        f"slower than d² the measured TV grows. Verdicts allow "
+                        f"{LOG_TOLERANCE:g} in the exponent for log factors ('loose by dᵃ': "
+                        f"a after that {LOG_TOLERANCE:g}).")
     return save_figure(fig, f"{figures_dir}/rate_vs_d.png")
 
 
