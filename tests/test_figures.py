@@ -410,3 +410,61 @@ def test_eta_bias_likelihoods_have_their_own_palette(tmp_path_factory):
              if not t.get_text().startswith("$")]
     assert not [t for t in texts if "pi_eta" in t or "eta" in t.replace("beta", "")
                 or "->" in t or "<=" in t or "sigma" in t], texts
+
+
+def test_below_end_guide_is_anchored_on_its_curve():
+    """guide='below-end': the d² guide passes a factor 2.5 below the fit's last point, has the
+    bound's slope 2 exactly, runs back over the fit range and stops a factor 2.5² below the
+    lowest data (never above the data's largest value); guide_span draws a flat guide over
+    the given x-range a factor guide_shift below the data."""
+    x = np.geomspace(1, 3000, 10)
+    y = 0.004 * x ** 0.5
+    fit = fit_exponent(x, y)
+    fig, axes = new_figure(1, 1, figsize=(5, 4))
+    ax = axes[0, 0]
+    plot_rate_panel(ax, [{"x": x, "value": y, "label": "li-sde", "fit": fit,
+                          "reference": (2.0, "bound"), "guide": "below-end"}], legend=False)
+    (dashed,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    gx, gy = (np.asarray(v, float) for v in dashed.get_data())
+    assert gx[-1] == pytest.approx(3000) and gy[-1] == pytest.approx(y[-1] / 2.5, rel=1e-9)
+    assert np.allclose(np.diff(np.log(gy)) / np.diff(np.log(gx)), 2.0)
+    assert gy.min() >= y.min() / 2.5 ** 2 * (1 - 1e-9) and gy.max() <= y.max()
+    assert gx[0] > 100            # ~2.4 decades of TV below 0.1 at slope 2: from d ~ 250 on
+    flat = np.full_like(x, 0.005)
+    fig, axes = new_figure(1, 1, figsize=(5, 4))
+    ax = axes[0, 0]
+    plot_rate_panel(ax, [{"x": x, "value": flat, "label": "li-yan",
+                          "fit": fit_exponent(x[x >= 30], flat[x >= 30]),
+                          "reference": (0.0, "bound"), "guide": "below-end",
+                          "guide_shift": 1.6, "guide_span": (1, 3000)}], legend=False)
+    (dashed,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    gx, gy = (np.asarray(v, float) for v in dashed.get_data())
+    assert gx[0] == pytest.approx(1) and gx[-1] == pytest.approx(3000)
+    assert np.allclose(gy, 0.005 / 1.6)
+
+
+def test_fit_behind_the_data_and_verdict_note():
+    """fit_style='behind': the fit is a wide light line under the data line, with the fitted
+    values; verdict_note ends a non-consistent verdict, and glue_verdict keeps 'by a factor
+    ... or more (note)' on one legend line."""
+    from theory.figures import FIT_BEHIND_COLOUR
+    x = np.geomspace(10, 1e4, 12)
+    y = 0.3 * x ** -1.0
+    fit = fit_exponent(x[x >= 100], y[x >= 100])
+    fig, axes = new_figure(1, 1, figsize=(6, 5))
+    ax = axes[0, 0]
+    _, labels = plot_rate_panel(ax, [{"x": x, "value": y, "label": "li-sde", "fit": fit,
+                                      "reference": (-0.5, "bound d²/√T"), "x_name": "T"}],
+                                fit_style="behind", verdict_note="after the 0.05 tolerance",
+                                glue_verdict=True)
+    data = next(ln for ln in ax.get_lines() if ln.get_label() == "li-sde")
+    behind = [ln for ln in ax.get_lines() if to_hex(ln.get_color()) == to_hex(FIT_BEHIND_COLOUR)]
+    assert len(behind) == 1 and behind[0].get_zorder() < data.get_zorder()
+    bx, by = (np.asarray(v, float) for v in behind[0].get_data())
+    assert bx[0] == pytest.approx(x[x >= 100][0]) and bx[-1] == pytest.approx(1e4)
+    assert np.allclose(by, 0.3 * bx ** -1.0, rtol=1e-9)
+    lines = labels[0].split("\n")
+    verdict_line = next(ln for ln in lines if "factor" in ln)
+    assert "or\u00a0more\u00a0(after\u00a0the\u00a00.05\u00a0tolerance)" in verdict_line
+    assert "T⁰·⁴⁵" in verdict_line            # -1 vs -0.5: loose by T^(0.5 - 0.05)
+    assert layout_problems(fig) == []

@@ -3,7 +3,7 @@ interval (used for DPnP's measured decay beside the exact lambda_2)."""
 import numpy as np
 import pytest
 
-from theory.rates import fit_geometric_rate, verdict
+from theory.rates import fit_exponent, fit_geometric_rate, verdict
 
 
 def test_exact_geometric_sequence():
@@ -31,3 +31,57 @@ def test_verdict_directions():
     assert verdict(-0.5, (-1.0, -0.98), var="T").startswith("bound loose by a factor T^0.43")
     assert verdict(2.0, (1.95, 2.05), larger_is_better=True, var="eta") == "consistent"
     assert verdict(1.0, (0.5, 0.6), larger_is_better=True, var="eps").startswith("violated")
+
+
+def _plateau_then_power_law(x, x_corner=200.0, p=-2.0):
+    """Flat up to ``x_corner``, then exactly ``x^p``: a pre-asymptotic plateau."""
+    x = np.asarray(x, float)
+    return np.where(x < x_corner, 1e-4, 1e-4 * (x / x_corner) ** p)
+
+
+def test_settled_range_start_leaves_out_a_plateau():
+    """The fit starts at the first point past the plateau; a fit from the first point >= 100
+    (the old rule) takes in the plateau's end and reads the slope -2 as shallower (-1.87)."""
+    from theory.rates import settled_range_start
+    x = np.geomspace(10, 1e4, 12)
+    y = _plateau_then_power_law(x)
+    start = settled_range_start(x, y, x_min=100)
+    assert start == pytest.approx(x[x >= 200][0])         # 231, the plateau (to 123) left out
+    old = fit_exponent(x, y, x_min=100)                       # from T = 100 as before
+    assert old.exponent > -1.95 and old.r2 < 0.995          # biased and curved
+    new = fit_exponent(x, y, x_min=start)
+    assert new.exponent == pytest.approx(-2.0, abs=1e-9)
+    assert verdict(-2.0, new.ci, var="T") == "consistent"
+
+
+def test_settled_range_start_none_when_the_slope_keeps_drifting():
+    """y = x^(-log x / 2): the local slope -log(x) drifts by ~0.6 a point everywhere: not
+    resolved (None), also with a generous minimum of points."""
+    from theory.rates import settled_range_start
+    x = np.geomspace(10, 1e4, 12)
+    assert settled_range_start(x, x ** (-0.5 * np.log(x))) is None
+    # a settled power law over the whole range starts at its first point
+    assert settled_range_start(x, 3 * x ** -1.5) == pytest.approx(10.0)
+
+
+def test_rate_vs_T_summary_fits_past_a_plateau_and_says_not_resolved():
+    """rate-vs-T's summarise on planted curves: an order-2 solver's TV with a plateau up to
+    T = 200, then exactly log(T)^2 T^-2, is fitted from past the plateau (exponent -2,
+    consistent); a curve whose slope never settles gets no fit and 'not resolved'."""
+    from experiments.studies import rate_vs_T as rt
+    Ts = [10, 19, 35, 66, 123, 231, 433, 811, 1520, 2848]
+    good = _plateau_then_power_law(Ts) * np.log(np.asarray(Ts, float)) ** 2
+    bad = np.asarray(Ts, float) ** (-0.5 * np.log(np.asarray(Ts, float)))
+
+    def rec(prior, T, v):
+        return {"config": {"prior": prior, "d": 1, "sampler": "dpm++2m", "T": T},
+                "result": {"value": float(v), "lower": float(v) * (1 - 1e-9),
+                           "upper": float(v) * (1 + 1e-9)}}
+    s = rt.summarise([rec("gauss", T, v) for T, v in zip(Ts, good)]
+                     + [rec("bimodal", T, v) for T, v in zip(Ts, bad)], fast=True)
+    by = {f["prior"]: f for f in s["fits"]}
+    lf = by["gauss"]["log_corrected_fits"]["tv_over_logT^2"]
+    assert lf["x_range"][0] == 231.0 and lf["exponent"] == pytest.approx(-2.0, abs=1e-6)
+    assert verdict(-2.0, lf["ci"], var="T") == "consistent"
+    assert "not resolved" in by["bimodal"]["fit"]["error"]
+    assert "not resolved" in by["bimodal"]["log_corrected_fits"]["tv_over_logT^2"]["error"]

@@ -17,6 +17,11 @@ Conventions (every figure of the suite follows them):
 * legends sit below their panel, never on the data; no text on the data; limits follow the
   data (nothing is drawn outside the axes).
 
+A figure may instead draw its fits as a wide light-grey line *behind* the data
+(``plot_rate_panel(fit_style="behind")``: the data stay visible on their fit), anchor a guide
+on its own curve (a curve's ``guide="below-end"``) and put its key in a caption at the bottom
+(:func:`figure_caption`) where the title would otherwise run past two lines.
+
 :func:`layout_problems` lists what breaks these rules in a drawn figure (overlapping text,
 a legend or a label on the data, artists outside their axes or text outside the figure);
 :func:`save_figure` warns with :class:`FigureLayoutWarning` when it finds any, and the tests
@@ -47,6 +52,7 @@ from matplotlib.path import Path as MPath
 from .rates import verdict
 
 __all__ = ["COLOURS", "MARKERS", "PALETTE", "REFERENCE_SHIFT", "FIT_COLOUR", "draw_fit",
+           "FIT_BEHIND_COLOUR", "figure_caption",
            "FigureLayoutWarning", "colour", "marker", "level_colours", "format_exponent",
            "new_figure", "plot_rate_panel", "superscript", "unicode_powers", "panel_legend",
            "finish_figure", "layout_problems", "save_figure"]
@@ -58,7 +64,9 @@ COLOURS = {"li-ode": "#0072B2", "li-sde": "#E69F00", "accel-sde": "#009E73",
            "accel-ode": "#CC79A7", "li-yan": "#56B4E9", "ddpm": "#D55E00", "ddim": "#000000",
            # the higher-order solvers are drawn in the same figure as the samplers above
            # (rate-vs-T): slots of their own, from Paul Tol's colour-blind safe "muted" set
-           "heun": "#882255", "rk4": "#332288", "dpm++2m": "#999933", "dpm++3m": "#44AA99",
+           "heun": "#882255", "rk4": "#332288", "dpm++2m": "#999933",
+           # dpm++3m: Tol's vibrant magenta (his muted teal #44AA99 was near accel-sde's green)
+           "dpm++3m": "#EE3377",
            # DPnP's sub-samplers: the DDS runs the reverse SDE / ODE (the li samplers'
            # colours); the Langevin PCS two more of Tol's muted slots
            "sde": "#E69F00", "ode": "#0072B2", "ula": "#117733", "mala": "#AA4499"}
@@ -71,6 +79,8 @@ _MARKER_CYCLE = ("o", "s", "^", "D", "v", "P", "X", "*")
 # what is compared)
 REFERENCE_SHIFT = 2.5
 FIT_COLOUR = "0.15"        # fitted curves: dark dotted, bars at the ends of the fit range
+FIT_BEHIND_COLOUR = "0.78"  # draw_fit(style="behind"): a light-grey stroke behind the data
+FIT_BEHIND_WIDTH = 5.0
 LEGEND_FONTSIZE = 7.5
 DPI = 130
 LEGEND_GAP = 5.0
@@ -155,7 +165,8 @@ def unicode_powers(text: str) -> str:
 
 
 def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=None,
-                    legend=True, range_in_legend=True):
+                    legend=True, range_in_legend=True, fit_style="dotted", verdict_note=None,
+                    glue_verdict=False):
     """Draw measured curves on log-log axes with their intervals, fits and theory rates.
 
     Parameters
@@ -192,6 +203,22 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
     range_in_legend : bool
         Name each fit's range and its number of points in the legend (without: the bars
         mark the range; say so in the caption).
+    fit_style : str
+        ``"dotted"`` (default) or ``"behind"``: how :func:`draw_fit` draws the fits.
+    verdict_note : str, optional
+        Appended to every verdict other than "consistent" (e.g. "after the 0.05 tolerance").
+    glue_verdict : bool
+        Keep "by a factor x^a or more" (and the note), and "(p = ...)", each on one legend
+        line when wrapping.
+
+    A curve's ``guide`` (default ``"auto"``: :func:`_place_guide`) may be ``"below-end"``:
+    the guide passes a factor :data:`REFERENCE_SHIFT` below the fit at the fit range's last
+    point (``guide_shift``: another factor) and runs back over the fit range with the bound's
+    slope, drawn where it lies
+    below the largest value of the panel's data and above ``guide_floor`` (default: the
+    panel's smallest value over :data:`REFERENCE_SHIFT` squared), so that the fan-out of the
+    measured curve from the bound's slope is seen on the curve itself; ``guide_span``
+    ``(x0, x1)`` draws it over that x-range instead of the fit range.
     """
     ymin, ymax = np.inf, 0.0
     for c in curves:
@@ -223,7 +250,7 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
             xs = np.geomspace(fit.x_range[0], fit.x_range[1], 40)
             f = np.asarray([factor(s) for s in xs], float)
             fy = fit.prefactor * xs ** fit.exponent * f
-            draw_fit(ax, xs * sx, fy)
+            draw_fit(ax, xs * sx, fy, style=fit_style)
             ft = c.get("fit_text", "slope")
             if ft.endswith("^"):
                 ft = ft[:-1].rstrip() + "ᵖ, p ="
@@ -233,16 +260,33 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
             ref = c.get("reference")
             if ref is not None:
                 slope, text = ref
-                placed = _place_guide(fy[0] * (xs / xs[0]) ** slope * f / f[0], fy, xs, c,
-                                      curves, guides, ymin, ymax)
+                gx = xs
+                if c.get("guide", "auto") == "below-end":
+                    if c.get("guide_span") is not None:
+                        gx = np.geomspace(*c["guide_span"], 40)
+                    gf = np.asarray([factor(s) for s in gx], float)
+                    placed = _guide_below_end(slope, fy[-1] / f[-1], xs[-1], gx, gf, ymin,
+                                              ymax, c.get("guide_floor"),
+                                              c.get("guide_shift", REFERENCE_SHIFT))
+                else:
+                    placed = _place_guide(fy[0] * (xs / xs[0]) ** slope * f / f[0], fy, xs, c,
+                                          curves, guides, ymin, ymax)
                 if placed is not None:
-                    (rline,) = ax.plot(xs[placed[0]] * sx, placed[1], "--", lw=1.1, color=col,
+                    (rline,) = ax.plot(gx[placed[0]] * sx, placed[1], "--", lw=1.1, color=col,
                                        label=text)
-                    guides.append((xs[placed[0]], placed[1]))
+                    guides.append((gx[placed[0]], placed[1]))
                     handle = (data, rline)
                 judged = verdict(slope, fit.ci, c.get("larger_is_better", False),
                                  var=c.get("x_name", "x"))
-                extra.append(f"{text} (p = {slope:+g}): {judged}".replace("p = +0)", "p = 0)"))
+                if verdict_note and judged != "consistent":
+                    judged += f" ({verdict_note})"
+                if glue_verdict:               # never wrapped inside "factor x^a or more"
+                    judged = re.sub(r"(?<=loose |worse )by .*$",
+                                    lambda m: m.group(0).replace(" ", "\u00a0"), judged)
+                pt = f"(p = {slope:+g})".replace("p = +0)", "p = 0)")
+                if glue_verdict:
+                    pt = pt.replace(" ", "\u00a0")
+                extra.append(f"{text} {pt}:{chr(0xa0) if glue_verdict else ' '}{judged}")
             if range_in_legend:
                 n = getattr(fit, "n_points", None)
                 extra.append(f"fit over {c.get('x_name', 'x')} in {_range_text(fit.x_range)}"
@@ -276,11 +320,20 @@ def _indent(text):
                          break_on_hyphens=False)
 
 
-def draw_fit(ax, xs, fy):
+def draw_fit(ax, xs, fy, style="dotted"):
     """A fitted curve over its range: a thin dark dotted line with a bar at each end of the
-    range (a line, not a band: the bands of a figure are the data's intervals)."""
+    range (a line, not a band: the bands of a figure are the data's intervals).
+
+    ``style="behind"``: a wide light-grey line (:data:`FIT_BEHIND_COLOUR`) *behind* the data
+    instead, so that the data's line and markers stay visible on it and any departure of the
+    data from the fit shows as the data leaving the grey stroke; the bars at the ends are
+    drawn as before."""
     xs, fy = np.asarray(xs, float), np.asarray(fy, float)
-    ax.plot(xs, fy, ":", lw=1.3, color=FIT_COLOUR, zorder=4)
+    if style == "behind":
+        ax.plot(xs, fy, "-", lw=FIT_BEHIND_WIDTH, color=FIT_BEHIND_COLOUR, zorder=1.5,
+                solid_capstyle="butt")
+    else:
+        ax.plot(xs, fy, ":", lw=1.3, color=FIT_COLOUR, zorder=4)
     ax.plot(xs[[0, -1]], fy[[0, -1]], "|", ms=9, mew=1.3, color=FIT_COLOUR, zorder=4)
 
 
@@ -353,6 +406,29 @@ def _place_guide(ry, fy, xs, curve, curves, guides, ymin, ymax):
     return mask, best[2][mask]
 
 
+def _guide_below_end(slope, q_end, x_end, gx, gf, ymin, ymax, floor=None,
+                     shift=REFERENCE_SHIFT):
+    """The ``"below-end"`` guide: through a factor ``shift`` (default :data:`REFERENCE_SHIFT`)
+    below the fit's last point ``(x_end, q_end * factor)``, with the bound's slope (times the
+    fit's factor ``gf`` at ``gx``, e.g. log^k x), over ``gx`` (the fit range, or the curve's
+    ``guide_span``); kept where it lies in ``[floor, ymax]`` (floor default: ``ymin /
+    REFERENCE_SHIFT**2``), its stretch that ends nearest ``x_end``. ``(mask over gx, y
+    values)`` or None (fewer than two points)."""
+    floor = ymin / REFERENCE_SHIFT ** 2 if floor is None else floor
+    cand = q_end / shift * (gx / x_end) ** slope * gf
+    ok = (cand <= ymax * (1 + 1e-9)) & (cand >= floor * (1 - 1e-9))
+    idx = np.flatnonzero(ok)
+    if idx.size < 2:
+        return None
+    runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
+    run = min(runs, key=lambda r: np.min(np.abs(np.log(gx[r] / x_end))))
+    if run.size < 2:
+        return None
+    mask = np.zeros(gx.size, bool)
+    mask[run] = True
+    return mask, cand[mask]
+
+
 def _range_text(r):
     def g(v):
         v = float(v)
@@ -409,6 +485,14 @@ def add_caption(fig, text: str, fontsize: float = 8.0) -> None:
     width = int(fig.get_figwidth() * 72 / (0.52 * fontsize))
     lines = [textwrap.fill(t, width) for t in text.split("\n") if t.strip()]
     fig.supxlabel("\n".join(lines), fontsize=fontsize, color="0.2")
+
+
+def figure_caption(fig, text: str, fontsize: float = 8.5):
+    """A caption line (or lines) at the bottom of the figure, below every panel and legend:
+    the key of the line styles, where a title would otherwise run past two lines. Drawn as
+    the figure's ``supxlabel``, so that constrained layout keeps it clear of the axes."""
+    width = int(fig.get_figwidth() * 72 / (0.56 * fontsize))     # characters per line
+    return fig.supxlabel(textwrap.fill(text, width), fontsize=fontsize, ha="center")
 
 
 # --------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import stats
 
 __all__ = ["RateFit", "fit_exponent", "fit_points", "scaled_points", "asymptotic_range_start",
-           "fit_geometric_rate", "verdict", "LOG_TOLERANCE"]
+           "settled_range_start", "fit_geometric_rate", "verdict", "LOG_TOLERANCE"]
 
 # An exponent within this of a bound's counts as consistent with it: the theorems ignore
 # log factors, whose local slope on a finite range is a few hundredths.
@@ -125,6 +125,36 @@ def asymptotic_range_start(x, values, x_min, value_max) -> float:
     1 follows no power law)."""
     big = [xi for xi, v in zip(x, values) if v > value_max]
     return max([x_min] + [xi + 1 for xi in big])
+
+
+def settled_range_start(x, values, x_min=None, x_max=None, tol=LOG_TOLERANCE,
+                        min_points=3):
+    """The smallest x (``>= x_min``) from which the curve is a settled power law up to
+    ``x_max``: every local slope of log ``values`` between neighbouring points from there on
+    lies within ``tol`` of the least-squares slope over that range, which holds at least
+    ``min_points`` positive points. ``None`` when no such start exists (the local slope still
+    drifts by more than ``tol`` over every range of ``min_points`` points or more: no
+    exponent can be read off, the curve is not resolved).
+
+    A pre-asymptotic plateau or bend (a local slope far from the later one) is thereby left
+    out of the fit, whatever its place: the rule, not a hand-picked range, moves the start.
+    """
+    x = np.asarray(x, float)
+    y = np.asarray(values, float)
+    keep = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    if x_min is not None:
+        keep &= x >= x_min
+    if x_max is not None:
+        keep &= x <= x_max
+    order = np.argsort(x[keep])
+    xs = x[keep][order]
+    lx, ly = np.log(xs), np.log(y[keep][order])
+    for i in range(lx.size - min_points + 1):
+        slope = np.polyfit(lx[i:], ly[i:], 1)[0]
+        local = np.diff(ly[i:]) / np.diff(lx[i:])
+        if np.all(np.abs(local - slope) <= tol):
+            return float(xs[i])
+    return None
 
 
 def fit_geometric_rate(k, value, lower=None, upper=None, k_min=None, k_max=None) -> dict:
