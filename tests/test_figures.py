@@ -306,6 +306,33 @@ def test_annealing_ranking_and_cancellation_read_the_curves():
     assert da.claim_verdict(bad, "gaussian") == ("not met: geometric above constant; DPS "
                                                  "below every DPnP schedule")
     assert abs(da.settled(bad, "gaussian")["worst"] - 0.01 / 0.31) < 1e-12
+    # DPS's interval reaching below the best schedule (a zeta' the grid did not resolve):
+    # neither met nor contradicted
+    wide = {"curves": [sched("constant", 0.3, 0.3), sched("geometric", 0.1, 0.2),
+                       curve("DPS", 0.35, 0.3)]}
+    assert da.claim_verdict(wide, "gaussian") == ("not resolved: DPS against geometric "
+                                                  "(intervals overlap)")
+
+
+def test_annealing_dps_at_its_best_takes_the_interval_of_the_minimum():
+    """DPS at its best zeta' is min over zeta' of TV(zeta'): its interval is [min of the lower
+    ends, min of the upper ends] (so an unresolved zeta' widens it), the value shown is the
+    smallest value and lies inside, and the zeta' that could be the best are named."""
+    from experiments.studies import dpnp_annealing as da
+
+    def rec(zeta, value, err):
+        return {"config": {"problem": "gaussian", "method": "dps", "label": "DPS",
+                           "zeta": zeta, "budget": 256},
+                "result": {"value": value, "lower": max(value - err, 0.0),
+                           "upper": value + err, "error": err, "floor_q95": None,
+                           "below_floor": False, "ks_lower": None, "score_calls": 256}}
+    recs = [rec(0.003, 0.279, 7e-5), rec(0.3, 0.497, 0.579), rec(0.01, 0.49, 1e-4),
+            rec(0.001, 0.38, 6e-5)]
+    s = da.summarise(recs, fast=True)
+    (c,) = [c for c in s["curves"] if c["label"] == "DPS"]
+    assert c["zeta"] == [0.003] and c["tv"] == [0.279]
+    assert c["lower"] == [0.0] and c["upper"] == [0.279 + 7e-5]
+    assert c["could_be_best"] == [[0.3]]
 
 
 def test_annealing_chain_checks_pair_with_their_grid_law():

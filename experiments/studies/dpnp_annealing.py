@@ -193,6 +193,16 @@ def summarise(records, fast: bool) -> dict:
             run.setdefault(B, set()).add(res["zeta"])
             if B not in best or res["value"] < best[B]["value"]:
                 best[B] = res
+        for B, res in best.items():
+            # DPS at its best is min over zeta' of TV(zeta'): it lies in [min of the lower
+            # ends, min of the upper ends], however wide the interval of a zeta' the grid did
+            # not resolve; the zeta' whose interval reaches below the chosen value could be
+            # the best one
+            others = [q for b, q in curves[key] if b == B]
+            res["lower"] = min(q["lower"] for q in others)
+            res["upper"] = min(q["upper"] for q in others)
+            res["could_be_best"] = sorted(q["zeta"] for q in others
+                                          if q["zeta"] != res["zeta"] and q["lower"] < res["value"])
         for B, res in best.items():     # the best zeta' at an end of the grid run: not tuned
             z = sorted(run[B])
             res["zeta_edge"] = ("low" if res["zeta"] == z[0] else
@@ -211,6 +221,7 @@ def summarise(records, fast: bool) -> dict:
                     "ks_lower": [q[1]["ks_lower"] for q in pts],
                     "zeta": [q[1]["zeta"] for q in pts],
                     "zeta_edge": [q[1].get("zeta_edge") for q in pts],
+                    "could_be_best": [q[1].get("could_be_best", []) for q in pts],
                     "mean": [q[1].get("mean") for q in pts],
                     "var": [q[1].get("var") for q in pts],
                     "exact_subsampler_limit": (limits[(p, lab)]["value"]
@@ -247,6 +258,7 @@ def figure(summary, figures_dir="figures"):
         bs = sorted({b for c in summary["curves"] if c["problem"] == p for b in c["budget"]})
         x_end = bs[-1] * _LINE_END          # the dotted lines end here, labelled beyond
         right_labels[p] = []
+        to_bottom = []
         for c in [c for c in summary["curves"] if c["problem"] == p]:
             col = cols[c["label"]]
             # the curves staggered 3% apart in budget, so that markers at one budget stay
@@ -268,14 +280,21 @@ def figure(summary, figures_dir="figures"):
             ax.plot(x[~full], y[~full], style[0], mfc="none", color=col, ms=5)
             if c["label"] == "DPS":
                 others = [q for q in summary["curves"] if q["problem"] == p and q is not c]
-                for xi, yi, z, e in zip(x, y, c["zeta"], edge):
+                maybe = c.get("could_be_best") or [[] for _ in x]
+                for xi, yi, z, e, mb in zip(x, y, c["zeta"], edge, maybe):
                     # the label on the side away from the other curves at this budget
                     under = all(yi < _at(q, xi, "tv") for q in others if xi in q["budget"])
-                    ax.annotate(f"ζ′ = {z:g}" + (" (grid end)" if e else ""), (xi, yi),
+                    alt = ("\nor " + ", ".join(f"{v:g}" for v in mb) + "?") if mb else ""
+                    ax.annotate(f"ζ′ = {z:g}" + (" (grid end)" if e else "") + alt, (xi, yi),
                                 xytext=(0, -7 if under else 6), textcoords="offset points",
                                 ha="center", va="top" if under else "bottom", fontsize=7,
                                 color=col)
-            ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="none", ecolor=col, capsize=3, lw=1)
+            # an interval reaching 0 (a zeta' the grid did not resolve) runs to the axis
+            # bottom, with an arrow there (drawn once the y range is known)
+            open_lo = lo <= 0
+            ax.errorbar(x, y, yerr=[np.where(open_lo, 0.0, y - lo), hi - y], fmt="none",
+                        ecolor=col, capsize=3, lw=1)
+            to_bottom += [(xi, yi, col) for xi, yi in zip(x[open_lo], y[open_lo])]
             if c["exact_subsampler_limit"] is not None:
                 lim = c["exact_subsampler_limit"]
                 # drawn from the left edge to x_end; its name at its right end
@@ -311,13 +330,21 @@ def figure(summary, figures_dir="figures"):
             lo_d = min(lo_d, float(fl.min()))
             ax.fill_between(xs, 0.7 * lo_d, fl, color="0.6", alpha=0.3, lw=0,
                             label="estimator floor of the chains' binned TV (95% q.)")
-        ylims[p] = (0.7 * lo_d, min(1.0, 1.4 * hi_d))
+        # room above for DPS's zeta' labels (two lines where another zeta' could be best)
+        top = 2.2 if any(any(m) for c in summary["curves"] if c["problem"] == p
+                         for m in (c.get("could_be_best") or [])) else 1.4
+        ylims[p] = (0.7 * lo_d, min(1.0, top * hi_d))
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_ylim(*ylims[p])
+        for xi, yi, col in to_bottom:
+            ax.plot([xi, xi], [ylims[p][0] * 1.08, yi], color=col, lw=1)
+            ax.plot([xi], [ylims[p][0] * 1.12], "v", color=col, ms=4)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_yticks(nice_log_ticks(*ylims[p]))
+        # at least a twelfth of the axis between labels
+        ax.set_yticks(nice_log_ticks(*ylims[p], min_gap=max(
+            0.09, float(np.log10(ylims[p][1] / ylims[p][0])) / 12)))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xticks(bs)
@@ -416,8 +443,8 @@ def _ranking_line(summary, p) -> str:
     order = "".join(f"{r['label']}" + ("" if "separated_from_next" not in r else
                                        " < " if r["separated_from_next"] else " ~ ")
                     for r in rk["rows"])
-    met = claim_verdict(summary, p) == "met"
-    return f"at {rk['budget']} calls: {order}: claim " + ("met" if met else "not met")
+    v = claim_verdict(summary, p)
+    return f"at {rk['budget']} calls: {order}: claim " + v.split(":")[0]
 
 
 def _caption(summary, n_chains) -> str:
@@ -427,7 +454,9 @@ def _caption(summary, n_chains) -> str:
     m, e = f"{max(errs):.0e}".split("e")
     lines = [(f"Curves: exact grid laws (DPnP staggered 3% in budget), bars: refinement error "
               f"+ lost mass; DPS at its best ζ′ of {{{zs}}} (labelled; hollow if at the grid's "
-              f"end); dotted: each schedule with exact sub-samplers (grid law, error "
+              f"end; its bar runs from the smallest lower to the smallest upper end over ζ′ (an arrow: down to 0), "
+              f"so a ζ′ the grid did not resolve widens it: \"or ζ′?\" names such a ζ′ that "
+              f"could be the best); dotted: each schedule with exact sub-samplers (grid law, error "
               f"≤ {m}×10{superscript(int(e))}, narrower than the line), named at its right "
               "end. < : intervals apart, ~ : overlapping.")]
     if n_chains is not None:
@@ -464,24 +493,38 @@ _STAGGER = {"constant": 0.955, "reference": 0.985, "geometric": 1.015, "polynomi
 
 
 def claim_verdict(summary, problem) -> str:
-    """At the largest budget: which diminishing schedules end below the constant one, and
-    whether DPS ends above the best DPnP schedule ("met" when all of them and DPS do)."""
+    """At the largest budget, from the intervals: every diminishing schedule below the constant
+    one, and DPS above the best DPnP schedule ("met" when each holds with the intervals
+    apart); "not met" names what the intervals contradict (a schedule above constant, DPS
+    below every DPnP schedule); "not resolved" names what overlapping intervals leave open
+    (e.g. DPS at its best where a zeta' the grid did not resolve could be lower)."""
     rk = ranking(summary, problem)
-    tv = {r["label"]: r["tv"] for r in rk["rows"]}
-    if "constant" not in tv:
+    row = {r["label"]: r for r in rk["rows"]}
+    if "constant" not in row:
         return "no constant schedule"
-    dim = [s for s in SCHEDULES if s != "constant" and s in tv]
-    above = [s for s in dim if tv[s] >= tv["constant"]]
-    best = min((tv[s] for s in dim + ["constant"]), default=None)
-    dps_best = "DPS" in tv and best is not None and tv["DPS"] < best
-    if not above and not dps_best:
-        return "met"
+    const = row["constant"]
+    dim = [s for s in SCHEDULES if s != "constant" and s in row]
+    above = [s for s in dim if row[s]["lower"] > const["upper"]]
+    open_ = [f"{s} against constant" for s in dim
+             if s not in above and not row[s]["upper"] < const["lower"]]
+    if "DPS" in row:
+        best = min((row[s] for s in dim + ["constant"]), key=lambda r: r["tv"])
+        dps = row["DPS"]
+        dps_best = dps["upper"] < best["lower"]
+        if not dps_best and not dps["lower"] > best["upper"]:
+            open_.append(f"DPS against {best['label']}")
+    else:
+        dps_best = False
     parts = []
     if above:
         parts.append(", ".join(above) + " above constant")
     if dps_best:
         parts.append("DPS below every DPnP schedule")
-    return "not met: " + "; ".join(parts)
+    if parts:
+        return "not met: " + "; ".join(parts)
+    if open_:
+        return "not resolved: " + ", ".join(open_) + " (intervals overlap)"
+    return "met"
 
 
 def schedule_styles():
