@@ -21,6 +21,8 @@ drawn as a grey tick there.
 """
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import torch
 
@@ -221,7 +223,9 @@ def figure(summary, figures_dir="figures"):
     unresolved = False
     for ax, key in zip(axes[0], panels):
         cs = [c for c in summary["curves"] if (c["problem"], c["part"]) == key]
-        title = f"{what[key[1]]}: {lik[key[0]]}\n{findings.get(key, '')}".rstrip()
+        title = "\n".join(textwrap.fill(t, 72) for t in
+                          f"{what[key[1]]}: {lik[key[0]]}\n{findings.get(key, '')}".rstrip()
+                          .split("\n"))
         ymin = 1.0
         if key[1] == "dds":
             _dds_panel(ax, cs, fits, cols, summary, ylabel)
@@ -259,7 +263,7 @@ def figure(summary, figures_dir="figures"):
                    label=f"exact sub-samplers (grid law): {_sci(t, 2)}")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_ylim(_BOTTOM * min(ymin, t), 1.0)
+        ax.set_ylim(_BOTTOM * min(ymin, t), 1.6)        # 10⁰'s label below the title
         ax.set_xlabel("steps per sub-sampler call")
         ax.set_ylabel(ylabel)
         ax.set_title(title, fontsize=8)
