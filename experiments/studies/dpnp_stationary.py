@@ -63,6 +63,11 @@ def configs(fast: bool):
             for p in PROBLEMS for e in special.get(p, etas)]
 
 
+def _all_etas():
+    """Every eta of the fast and the full grid."""
+    return sorted({c["eta"] for fast in (True, False) for c in configs(fast)})
+
+
 def compute(cfg):
     prior, lik = problem(cfg)
     fine, _, err = grid_refinement(prior, lik, [cfg["eta"]] * cfg["K"], cfg["init"])
@@ -115,7 +120,10 @@ def figure(summary, figures_dir="figures"):
     probs = list(dict.fromkeys(r["config"]["problem"] for r in summary["records"]))
     # eta is a parameter: shades of a sequential map, never a sampler's colour, the same
     # shade for one eta in every panel
-    cols = parameter_colours(r["config"]["eta"] for r in summary["records"])
+    # over every eta either mode runs (so one eta looks the same in fast and full mode),
+    # cividis from 0.2 (its darkest navy is DPS's colour elsewhere)
+    cols = parameter_colours(set(_all_etas()) | {r["config"]["eta"] for r in summary["records"]},
+                             span=(0.2, 0.9))
     marks = dict(zip(cols, ("o", "s", "^", "D", "v", "P", "X", "*")))   # a second cue
     rates = {(r["problem"], r["eta"]): r for r in summary["rates"]}
     fig, axes = new_figure(1, len(probs), figsize=(5.0 * len(probs), 5.6))

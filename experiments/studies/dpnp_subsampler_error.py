@@ -287,7 +287,7 @@ def figure(summary, figures_dir="figures"):
                  f"exact grid laws after K = {summary['K']} outer steps, bimodal prior, d = 1, "
                  f"Langevin step h = {PCS_STEP}; refinement errors ≤ "
                  f"{_sci(summary['max_error'])} (error bars smaller than the markers); dotted: "
-                 "exact sub-samplers", fontsize=9)
+                 "exact sub-samplers; verdicts allow 0.05 in the exponent", fontsize=9)
     return save_figure(fig, f"{figures_dir}/dpnp_subsampler_error.png")
 
 

@@ -218,8 +218,8 @@ def figure(summary: dict, figures_dir="figures"):
                         verdict_note=f"after the {LOG_TOLERANCE:g} tolerance")
     if with_dim:
         _dimension_panel(axes[0, -1], summary)
-    finish_figure(fig, "Claim checked: once it dominates, a score error adds to TV linearly "
-                       "in ε_score (bounds: √d ε_score, + d ε_Jacobi for the ODE; THEORY.md "
+    finish_figure(fig, "Claim checked: once it dominates, a score error adds to TV at most "
+                       "linearly in ε_score (bounds: √d ε_score, + d ε_Jacobi for the ODE; THEORY.md "
                        "section 3)")
     figure_caption(fig, "Plotted: the excess TV − TV(exact score). Wide grey line behind the "
                         "data, between bars: its fit where TV ≥ 2 TV(exact score) and TV ≤ 0.6 "
