@@ -54,12 +54,9 @@ class RateFit:
                 f"over x in [{self.x_range[0]:g}, {self.x_range[1]:g}] ({self.n_points} points)")
 
 
-def fit_exponent(x, value, lower=None, upper=None, x_min=None, x_max=None) -> RateFit:
-    """Fit ``value ~ C x^k`` on points with ``x_min <= x <= x_max`` and positive values.
-
-    ``lower``/``upper`` (optional) are the points' numerical intervals; their effect on the
-    slope is added to the half-width of the interval.
-    """
+def _power_law_points(x, value, x_min=None, x_max=None):
+    """``(x, y, keep)``: float arrays and the mask of the points a power-law fit can use
+    (finite, x > 0 and y > 0, inside ``[x_min, x_max]``)."""
     x = np.asarray(x, float)
     y = np.asarray(value, float)
     keep = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
@@ -67,6 +64,16 @@ def fit_exponent(x, value, lower=None, upper=None, x_min=None, x_max=None) -> Ra
         keep &= x >= x_min
     if x_max is not None:
         keep &= x <= x_max
+    return x, y, keep
+
+
+def fit_exponent(x, value, lower=None, upper=None, x_min=None, x_max=None) -> RateFit:
+    """Fit ``value ~ C x^k`` on points with ``x_min <= x <= x_max`` and positive values.
+
+    ``lower``/``upper`` (optional) are the points' numerical intervals; their effect on the
+    slope is added to the half-width of the interval.
+    """
+    x, y, keep = _power_law_points(x, value, x_min, x_max)
     if keep.sum() < 3:
         raise ValueError(f"need at least 3 positive points in range to fit, got {int(keep.sum())}")
     k, half, c0, r2 = _line_fit(np.log(x[keep]), y[keep],
@@ -139,13 +146,7 @@ def settled_range_start(x, values, x_min=None, x_max=None, tol=LOG_TOLERANCE,
     A pre-asymptotic plateau or bend (a local slope far from the later one) is thereby left
     out of the fit, whatever its place: the rule, not a hand-picked range, moves the start.
     """
-    x = np.asarray(x, float)
-    y = np.asarray(values, float)
-    keep = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-    if x_min is not None:
-        keep &= x >= x_min
-    if x_max is not None:
-        keep &= x <= x_max
+    x, y, keep = _power_law_points(x, values, x_min, x_max)
     order = np.argsort(x[keep])
     xs = x[keep][order]
     lx, ly = np.log(xs), np.log(y[keep][order])
