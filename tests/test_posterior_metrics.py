@@ -148,3 +148,50 @@ def test_cli_posterior_bad_input_and_json(capsys):
     for name in ("tv", "w2", "sliced_w2", "mmse_gap", "coverage_error", "mode_weight_error"):
         e = out["metrics"][name]
         assert e["lower"] <= e["value"] <= e["upper"] and "floor" in e and e["method"]
+
+
+def test_resample_statistics_from_sorted_columns_equal_sorting_each_resample():
+    """The bootstrap's KS and quantiles from columns sorted once (multiplicities, cumulative
+    sums) against sorting each resample, with ties and resamples of other sizes."""
+    from theory.posterior.metrics import _SortedColumns, _mean_ks
+    rng = np.random.default_rng(5)
+    U = rng.uniform(size=(240, 6)) ** 1.7
+    U[:6, 0] = U[6:12, 0]                                              # ties
+    cols = _SortedColumns(U)
+    for _ in range(60):
+        rows = rng.integers(0, 240, int(rng.integers(30, 400)))
+        assert cols.mean_ks(rows) == pytest.approx(_mean_ks(U[rows]), abs=1e-14)
+        ps = (0.05, 0.25, 0.5, 0.95)
+        np.testing.assert_allclose(cols.quantiles(rows, ps), np.quantile(U[rows], ps, axis=0),
+                                   rtol=0, atol=1e-15)
+
+
+def test_mmse_bootstrap_by_counts_equals_the_gap_of_each_resample():
+    """The GEMM form of the cluster-bootstrap MMSE gap against its definition evaluated
+    resample by resample (group means, variance of the mean from the picked groups)."""
+    from theory.posterior.metrics import _mmse_boot
+
+    class Post:
+        def mean(self):
+            return np.array([0.3, -1.0, 40.0])
+
+        def total_var(self):
+            return 2.5
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 3)) * [1.0, 2.0, 0.5] + [0.5, -1.0, 41.0]
+    members = [np.arange(i, i + 3) for i in range(0, 300, 3)]
+    picks = rng.integers(0, 100, (30, 100))
+    value, boot = _mmse_boot(Post(), x, members, picks)
+
+    def gap(groups):
+        pts = np.concatenate([x[members[g]] for g in groups])
+        n, G = pts.shape[0], len(groups)
+        mh = pts.mean(0)
+        gm = np.stack([x[members[g]].mean(0) for g in groups])
+        sizes = np.array([len(members[g]) for g in groups], float)
+        var_mean = G / (G - 1) * ((sizes / n) ** 2 * ((gm - mh) ** 2).sum(1)).sum()
+        return (((mh - Post().mean()) ** 2).sum() - var_mean) / 2.5
+
+    assert value == pytest.approx(gap(np.arange(100)), rel=1e-10)
+    np.testing.assert_allclose(boot, [gap(p) for p in picks], rtol=1e-9)

@@ -406,42 +406,78 @@ def _entry(value, boot, method, floor_value, floor_boot, details=None, biased_up
             "details": details or {}}
 
 
+def _pick_counts(picks, G):
+    """(B, G) multiplicities of each group in each resample of ``picks`` (B, G)."""
+    B = picks.shape[0]
+    flat = (np.arange(B)[:, None] * G + picks).ravel()
+    return np.bincount(flat, minlength=B * G).reshape(B, G).astype(float)
+
+
 def _mmse_boot(post: ExactPosterior, x, members, picks):
     r"""The bias-corrected MMSE gap of ``x`` (module docstring) for the original sample and
     for each cluster-bootstrap resample in ``picks`` (B, G) of the groups ``members``:
-    returns (value, (B,) values). Vectorised over resamples through group sums."""
+    returns (value, (B,) values).
+
+    A resample is its multiplicities :math:`c_{bg}` of the groups (sizes :math:`s_g`, sums
+    :math:`S_g`, means :math:`\bar x_g`): its mean is :math:`\hat m_b = \sum_g c_{bg} S_g /
+    n_b`, :math:`n_b = \sum_g c_{bg} s_g`, and the variance of that mean is estimated by
+    :math:`\frac{G}{G-1}\sum_g c_{bg} (s_g/n_b)^2 \|\bar x_g - \hat m_b\|^2`. Expanding the
+    square about the overall sample mean makes every sum over groups one product with the
+    (B, G) count matrix, so the B resamples cost a few GEMMs (not a (B, G, d) array)."""
     m, tr = post.mean(), post.total_var()
     if members is None:
         gsum, size = x, np.ones(x.shape[0])
     else:
         gsum = np.stack([x[mm].sum(0) for mm in members])               # (G, d)
         size = np.array([len(mm) for mm in members], dtype=float)
-    gmean = gsum / size[:, None]
     G = gsum.shape[0]
+    centre = gsum.sum(0) / size.sum()
+    z = gsum / size[:, None] - centre                                   # group means, centred
+    s2 = size ** 2
+    a = s2 * (z ** 2).sum(1)                                            # (G,)
+    sz = s2[:, None] * z                                                # (G, d)
+    offset = centre - m
 
-    def stat(pk):                                                        # pk (B, G)
-        ns = size[pk].sum(1)                                             # (B,)
-        mh = gsum[pk].sum(1) / ns[:, None]                               # (B, d)
-        share = size[pk] / ns[:, None]                                   # (B, G)
-        dev = ((gmean[pk] - mh[:, None, :]) ** 2).sum(-1)                # (B, G)
-        var_mean = G / (G - 1) * (share ** 2 * dev).sum(1)
-        return (((mh - m) ** 2).sum(1) - var_mean) / tr
+    def stat(C):                                                        # C (B, G) counts
+        ns = C @ size                                                   # (B,)
+        w = (C @ (size[:, None] * z)) / ns[:, None]                     # resample mean - centre
+        dev = C @ a - 2.0 * ((C @ sz) * w).sum(1) + (C @ s2) * (w ** 2).sum(1)
+        var_mean = G / (G - 1) * dev / ns ** 2
+        return (((w + offset) ** 2).sum(1) - var_mean) / tr
 
-    return float(stat(np.arange(G)[None])[0]), stat(picks)
+    return float(stat(np.ones((1, G)))[0]), stat(_pick_counts(picks, G))
 
 
 def _coverage(post: ExactPosterior, level: float):
+    """The coverage statistic at ``level``: ``stat(x, full)`` on a sample, and
+    ``stat.of_rows(x)``, which returns a function of a resample's row indices giving
+    ``(error, mean mass)`` from the columns of ``x`` sorted once (the same numbers as
+    ``stat(x[rows], True)[:2]``, without sorting each resample)."""
     a = (1 - level) / 2
     Qlo, Qhi = post.marginal_quantile(a), post.marginal_quantile(1 - a)
 
+    def mass_of(qlo, qhi):
+        return post.marginal_cdf(qhi[None])[0] - post.marginal_cdf(qlo[None])[0]
+
     def stat(x, full=False):
         qlo, qhi = np.quantile(x, [a, 1 - a], axis=0)
-        mass = post.marginal_cdf(qhi[None])[0] - post.marginal_cdf(qlo[None])[0]
+        mass = mass_of(qlo, qhi)
         err = float(np.abs(mass - level).mean())
         if not full:
             return err
         inside = ((x >= Qlo) & (x <= Qhi)).mean(0)
         return err, float(mass.mean()), float(np.abs(inside - level).mean()), float(inside.mean())
+
+    def of_rows(x):
+        cols = _SortedColumns(x)
+
+        def f(rows):
+            qlo, qhi = cols.quantiles(rows, (a, 1 - a))
+            mass = mass_of(qlo, qhi)
+            return float(np.abs(mass - level).mean()), float(mass.mean())
+        return f
+
+    stat.of_rows = of_rows
     return stat
 
 
@@ -460,6 +496,48 @@ def _mean_ks(U):
     Us = np.sort(U, 0)
     i = np.arange(1, m + 1)[:, None] / m
     return float(np.maximum(i - Us, Us - (i - 1.0 / m)).max(0).mean())
+
+
+class _SortedColumns:
+    """The columns of ``U`` sorted once, so that the mean KS of any resample of its rows
+    (given by the rows' multiplicities) needs a gather and a cumulative sum instead of a
+    sort. With multiplicities :math:`c` in the sorted order of a column, the empirical CDF
+    at the k-th smallest value is :math:`C_k = \sum_{j\le k} c_j / m` and the Kolmogorov
+    distance is :math:`\max_k \max(C_k - U_{(k)}, U_{(k)} - C_k + c_k/m)`; rows drawn zero
+    times never attain the maximum (their terms are bounded by a drawn neighbour's), so this
+    equals :func:`_mean_ks` of the resample."""
+
+    def __init__(self, U):
+        # held column by column (d, n): the cumulative sums run along contiguous rows
+        self.order = np.argsort(U.T, 1, kind="stable")
+        self.Us = np.take_along_axis(U.T, self.order, 1)
+
+    def mean_ks(self, rows):
+        c = np.bincount(rows, minlength=self.Us.shape[1]).astype(float)
+        cs = c[self.order]
+        m = float(c.sum())
+        cum = np.cumsum(cs, 1) / m
+        gap = np.maximum(cum - self.Us, self.Us - (cum - cs / m))
+        return float(gap.max(1).mean())
+
+    def quantiles(self, rows, ps):
+        """Per column, ``np.quantile`` (its default linear interpolation between order
+        statistics) of the resample ``rows`` at each level in ``ps``: (len(ps), d). The
+        resample's order statistic of rank r is the first sorted value whose cumulative
+        multiplicity exceeds r."""
+        c = np.bincount(rows, minlength=self.Us.shape[1])
+        cum = np.cumsum(c[self.order], 1)
+        N = int(c.sum())
+        cols = np.arange(self.Us.shape[0])
+        out = []
+        for p in ps:
+            h = (N - 1) * float(p)
+            lo = math.floor(h)
+            t = h - lo
+            a = self.Us[cols, (cum > lo).argmax(1)]
+            b = self.Us[cols, (cum > min(lo + 1, N - 1)).argmax(1)]
+            out.append(a + (b - a) * t if t < 0.5 else b - (b - a) * (1 - t))
+        return np.stack(out)
 
 
 def _modes(post: ExactPosterior, x, y_floor):
@@ -578,8 +656,9 @@ def posterior_metrics(samples, post: ExactPosterior, *, groups=None, n_ref: Opti
     if "marginal_ks" in metrics:
         U = _marginal_u(post, x)
         Uf = _marginal_u(post, yf)
-        boot = np.array([_mean_ks(U[_resample(members, n, rng)]) for _ in range(n_boot)])
-        fboot = np.array([_mean_ks(Uf[rng.integers(0, n, n)]) for _ in range(n_boot)])
+        sU, sUf = _SortedColumns(U), _SortedColumns(Uf)
+        boot = np.array([sU.mean_ks(_resample(members, n, rng)) for _ in range(n_boot)])
+        fboot = np.array([sUf.mean_ks(rng.integers(0, n, n)) for _ in range(n_boot)])
         out["marginal_ks"] = _entry(
             _mean_ks(U), boot, "mean over coordinates of the Kolmogorov distance between the "
             f"method's empirical marginal and the exact marginal CDF; {n_boot} bootstrap "
@@ -596,10 +675,12 @@ def posterior_metrics(samples, post: ExactPosterior, *, groups=None, n_ref: Opti
         st9, st5 = _coverage(post, 0.9), _coverage(post, 0.5)
         e9, m9, pe9, pi9 = st9(x, True)
         e5, m5, pe5, pi5 = st5(x, True)
-        both = _boot(lambda xx: np.array(st9(xx, True)[:2]), x, members, n_boot, rng)
+        on_x = st9.of_rows(x)
+        both = np.array([on_x(_resample(members, n, rng)) for _ in range(n_boot)])
         boot = both[:, 0]
         mlo, mhi = np.quantile(both[:, 1], [0.025, 0.975])
-        fboot = _boot(st9, yf, None, n_boot, rng)
+        on_yf = st9.of_rows(yf)
+        fboot = np.array([on_yf(rng.integers(0, n, n))[0] for _ in range(n_boot)])
         out["coverage_error"] = _entry(
             e9, boot, "mean over coordinates of |exact posterior mass of the method's central "
             f"0.9-interval - 0.9|; {n_boot} bootstrap resamples", st9(yf), fboot,
