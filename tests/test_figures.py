@@ -90,6 +90,9 @@ def test_text_outside_the_figure_is_found():
     (-0.9921, (-0.9959, -0.9884), "-0.992 [-0.996, -0.988]"),   # needs a third decimal
     (0.8984412, (0.8984381, 0.8984443), "+0.898441 [+0.898438, +0.898444]"),
     (-1e-9, (-2e-8, 2e-8), "+0.000000 (to within 2e-08)"),        # no "-0.00" or "[-0.00, +0.00]"
+    (-1.0384, (-1.0431, -1.0332), "-1.038 [-1.043, -1.033]"),   # 2 decimals: "-1.04 [-1.04, -1.03]"
+    (0.5149, (0.5091, 0.5301), "+0.515 [+0.509, +0.530]"),      # 2 would put +0.51 on its end
+    (0.52, (0.52, 0.61), "+0.52 [+0.52, +0.61]"),               # a point on its end stays there
 ])
 def test_format_exponent(k, ci, text):
     assert format_exponent(k, ci) == text

@@ -121,16 +121,25 @@ def _num(v, decimals):
 
 
 def format_exponent(exponent, ci) -> str:
-    """``+0.55 [+0.51, +0.59]``; with as many decimals as the interval needs to be read
-    (two, up to six), and ``+0.000000 (to within 3e-08)`` when even six do not resolve it."""
+    """``+0.55 [+0.51, +0.59]``; with the fewest decimals (two, up to six) at which the
+    interval spans at least two units of the last digit and the rounded exponent lies
+    strictly between its rounded ends (when it lies strictly inside the interval), so that
+    no printed point sits on its own interval's end (``-1.04 [-1.04, -1.03]`` is printed
+    ``-1.038 [-1.043, -1.033]``); ``+0.000000 (to within 3e-08)`` when even six decimals
+    do not resolve it."""
     lo, hi = float(ci[0]), float(ci[1])
+    k = float(exponent)
     half = max(hi - lo, 0.0) / 2
-    for dec in (2, 3, 4, 5, 6):
-        if half >= 0.5 * 10 ** (-dec):
-            break
     if half < 0.5e-6:
-        return f"{_num(exponent, 6)} (to within {max(abs(hi - exponent), abs(exponent - lo)):.0e})"
-    return f"{_num(exponent, dec)} [{_num(lo, dec)}, {_num(hi, dec)}]"
+        return f"{_num(k, 6)} (to within {max(abs(hi - k), abs(k - lo)):.0e})"
+    for dec in (2, 3, 4, 5, 6):
+        if half < 10 ** (-dec):
+            continue
+        r_lo, r_k, r_hi = (round(v, dec) for v in (lo, k, hi))
+        if lo < k < hi and not r_lo < r_k < r_hi:
+            continue
+        break
+    return f"{_num(k, dec)} [{_num(lo, dec)}, {_num(hi, dec)}]"
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, figsize=(5.0, 3.8)):
