@@ -277,8 +277,8 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
                     guides.append((gx[placed[0]], placed[1]))
                     handle = (data, rline)
                 judged = verdict(slope, fit.ci, c.get("larger_is_better", False),
-                                 var=c.get("x_name", "x"))
-                if verdict_note and judged != "consistent":
+                                 var=c.get("x_name", "x"), local=c.get("local_slopes"))
+                if verdict_note and judged != "consistent" and not judged.startswith("not "):
                     judged += f" ({verdict_note})"
                 if glue_verdict:               # never wrapped inside "factor x^a or more"
                     judged = re.sub(r"(?<=loose |worse )by .*$",

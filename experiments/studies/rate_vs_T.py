@@ -177,10 +177,13 @@ def _curve(f, summary):
     if summary.get("fast") and max(f["T"]) < t_all and f["sampler"] in ACCELERATED:
         notes.append(f"runs to T = {max(f['T'])} (fast mode's cost cap)")
     bound = REFERENCE[f["sampler"]][0]
-    if "exponent" in lf and verdict(bound, lf["ci"], var="T").startswith("violated"):
-        # say why: the local slope of the fitted quantity over the fit range
+    sl = []
+    if "exponent" in lf:
+        # the local slopes of the fitted quantity over the fit range: the verdict declares no
+        # violation while they still steepen toward the bound (theory.rates.verdict)
         lo, hi = lf["x_range"]
         sl = [s for s in local_slopes(f["T"], f["tv"], k) if lo <= s[0] and s[1] <= hi]
+    if "exponent" in lf and verdict(bound, lf["ci"], var="T").startswith("violated"):
         if len(sl) >= 2:
             notes.append(f"local p steepens from {sl[0][2]:+.2f} (T = {sl[0][0]:g}→"
                          f"{sl[0][1]:g}) to {sl[-1][2]:+.2f} (T = {sl[-1][0]:g}→{sl[-1][1]:g}):"
@@ -190,6 +193,7 @@ def _curve(f, summary):
             "fit_text": f"TV/log{_sup(k)}T ~ T^", "fit_factor": lambda t, k=k: np.log(t) ** k,
             "reference": REFERENCE[f["sampler"]], "note": "; ".join(notes) or None,
             "fit_error": lf.get("error") or f["fit"].get("error"), "x_name": "T",
+            "local_slopes": [s[2] for s in sl] or None,
             **(STEEP_GUIDE if f["sampler"] in STEEP else {})}
 
 
