@@ -253,7 +253,8 @@ def figure(summary: dict, figures_dir="figures"):
                         "logᵏ T (hence curved; its level is arbitrary; order 3/4: a factor "
                         f"{REFERENCE_SHIFT ** 2:g} below the fit's last point). Verdicts allow "
                         f"{LOG_TOLERANCE:g} in the exponent for log factors ('loose by Tᵃ': a "
-                        f"after that {LOG_TOLERANCE:g}). Exact TV, li schedule c0 = 2, c1 = 4.")
+                        f"after that {LOG_TOLERANCE:g}). Hollow markers: points whose numerical interval reaches 0 (no band). "
+                        "Exact TV, li schedule c0 = 2, c1 = 4.")
     return save_figure(fig, f"{figures_dir}/rate_vs_T.png")
 
 
