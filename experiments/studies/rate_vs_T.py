@@ -188,6 +188,10 @@ def _curve(f, summary):
             notes.append(f"local p steepens from {sl[0][2]:+.2f} (T = {sl[0][0]:g}→"
                          f"{sl[0][1]:g}) to {sl[-1][2]:+.2f} (T = {sl[-1][0]:g}→{sl[-1][1]:g}):"
                          f" the fit starts off the asymptote")
+    if "exponent" not in lf and min(f["tv"]) < 1e-11:
+        # no settled range: say where the curve ends (near float64's floor, the local slopes
+        # of TV there are numerical noise, not the sampler's rate)
+        notes.append(f"TV reaches {min(f['tv']):.0e}, near the float64 floor")
     return {"x": f["T"], "value": f["tv"], "lower": f["lower"], "upper": f["upper"],
             "label": f["sampler"], "fit": RateFit.from_dict(lf),
             "fit_text": f"TV/log{_sup(k)}T ~ T^", "fit_factor": lambda t, k=k: np.log(t) ** k,
