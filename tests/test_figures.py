@@ -498,3 +498,26 @@ def test_fit_behind_the_data_and_verdict_note():
     assert "or\u00a0more\u00a0(after\u00a0the\u00a00.05\u00a0tolerance)" in verdict_line
     assert "T⁰·⁴⁵" in verdict_line            # -1 vs -0.5: loose by T^(0.5 - 0.05)
     assert layout_problems(fig) == []
+
+
+def test_consistent_from_the_interval_alone_says_so():
+    """A "consistent" verdict whose point estimate alone would be violated names the edge of
+    the tolerance its interval reaches; one whose point estimate passes does not."""
+    import matplotlib.pyplot as plt
+    from theory.figures import plot_rate_panel
+    from theory.rates import RateFit
+
+    def label(ci, exponent):
+        fig, ax = plt.subplots()
+        x = np.array([100.0, 200.0, 400.0])
+        fit = RateFit(exponent=exponent, ci=ci, prefactor=1.0, x_range=(100.0, 400.0),
+                      n_points=3, r2=1.0)
+        plot_rate_panel(ax, [{"x": x, "value": x ** exponent, "label": "s", "fit": fit,
+                              "reference": (-2, "1/T²"), "x_name": "T"}])
+        text = " ".join(t.get_text() for t in ax.get_legend().get_texts())
+        plt.close(fig)
+        return text
+
+    assert "consistent (interval reaches -1.95)" in label((-1.98, -1.86), -1.92).replace(
+        "\u2212", "-")
+    assert "interval reaches" not in label((-2.03, -1.97), -2.0)

@@ -85,3 +85,16 @@ def test_rate_vs_T_summary_fits_past_a_plateau_and_says_not_resolved():
     assert verdict(-2.0, lf["ci"], var="T") == "consistent"
     assert "not resolved" in by["bimodal"]["fit"]["error"]
     assert "not resolved" in by["bimodal"]["log_corrected_fits"]["tv_over_logT^2"]["error"]
+
+
+def test_violation_needs_a_settled_range():
+    """A fit slower than the bound is "violated" only when its local slopes have settled; a
+    pre-asymptotic series still steepening toward the bound is "not resolved"."""
+    ci = (-3.90, -3.86)  # slower than T^-4 by more than the 0.05 tolerance
+    steepening = [-3.81, -3.85, -3.88]
+    assert verdict(-4, ci, var="T", local=steepening).startswith("not resolved (pre-asymptotic")
+    settled = [-3.88, -3.87, -3.88]
+    assert verdict(-4, ci, var="T", local=settled).startswith("violated")
+    assert verdict(-4, ci, var="T").startswith("violated")
+    # steepening past the bound or consistent intervals are untouched
+    assert verdict(-4, (-4.1, -3.9), var="T", local=steepening) == "consistent"

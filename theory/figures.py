@@ -49,7 +49,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.path import Path as MPath
 
-from .rates import verdict
+from .rates import LOG_TOLERANCE, verdict
 
 __all__ = ["COLOURS", "MARKERS", "PALETTE", "REFERENCE_SHIFT", "FIT_COLOUR", "draw_fit",
            "FIT_BEHIND_COLOUR", "figure_caption",
@@ -286,8 +286,15 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
                     guides.append((gx[placed[0]], placed[1]))
                     handle = (data, rline)
                 judged = verdict(slope, fit.ci, c.get("larger_is_better", False),
-                                 var=c.get("x_name", "x"))
-                if verdict_note and judged != "consistent":
+                                 var=c.get("x_name", "x"), local=c.get("local_slopes"))
+                # "consistent" from the interval alone: say so when the point estimate by
+                # itself lies outside the bound's exponent widened by the tolerance
+                big = c.get("larger_is_better", False)
+                if judged == "consistent" and verdict(
+                        slope, (fit.exponent, fit.exponent), big).startswith("violated"):
+                    edge = slope - LOG_TOLERANCE if big else slope + LOG_TOLERANCE
+                    judged += f" (interval reaches {edge:+.2f})"
+                if verdict_note and not judged.startswith(("consistent", "not ")):
                     judged += f" ({verdict_note})"
                 if glue_verdict:               # never wrapped inside "factor x^a or more"
                     judged = re.sub(r"(?<=loose |worse )by .*$",

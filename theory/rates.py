@@ -186,15 +186,28 @@ LOOSE_KEY = ("'loose by a factor x^a or more': a = the distance from the bound's
 
 
 def verdict(bound: float, ci, larger_is_better: bool = False, var: str = "x",
-            tol: float = LOG_TOLERANCE) -> str:
+            tol: float = LOG_TOLERANCE, local=None) -> str:
     """Compare a bound ``D <~ x^bound`` with a measured exponent interval ``ci``.
 
     ``consistent`` when the bound's exponent lies in the interval widened by ``tol``;
     ``bound loose by a factor x^a or more`` when the whole interval is on the good side
     (smaller exponents are better for a growing x such as T or d; larger ones for a
     vanishing x such as eps, ``larger_is_better``); otherwise ``violated: worse by ...``.
+
+    A "violated" verdict is only declared on a settled fit range: given ``local`` (the
+    local slopes over the fit range, in order of x), when every one of them lies on the
+    violated side of the bound and each lies closer to the bound than the one before (the
+    curve still steepening toward it), the fit is pre-asymptotic and the verdict is
+    ``not resolved (pre-asymptotic: local slope still steepening)``.
     """
     lo, hi = float(ci[0]), float(ci[1])
+    if local is not None and len(local) >= 2:
+        worse = [(s > bound) if not larger_is_better else (s < bound) for s in local]
+        gaps = [abs(s - bound) for s in local]
+        steepening = all(b < a for a, b in zip(gaps, gaps[1:]))
+        if all(worse) and steepening and not (lo - tol <= bound <= hi + tol) and not (
+                hi < bound if not larger_is_better else lo > bound):
+            return "not resolved (pre-asymptotic: local slope still steepening)"
     if lo - tol <= bound <= hi + tol:
         return "consistent"
     better = hi < bound if not larger_is_better else lo > bound

@@ -177,19 +177,27 @@ def _curve(f, summary):
     if summary.get("fast") and max(f["T"]) < t_all and f["sampler"] in ACCELERATED:
         notes.append(f"runs to T = {max(f['T'])} (fast mode's cost cap)")
     bound = REFERENCE[f["sampler"]][0]
-    if "exponent" in lf and verdict(bound, lf["ci"], var="T").startswith("violated"):
-        # say why: the local slope of the fitted quantity over the fit range
+    sl = []
+    if "exponent" in lf:
+        # the local slopes of the fitted quantity over the fit range: the verdict declares no
+        # violation while they still steepen toward the bound (theory.rates.verdict)
         lo, hi = lf["x_range"]
         sl = [s for s in local_slopes(f["T"], f["tv"], k) if lo <= s[0] and s[1] <= hi]
+    if "exponent" in lf and verdict(bound, lf["ci"], var="T").startswith("violated"):
         if len(sl) >= 2:
             notes.append(f"local p steepens from {sl[0][2]:+.2f} (T = {sl[0][0]:g}→"
                          f"{sl[0][1]:g}) to {sl[-1][2]:+.2f} (T = {sl[-1][0]:g}→{sl[-1][1]:g}):"
                          f" the fit starts off the asymptote")
+    if "exponent" not in lf and min(f["tv"]) < 1e-11:
+        # no settled range: say where the curve ends (near float64's floor, the local slopes
+        # of TV there are numerical noise, not the sampler's rate)
+        notes.append(f"TV reaches {min(f['tv']):.0e}, near the float64 floor")
     return {"x": f["T"], "value": f["tv"], "lower": f["lower"], "upper": f["upper"],
             "label": f["sampler"], "fit": RateFit.from_dict(lf),
             "fit_text": f"TV/log{_sup(k)}T ~ T^", "fit_factor": lambda t, k=k: np.log(t) ** k,
             "reference": REFERENCE[f["sampler"]], "note": "; ".join(notes) or None,
             "fit_error": lf.get("error") or f["fit"].get("error"), "x_name": "T",
+            "local_slopes": [s[2] for s in sl] or None,
             **(STEEP_GUIDE if f["sampler"] in STEEP else {})}
 
 
@@ -249,7 +257,8 @@ def figure(summary: dict, figures_dir="figures"):
                         "logᵏ T (hence curved; its level is arbitrary; order 3/4: a factor "
                         f"{REFERENCE_SHIFT ** 2:g} below the fit's last point). Verdicts allow "
                         f"{LOG_TOLERANCE:g} in the exponent for log factors ('loose by Tᵃ': a "
-                        f"after that {LOG_TOLERANCE:g}). Exact TV, li schedule c0 = 2, c1 = 4.")
+                        f"after that {LOG_TOLERANCE:g}). Hollow markers: points whose numerical interval reaches 0 (no band). "
+                        "Exact TV, li schedule c0 = 2, c1 = 4.")
     return save_figure(fig, f"{figures_dir}/rate_vs_T.png")
 
 
