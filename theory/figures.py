@@ -309,6 +309,25 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
                              + (f", {n} points" if n else ""))
             if extra:
                 label += "\n" + "\n".join(_indent(e) for e in extra)  # bound + verdict; range
+        if fit is None and c.get("reference") is not None:
+            # no fit, but the theorem's rate is still shown: a guide a factor REFERENCE_SHIFT
+            # below the curve's first point, with the bound's slope, over the curve's range
+            slope, text = c["reference"]
+            ok = np.isfinite(y) & (y > 0)
+            if ok.sum() >= 2:
+                factor = c.get("fit_factor") or (lambda s: 1.0)
+                x0 = float(np.asarray(c["x"], float)[ok][0])
+                gx = np.geomspace(x0, float(np.asarray(c["x"], float)[ok][-1]), 40)
+                gf = np.asarray([factor(s) for s in gx], float)
+                gy = y[ok][0] / REFERENCE_SHIFT * (gx / x0) ** slope * gf / gf[0]
+                keep = gy >= ymin
+                if keep.sum() >= 2:
+                    (rline,) = ax.plot(gx[keep] * sx, gy[keep], "--", lw=1.1, color=col,
+                                       label=text)
+                    guides.append((gx[keep], gy[keep]))
+                    handle = (data, rline)
+                    pt = f"(p = {slope:+g})".replace("p = +0)", "p = 0)")
+                    label += "\n" + _indent(f"{text} {pt}, from the curve's first point")
         if fit is None and c.get("fit_error"):
             label += "\n" + _indent(f"no fit: {c['fit_error']}")
         if c.get("note"):           # a short note ends the last line, a long one has its own

@@ -167,6 +167,16 @@ def local_slopes(x, value, k=0):
             for i in range(len(x) - 1) if q[i] > 0 and q[i + 1] > 0]
 
 
+def fit_range_slopes(f, k, fit):
+    """The local slopes of TV/log^k T of curve ``f`` (a summary fit: ``T``, ``tv``) between
+    neighbours inside ``fit``'s T range, in order of T: what :func:`theory.rates.verdict`
+    reads to withhold a violation on a range that has not settled. Empty without a fit."""
+    if "x_range" not in fit:
+        return []
+    lo, hi = fit["x_range"]
+    return [s for s in local_slopes(f["T"], f["tv"], k) if lo <= s[0] and s[1] <= hi]
+
+
 def _curve(f, summary):
     """One sampler's curve for plot_rate_panel: the fit of TV/log^k T that the verdict uses."""
     k = f.get("log_power", LOG_POWER[f["sampler"]])
@@ -181,9 +191,9 @@ def _curve(f, summary):
     if "exponent" in lf:
         # the local slopes of the fitted quantity over the fit range: the verdict declares no
         # violation while they still steepen toward the bound (theory.rates.verdict)
-        lo, hi = lf["x_range"]
-        sl = [s for s in local_slopes(f["T"], f["tv"], k) if lo <= s[0] and s[1] <= hi]
-    if "exponent" in lf and verdict(bound, lf["ci"], var="T").startswith("violated"):
+        sl = fit_range_slopes(f, k, lf)
+    if "exponent" in lf and verdict(bound, lf["ci"], var="T", local=[s[2] for s in sl]
+                                    ).startswith("not resolved (pre-asymptotic"):
         if len(sl) >= 2:
             notes.append(f"local p steepens from {sl[0][2]:+.2f} (T = {sl[0][0]:g}→"
                          f"{sl[0][1]:g}) to {sl[-1][2]:+.2f} (T = {sl[-1][0]:g}→{sl[-1][1]:g}):"
