@@ -27,7 +27,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.lines import Line2D
 
-from theory.figures import new_figure, save_figure
+from theory.figures import add_caption, format_exponent, new_figure, save_figure
 from theory.lowrank.sweeps import KAPPAS_PANEL, configs_kappa, run_point, summarize_kappa
 from theory.rates import RateFit
 
@@ -128,7 +128,7 @@ def rate_title(panels, problem) -> str:
     rates = ", ".join(f"{p['rate_factor_distance']:.3f}" for p in ps)
     theorem = ps[0]["theorem_rate"]
     kappas = "/".join(f"{p['kappa']:g}" for p in ps)
-    return (f"ScaledGD's rate per iteration at kappa = {kappas}:\n{rates} (95% CIs +-{half:.1g})"
+    return (f"ScaledGD's rate per iteration at κ = {kappas}:\n{rates} (95% CIs ±{half:.1g})"
             + (f"; theorem {theorem:g}" if theorem is not None else ""))
 
 
@@ -143,7 +143,7 @@ def _theorem_guide(ax, curves):
     rate = sg[0]["theorem_rate"]
     t = np.arange(0, int(math.log(1e-15 / start) / math.log(rate)) + 1)
     ax.semilogy(t, start * rate ** t, "--", color="0.45", lw=1.0, zorder=1,
-                label=f"theorem's bound rate {rate:g}^t")
+                label=f"theorem's bound rate ${rate:g}^t$")
     ax.legend(fontsize=7, loc="upper right")
 
 
@@ -163,11 +163,17 @@ def plot_trajectories(ax, curves, key, colour_of, ylabel):
     ax.grid(True, which="major", alpha=0.25)
 
 
-def legend_handles(colours: dict, fmt) -> list:
-    """Colour handles (one per value) and line-style handles (one per algorithm)."""
+# the markers of the trajectory plots: none on ScaledGD's solid line, sparse hollow squares
+# on GD's dashed one
+TRAJECTORY_MARKERS = {"scaledgd": {}, "gd": {"marker": "s", "mfc": "none", "ms": 4}}
+
+
+def legend_handles(colours: dict, fmt, markers=None) -> list:
+    """Colour handles (one per value) and line-style handles (one per algorithm), drawn
+    with ``markers[algorithm]`` (Line2D keywords; default: the trajectory plots')."""
+    markers = markers or TRAJECTORY_MARKERS
     hs = [Line2D([], [], color=col, lw=2, label=fmt(v)) for v, col in colours.items()]
-    hs += [Line2D([], [], color="k", ls=STYLE[a], lw=1.3, label=ALG_LABEL[a],
-                  **({} if a == "scaledgd" else {"marker": "s", "mfc": "none", "ms": 4}))
+    hs += [Line2D([], [], color="k", ls=STYLE[a], lw=1.3, label=ALG_LABEL[a], **markers[a])
            for a in ALGORITHMS]
     return hs
 
@@ -201,7 +207,7 @@ def _fit_panel(ax, fits, sampling, theorem=None):
             gm = np.exp(np.nanmean(np.log(it), axis=1))
             lo = hi = gm
         if fit is not None:
-            label += (f": kappa^{fit.exponent:+.3f} [{fit.ci[0]:+.3f}, {fit.ci[1]:+.3f}]"
+            label += (f": κ^p, p = {format_exponent(fit.exponent, fit.ci)}"
                       f" (theory {f['theory_exponent']:g})")
             xs = np.geomspace(*fit.x_range, 20)
             ax.plot(xs, fit.prefactor * xs ** fit.exponent, ":", color=col, lw=1.2)
@@ -215,12 +221,12 @@ def _fit_panel(ax, fits, sampling, theorem=None):
     ub = implied_rate_bound(fits, sampling)
     ax.set_title(f"sensing n = {f0['n']}, r = {f0['r']}, m = {f0['oversampling']:g}nr "
                  f"({regime}):\niterations to rel. error {f0['tol']:g}, {len(f0['seeds'])} seeds"
-                 + (f"\nScaledGD's mean rate per iteration <= {ub:.2f}" + (f" (theorem {theorem:g})"
+                 + (f"\nScaledGD's mean rate per iteration ≤ {ub:.2f}" + (f" (theorem {theorem:g})"
                                                            if theorem is not None else "")
                     if ub is not None else ""), fontsize=9)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("condition number kappa")
+    ax.set_xlabel("condition number κ")
     ax.set_ylabel("iterations (geometric mean, 95% CI)")
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=7, loc="upper left")
@@ -235,30 +241,30 @@ def figure(summary: dict, figures_dir="figures"):
     for j, prob in enumerate(PROBLEMS):
         curves = [p for p in panels if p["problem"] == prob]
         plot_trajectories(axes[0, j], curves, "rel_error", colour,
-                          "relative error ||X_t - X*||_F / ||X*||_F")
+                          r"relative error $\|X_t - X^\star\|_F\,/\,\|X^\star\|_F$")
         plot_trajectories(axes[1, j], curves, "factor_distance", colour,
-                          "factor distance dist(F_t, F*) / ||X*||_F")
+                          r"factor distance $\mathrm{dist}(F_t, F^\star)\,/\,\|X^\star\|_F$")
         axes[0, j].set_title(f"{curves[0]['label']}: relative error", fontsize=9)
         axes[1, j].set_title("factor distance (the paper's distance);\n"
                              + rate_title(panels, prob), fontsize=9)
         _theorem_guide(axes[1, j], curves)
         for ax in axes[:, j]:
             ax.set_ylim(1e-15, 10)
-    axes[0, 0].legend(handles=legend_handles(KAPPA_COLOURS, lambda k: f"kappa = {k}"),
+    axes[0, 0].legend(handles=legend_handles(KAPPA_COLOURS, lambda k: f"κ = {k}"),
                       fontsize=7, loc="lower right", ncol=2)
     theorem = next((p["theorem_rate"] for p in panels if p.get("theorem_rate")), None)
     for i, sampling in enumerate(SAMPLINGS):
         _fit_panel(axes[i, 3], summary["fits"], sampling, theorem)
     eta = summary["fits"][0]["eta"]
-    fig.suptitle(f"ScaledGD (eta = {eta:g}) converges at a rate free of kappa; GD (step "
-                 f"{eta:g}/sigma_max) slows down like kappa (Tong, Ma, Chi 2021, Figure 2"
-                 + ("; fast sizes)" if summary.get("fast") else ")")
-                 + "\nthe theorem's rate 1 - 0.6 eta (grey dashes) assumes RIP-level sampling "
-                 "and is not reached at these sampling ratios (the measured rates are slower);\nit is "
-                 "met at m = 80nr (bottom right: tol^(1/iterations), for an initial error <= 1)"
-                 "; at kappa = 1 GD (dashed, squares) runs on ScaledGD's line; a line ends "
-                 "where its run stopped (converged or the iteration budget)",
-                 fontsize=11)
+    fig.suptitle(f"ScaledGD (η = {eta:g}) converges at a rate free of κ; GD (step "
+                 f"{eta:g}/σ_max) slows down like κ (Tong, Ma, Chi 2021, Figure 2"
+                 + ("; fast sizes)" if summary.get("fast") else ")"), fontsize=12)
+    add_caption(fig, "The theorem's rate 1 − 0.6η (grey dashes) assumes RIP-level sampling and "
+                "is not reached at these sampling ratios (the measured rates are slower); it is "
+                "met at m = 80nr (bottom right: tol^(1/N) for N iterations, an initial error "
+                "≤ 1). Solid: ScaledGD; dashed with hollow squares: GD (at κ = 1 it runs on "
+                "ScaledGD's line). A line ends where its run stopped (converged, or the "
+                "iteration budget). Dotted: the fit of the iteration counts in κ.", fontsize=10)
     return save_figure(fig, f"{figures_dir}/scaledgd_kappa.png")
 
 

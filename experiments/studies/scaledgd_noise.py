@@ -90,12 +90,12 @@ def figure(summary: dict, figures_dir="figures"):
     for j, prob in enumerate(probs):
         cs = [c for c in summary["curves"] if c["problem"] == prob]
         plot_trajectories(axes[0, j], cs, "rel_error", colour,
-                          "relative error ||X_t - X*||_F / ||X*||_F")
+                          r"relative error $\|X_t - X^\star\|_F\,/\,\|X^\star\|_F$")
         plot_trajectories(axes[1, j], cs, "factor_distance", colour,
-                          "factor distance dist(F_t, F*) / ||X*||_F")
+                          r"factor distance $\mathrm{dist}(F_t, F^\star)\,/\,\|X^\star\|_F$")
         sg = next(f for f in summary["fits"] if f["problem"] == prob
                   and f["algorithm"] == "scaledgd")["fit"]
-        slope = (f"floor ~ SNR^{format_exponent(sg['exponent'], sg['ci'])} (theory -1)"
+        slope = (f"floor ∝ SNR^p, p = {format_exponent(sg['exponent'], sg['ci'])} (theory −1)"
                  if "exponent" in sg else "no fit")
         axes[0, j].set_title(f"{cs[0]['label']}: relative error", fontsize=9)
         axes[1, j].set_title(f"factor distance\nScaledGD's {slope}", fontsize=9)
@@ -106,8 +106,8 @@ def figure(summary: dict, figures_dir="figures"):
     axes[0, 0].legend(handles=legend_handles(SNR_COLOURS, lambda s: f"SNR {s:g} ({_db(s)})"),
                       fontsize=7, loc="lower right", ncol=2)
     kappa = summary["fits"][0]["kappa"]
-    fig.suptitle(f"Under noise (kappa = {kappa:g}) ScaledGD reaches the error floor set by the "
-                 "noise, ~ 1/SNR, in a few dozen iterations; GD reaches it later or not within "
+    fig.suptitle(f"Under noise (κ = {kappa:g}) ScaledGD reaches the error floor set by the "
+                 "noise, ∝ 1/SNR, in a few dozen iterations; GD reaches it later or not within "
                  "the run (Tong, Ma, Chi 2021, Figure 3" + ("; fast sizes)" if summary.get("fast")
                                                            else ")"), fontsize=11)
     return save_figure(fig, f"{figures_dir}/scaledgd_noise.png")

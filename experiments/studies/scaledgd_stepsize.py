@@ -104,7 +104,7 @@ def figure(summary: dict, figures_dir="figures"):
             ax.plot([c["best_eta"]], [min(c["best_error"], CAP)], "*", color=col, ms=11,
                     mec="k", mew=0.6, zorder=5)
     ax.axhline(CAP, color="0.5", lw=0.8, ls=":")
-    ax.set_xlabel("step size eta (GD: eta / sigma_max)")
+    ax.set_xlabel(r"step size $\eta$ (GD: $\eta\,/\,\sigma_{\max}$)")
     ax.set_ylabel(f"relative error after {summary['curves'][0]['iterations']} iterations")
     ax.set_ylim(top=CAP * 10 ** (DIVERGED_ROW * (len(curves) + 1.5)))
     lo = ax.get_ylim()[0]          # no error scale above the cap: the rows there are runs
@@ -112,7 +112,8 @@ def figure(summary: dict, figures_dir="figures"):
                    if (k - int(np.log10(CAP))) % 2 == 0])
     ax.minorticks_off()
     ax.grid(True, which="major", alpha=0.25)
-    hs = legend_handles(KAPPA_COLOURS, lambda k: f"kappa = {k}")
+    hs = legend_handles(KAPPA_COLOURS, lambda k: f"κ = {k}",
+                        {"scaledgd": {"marker": "o", "ms": 3}, "gd": {"marker": "s", "ms": 3}})
     hs.append(Line2D([], [], color="0.3", ls="", marker="x",
                      label=f"ScaledGD diverged (a row per curve above the cap {CAP:g})"))
     hs.append(Line2D([], [], color="0.3", ls="", marker="+", ms=8,
@@ -126,8 +127,8 @@ def figure(summary: dict, figures_dir="figures"):
                  fontsize=9)
     finish_figure(fig, f"Claim checked (Tong, Ma, Chi 2021, Figure 4): ScaledGD's error after "
                        f"{summary['curves'][0]['iterations']} iterations hardly depends on "
-                       f"kappa{rng}; GD's best over eta grows with kappa",
-                  "solid/circles: ScaledGD; dashed/squares: GD; one colour per kappa")
+                       f"κ{rng}; GD's best over η grows with κ",
+                  "solid with circles: ScaledGD; dashed with squares: GD; one colour per κ")
     return save_figure(fig, f"{figures_dir}/scaledgd_stepsize.png")
 
 
