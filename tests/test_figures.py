@@ -521,3 +521,21 @@ def test_consistent_from_the_interval_alone_says_so():
     assert "consistent (interval reaches -1.95)" in label((-1.98, -1.86), -1.92).replace(
         "\u2212", "-")
     assert "interval reaches" not in label((-2.03, -1.97), -2.0)
+
+
+def test_a_curve_without_a_fit_still_draws_its_bound_guide():
+    """No fit (fit None, a fit error): the theorem's guide is drawn anyway, with the bound's
+    slope on log-log axes, a factor REFERENCE_SHIFT below the curve's first point."""
+    from theory.figures import REFERENCE_SHIFT
+    fig, axes = new_figure(1, 1, figsize=(5, 4))
+    T = np.array([10.0, 20, 40, 80, 160])
+    tv = 0.3 * T ** -3.7
+    curve = {"x": T, "value": tv, "lower": tv * 0.9, "upper": tv * 1.1, "label": "rk4",
+             "fit": None, "fit_error": "not resolved", "reference": (-4.0, "1/T⁴")}
+    plot_rate_panel(axes[0, 0], [curve], xlabel="T", legend=False)
+    dashed = [ln for ln in axes[0, 0].get_lines() if ln.get_linestyle() == "--"]
+    assert len(dashed) == 1
+    gx, gy = (np.asarray(v, float) for v in dashed[0].get_data())
+    slope = np.log(gy[-1] / gy[0]) / np.log(gx[-1] / gx[0])
+    assert slope == pytest.approx(-4.0, abs=1e-12)
+    assert gy[0] == pytest.approx(tv[0] / REFERENCE_SHIFT, rel=1e-12)

@@ -33,7 +33,7 @@ import io
 import json
 from pathlib import Path
 
-from theory.rates import verdict
+from theory.rates import local_slopes, verdict
 
 from . import registry
 from .store import atomic_write_json, atomic_write_text, default_root, warn
@@ -191,9 +191,8 @@ def build_report(root=None, fast=False, executor="serial", compute=False) -> dic
                 lf = f["log_corrected_fits"][f"tv_over_logT^{k}"]
                 cell["log_corrected"] = {"k": k, "exponent": lf["exponent"], "ci": lf["ci"]}
                 lo, hi = lf["ci"]
-                if "T" in f and "tv" in f:
-                    from experiments.studies.rate_vs_T import fit_range_slopes
-                    local = [s[2] for s in fit_range_slopes(f, k, lf)]
+                if "T" in f and "tv" in f and "x_range" in lf:
+                    local = [sl[2] for sl in local_slopes(f["T"], f["tv"], k, lf["x_range"])]
             cell["verdict"] = _verdict(b, lo, hi, "T" if var == "T" else var, local)
             row["cells"].append(cell)
         rows.append(row)

@@ -29,7 +29,7 @@ import numpy as np
 from theory.figures import (REFERENCE_SHIFT, figure_caption, finish_figure, new_figure,
                             plot_rate_panel, save_figure, superscript)
 from theory.rates import (LOG_TOLERANCE, RateFit, asymptotic_range_start, fit_points,
-                          scaled_points, settled_range_start, verdict)
+                          local_slopes, scaled_points, settled_range_start, verdict)
 
 NAME = "rate-vs-T"
 T_FIT_MIN = 100
@@ -158,25 +158,6 @@ STEEP = ("dpm++3m", "rk4")
 STEEP_GUIDE = {"guide": "below-end", "guide_shift": REFERENCE_SHIFT ** 2}
 
 
-def local_slopes(x, value, k=0):
-    """Slopes of log(value / log(x)^k) between neighbouring points: ``[(x0, x1, slope)]``."""
-    x = np.asarray(x, float)
-    q = np.asarray(value, float) / np.log(x) ** k
-    return [(float(x[i]), float(x[i + 1]),
-             float(np.log(q[i + 1] / q[i]) / np.log(x[i + 1] / x[i])))
-            for i in range(len(x) - 1) if q[i] > 0 and q[i + 1] > 0]
-
-
-def fit_range_slopes(f, k, fit):
-    """The local slopes of TV/log^k T of curve ``f`` (a summary fit: ``T``, ``tv``) between
-    neighbours inside ``fit``'s T range, in order of T: what :func:`theory.rates.verdict`
-    reads to withhold a violation on a range that has not settled. Empty without a fit."""
-    if "x_range" not in fit:
-        return []
-    lo, hi = fit["x_range"]
-    return [s for s in local_slopes(f["T"], f["tv"], k) if lo <= s[0] and s[1] <= hi]
-
-
 def _curve(f, summary):
     """One sampler's curve for plot_rate_panel: the fit of TV/log^k T that the verdict uses."""
     k = f.get("log_power", LOG_POWER[f["sampler"]])
@@ -187,15 +168,12 @@ def _curve(f, summary):
     if summary.get("fast") and max(f["T"]) < t_all and f["sampler"] in ACCELERATED:
         notes.append(f"runs to T = {max(f['T'])} (fast mode's cost cap)")
     bound = REFERENCE[f["sampler"]][0]
-    sl = []
-    if "exponent" in lf:
-        # the local slopes of the fitted quantity over the fit range: the verdict declares no
-        # violation while they still steepen toward the bound (theory.rates.verdict)
-        sl = fit_range_slopes(f, k, lf)
-    if "exponent" in lf and verdict(bound, lf["ci"], var="T", local=[s[2] for s in sl]
-                                    ).startswith("not resolved (pre-asymptotic"):
-        if len(sl) >= 2:
-            notes.append(f"local p steepens from {sl[0][2]:+.2f} (T = {sl[0][0]:g}→"
+    # the local slopes of the fitted quantity over the fit range: the verdict declares no
+    # violation while they still steepen toward the bound (theory.rates.verdict)
+    sl = local_slopes(f["T"], f["tv"], k, lf["x_range"]) if "exponent" in lf else []
+    if sl and verdict(bound, lf["ci"], var="T", local=[s[2] for s in sl]
+                      ).startswith("not resolved (pre-asymptotic"):
+        notes.append(f"local p steepens from {sl[0][2]:+.2f} (T = {sl[0][0]:g}→"
                          f"{sl[0][1]:g}) to {sl[-1][2]:+.2f} (T = {sl[-1][0]:g}→{sl[-1][1]:g}):"
                          f" the fit starts off the asymptote")
     if "exponent" not in lf and min(f["tv"]) < 1e-11:
@@ -267,8 +245,8 @@ def figure(summary: dict, figures_dir="figures"):
                         "logᵏ T (hence curved; its level is arbitrary; order 3/4: a factor "
                         f"{REFERENCE_SHIFT ** 2:g} below the fit's last point). Verdicts allow "
                         f"{LOG_TOLERANCE:g} in the exponent for log factors ('loose by Tᵃ': a "
-                        f"after that {LOG_TOLERANCE:g}). Hollow markers: points whose numerical interval reaches 0 (no band). "
-                        "Exact TV, li schedule c0 = 2, c1 = 4.")
+                        f"after that {LOG_TOLERANCE:g}). Hollow markers: points whose numerical interval "
+                        "reaches 0 (no band). Exact TV, li schedule c0 = 2, c1 = 4.")
     return save_figure(fig, f"{figures_dir}/rate_vs_T.png")
 
 

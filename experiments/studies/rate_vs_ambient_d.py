@@ -15,7 +15,8 @@ import numpy as np
 
 from theory.figures import (figure_caption, finish_figure, format_exponent, new_figure,
                             plot_rate_panel, save_figure, unicode_powers)
-from theory.rates import LOG_TOLERANCE, RateFit, fit_points, scaled_points, verdict
+from theory.rates import (LOG_TOLERANCE, RateFit, fit_points, local_slopes, scaled_points,
+                          verdict)
 
 NAME = "rate-vs-ambient-d"
 T_FIXED = 1000
@@ -96,12 +97,6 @@ def summarise(records, fast: bool) -> dict:
             "fits": fits}
 
 
-def local_slopes(x, value):
-    """Slopes of log TV between neighbouring points: ``[(x0, x1, slope)]``."""
-    return [(x[i], x[i + 1], float(np.log(value[i + 1] / value[i]) / np.log(x[i + 1] / x[i])))
-            for i in range(len(x) - 1) if value[i] > 0 and value[i + 1] > 0]
-
-
 def exact_spread(f: dict):
     """The relative spread (max - min) / min of a curve's TV over its points, or None."""
     tv = np.asarray(f.get("tv", []), float)
@@ -116,7 +111,7 @@ def _curvature_note(f: dict):
     lo, hi = f["fit"].get("x_range", (None, None))
     if lo is None:
         return None
-    sl = [s for s in local_slopes(f["d"], f["tv"]) if lo <= s[0] and s[1] <= hi]
+    sl = local_slopes(f["d"], f["tv"], x_range=(lo, hi))
     if len(sl) < 2 or abs(sl[0][2] - sl[-1][2]) < 0.15:
         return None
     return (f"curved: local p {sl[0][2]:+.2f} (d {sl[0][0]:g}→{sl[0][1]:g}) to "

@@ -364,12 +364,6 @@ def _resample(members, n, rng):
     return np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
 
 
-def _boot(stat, x, members, n_boot, rng):
-    """``n_boot`` values of ``stat`` (a number or an array) on resamples of the rows of x
-    (whole groups when ``members`` is given)."""
-    return np.array([stat(x[_resample(members, x.shape[0], rng)]) for _ in range(n_boot)])
-
-
 def _entry(value, boot, method, floor_value, floor_boot, details=None, biased_up=False):
     r"""One metric's entry from its statistic, bootstrap replicates and floor (the same
     statistic for exact draws: its value and replicates).
