@@ -15,7 +15,8 @@ from matplotlib.colors import to_hex
 
 from experiments.notebook.fixtures import FIXTURES
 from experiments.runtime import registry
-from theory.figures import (COLOURS, FigureLayoutWarning, colour, format_exponent,
+from theory.figures import (COLOURS, FigureLayoutWarning, colour, colour_distance,
+                            format_exponent,
                             layout_problems, level_colours, new_figure, plot_rate_panel)
 from theory.rates import fit_exponent
 
@@ -155,6 +156,65 @@ def test_every_registered_figure_passes_the_layout_check(name, tmp_path_factory)
     if name in PENDING:
         pytest.xfail(f"{PENDING[name]}: {'; '.join(problems) or 'no problem found'}")
     assert problems == [], problems
+
+
+def _plain_text(fig):
+    """Every visible text of a drawn figure (legend entries and titles included) with its
+    mathtext ($...$) cut out: what a reader sees as typed characters."""
+    import re
+    out = []
+    for t in fig.findobj(lambda a: hasattr(a, "get_text") and hasattr(a, "get_visible")):
+        if t.get_visible() and t.get_text():
+            out.append(re.sub(r"\$[^$]*\$", "", t.get_text()))
+    return out
+
+
+@pytest.mark.parametrize("name", list(registry.EXPERIMENTS))
+def test_no_code_notation_in_any_figure(name, tmp_path_factory):
+    """No figure shows code where notation is meant: no literal underscore (q_1, pi_eta,
+    σ_max: subscripts are mathtext or Unicode), no caret power (κ^p, 1/T^2), no Python dict
+    or list, no e-notation exponent (1e-10)."""
+    import re
+    figs, _ = drawn(name, tmp_path_factory)
+    bad = []
+    for fig in figs:
+        for t in _plain_text(fig):
+            if ("_" in t or "^" in t or re.search(r"[{}]|\['|'\]", t)
+                    or re.search(r"\d[eE][-+]?\d", t)):
+                bad.append(t)
+    assert not bad, bad
+
+
+def test_colour_distance_is_cie76():
+    """CIE76 Delta E: white to black is 100 (L* from 100 to 0); sRGB red is L*a*b* = (53.24,
+    80.09, 67.20) (the standard's worked value), so red to black is |(53.24, 80.09, 67.20)|."""
+    assert colour_distance("#ffffff", "#000000") == pytest.approx(100.0, abs=1e-3)
+    assert colour_distance("#ff0000", "#000000") == pytest.approx(
+        float(np.linalg.norm([53.24, 80.09, 67.20])), abs=0.05)
+    assert colour_distance("#0072B2", "#0072B2") == 0.0
+
+
+def test_sampler_colours_are_told_apart():
+    """Two samplers' line colours differ by CIE76 Delta E >= 25 (the pairs sharing a colour on
+    purpose: the DPnP DDS 'sde'/'ode' drawn as li-sde/li-ode); and DPnP's Langevin PCS (ULA,
+    MALA) are also >= 25 from every shade of the posterior benchmark's method families and of
+    dpnp-annealing's schedules, so that no PCS line reads as a DPnP or DPS one."""
+    from matplotlib import colormaps
+    from experiments.studies.dpnp_annealing import schedule_styles
+    from experiments.studies.posterior_benchmark import METHOD_FAMILIES
+    cols = {}
+    for name, c in COLOURS.items():
+        cols.setdefault(c.lower(), []).append(name)
+    close = [(a, b, round(colour_distance(x, y), 1))
+             for (x, a), (y, b) in itertools.combinations(cols.items(), 2)
+             if colour_distance(x, y) < 25]
+    assert not close, close
+    shades = [colormaps[cmap](float(t)) for _, cmap, _, _ in METHOD_FAMILIES
+              for t in np.linspace(0.42, 0.98, 8)]
+    shades += list(schedule_styles()[0].values())
+    for pcs in ("ula", "mala"):
+        worst = min(colour_distance(COLOURS[pcs], s) for s in shades)
+        assert worst >= 25, (pcs, worst)
 
 
 def test_one_colour_per_sampler_across_figures(tmp_path_factory):
@@ -424,7 +484,8 @@ def test_subsampler_error_one_key_for_the_checks_and_unicode_notation(tmp_path_f
 def test_eta_bias_likelihoods_have_their_own_palette(tmp_path_factory):
     """dpnp-eta-bias: each likelihood's curve is drawn in its own (copper) shade, three
     distinct shades far from every sampler's colour; the title is the claim in at most 2
-    lines, the key in the caption; notation in Unicode (π_η, η, σ², →), no pi_eta/eta/->."""
+    lines, the key in the caption; notation rendered (π_η in mathtext, η, σ², → in Unicode),
+    no pi_eta/eta/->."""
     from experiments.studies import dpnp_eta_bias as eb
     (fig,), _ = drawn("dpnp-eta-bias", tmp_path_factory)
     ax = fig.axes[0]
@@ -435,9 +496,9 @@ def test_eta_bias_likelihoods_have_their_own_palette(tmp_path_factory):
     assert drawn_cols == {eb.NAMES[p]: {eb.COLOURS[p]} for p in eb.PROBLEMS}, drawn_cols
     assert len(set(eb.COLOURS.values())) == 3
     _far_from_samplers(eb.COLOURS.values())
-    assert fig._suptitle.get_text().count("\n") <= 1 and "π_η" in fig._suptitle.get_text()
-    texts = [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text"))
-             if not t.get_text().startswith("$")]
+    assert fig._suptitle.get_text().count("\n") <= 1
+    assert "$\\pi_\\eta$" in fig._suptitle.get_text()        # mathtext: a real subscript
+    texts = _plain_text(fig)
     assert not [t for t in texts if "pi_eta" in t or "eta" in t.replace("beta", "")
                 or "->" in t or "<=" in t or "sigma" in t], texts
 

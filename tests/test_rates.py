@@ -3,7 +3,8 @@ interval (used for DPnP's measured decay beside the exact lambda_2)."""
 import numpy as np
 import pytest
 
-from theory.rates import fit_exponent, fit_geometric_rate, verdict
+from theory.rates import (fit_exponent, fit_geometric_rate, geometric_rate_drift,
+                          geometric_rate_verdict, verdict)
 
 
 def test_exact_geometric_sequence():
@@ -98,3 +99,34 @@ def test_violation_needs_a_settled_range():
     assert verdict(-4, ci, var="T").startswith("violated")
     # steepening past the bound or consistent intervals are untouched
     assert verdict(-4, (-4.1, -3.9), var="T", local=steepening) == "consistent"
+
+
+def test_geometric_rate_drift_measures_a_second_eigenvalue():
+    """TV_k = lam2^k (1 + c (lam3 / lam2)^k): the fit over k = 13..25 misses lam2 by more than
+    its (tiny, noise-free) interval, but by less than the drift between the rates fitted over
+    the range's two halves; with c = 0 the fit recovers lam2 to rounding and the drift is ~0.
+    A wrong exact rate (lam2 + 1e-3) differs however the drift is counted."""
+    lam2, lam3 = 0.8, 0.5
+    k = np.arange(1, 26)
+    tv = lam2 ** k * (1 + 3.0 * (lam3 / lam2) ** k)
+    fit = fit_geometric_rate(k, tv, k_min=13)
+    drift = geometric_rate_drift(k, tv, k_range=fit["k_range"])
+    miss = lam2 - fit["rate"]
+    # the correction log(1 + c r^k) falls with k: the fitted decay is faster than lam2^k, by
+    # a bias of order c r^13 ~ 7e-3 at most: below the drift, outside the interval
+    assert 0 < miss < drift < 0.05 and fit["ci"][1] < lam2
+    assert geometric_rate_verdict(fit["ci"], lam2, drift=drift) == \
+        "consistent within the fit's drift"
+    assert geometric_rate_verdict(fit["ci"], lam2).startswith("differs")
+    assert geometric_rate_verdict(fit["ci"], lam2, drift=0.0).startswith("differs")
+    assert geometric_rate_verdict(fit["ci"], lam2 - 0.1, drift=drift).startswith("differs")
+    pure = lam2 ** k
+    f0 = fit_geometric_rate(k, pure, k_min=13)
+    assert abs(f0["rate"] - lam2) < 1e-12
+    assert geometric_rate_drift(k, pure, k_range=f0["k_range"]) < 1e-12
+    # an exact rate whose own error bar reaches the interval counts as inside it
+    assert geometric_rate_verdict([0.50, 0.51], 0.515, exact_error=0.006) == "consistent"
+    assert geometric_rate_verdict([0.50, 0.51], 0.515, exact_error=0.004, drift=0.002) == \
+        "consistent within the fit's drift"
+    assert "5.8e-03 relative" in geometric_rate_verdict([0.50, 0.51], 0.515, exact_error=0.002)
+    assert geometric_rate_drift(k[:4], pure[:4], k_range=(1, 4)) is None

@@ -20,7 +20,7 @@ Conventions (every figure of the suite follows them):
 A figure may instead draw its fits as a wide light-grey line *behind* the data
 (``plot_rate_panel(fit_style="behind")``: the data stay visible on their fit), anchor a guide
 on its own curve (a curve's ``guide="below-end"``) and put its key in a caption at the bottom
-(:func:`figure_caption`) where the title would otherwise run past two lines.
+(:func:`add_caption`) where the title would otherwise run past two lines.
 
 :func:`layout_problems` lists what breaks these rules in a drawn figure (overlapping text,
 a legend or a label on the data, artists outside their axes or text outside the figure);
@@ -42,6 +42,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import Collection
 from matplotlib.figure import Figure
+from matplotlib.colors import to_rgb
 from matplotlib.image import imsave
 from matplotlib.legend import Legend
 from matplotlib.legend_handler import HandlerTuple
@@ -51,9 +52,9 @@ from matplotlib.path import Path as MPath
 
 from .rates import LOG_TOLERANCE, verdict
 
-__all__ = ["COLOURS", "MARKERS", "PALETTE", "REFERENCE_SHIFT", "FIT_COLOUR", "draw_fit",
-           "FIT_BEHIND_COLOUR", "figure_caption",
-           "FigureLayoutWarning", "colour", "marker", "level_colours", "format_exponent",
+__all__ = ["COLOURS", "MARKERS", "PALETTE", "REFERENCE_SHIFT", "LEGEND_FONTSIZE", "add_caption", "FIT_COLOUR", "draw_fit",
+           "FIT_BEHIND_COLOUR",
+           "FigureLayoutWarning", "colour", "colour_distance", "marker", "level_colours", "format_exponent",
            "new_figure", "plot_rate_panel", "superscript", "unicode_powers", "panel_legend",
            "finish_figure", "layout_problems", "save_figure"]
 
@@ -68,8 +69,12 @@ COLOURS = {"li-ode": "#0072B2", "li-sde": "#E69F00", "accel-sde": "#009E73",
            # dpm++3m: Tol's vibrant magenta (his muted teal #44AA99 was near accel-sde's green)
            "dpm++3m": "#EE3377",
            # DPnP's sub-samplers: the DDS runs the reverse SDE / ODE (the li samplers'
-           # colours); the Langevin PCS two more of Tol's muted slots
-           "sde": "#E69F00", "ode": "#0072B2", "ula": "#117733", "mala": "#AA4499"}
+           # colours);
+           # the Langevin PCS: hues no other sampler or method family takes (a brown and
+           # a dusty rose, CIE76 distance >= 32 from every other colour here and from the
+           # posterior benchmark's family shades: Tol's green #117733 was a shade of DPnP's
+           # greens, his purple #AA4499 near accel-ode's pink)
+           "sde": "#E69F00", "ode": "#0072B2", "ula": "#694B1E", "mala": "#C37869"}
 MARKERS = {"li-ode": "o", "li-sde": "s", "accel-sde": "^", "accel-ode": "D", "li-yan": "v",
            "ddpm": "P", "ddim": "X", "heun": "*", "rk4": "h", "dpm++2m": "p", "dpm++3m": "<",
            "sde": "s", "ode": "o", "ula": "^", "mala": "v"}
@@ -81,7 +86,7 @@ REFERENCE_SHIFT = 2.5
 FIT_COLOUR = "0.15"        # fitted curves: dark dotted, bars at the ends of the fit range
 FIT_BEHIND_COLOUR = "0.78"  # draw_fit(style="behind"): a light-grey stroke behind the data
 FIT_BEHIND_WIDTH = 5.0
-LEGEND_FONTSIZE = 7.5
+LEGEND_FONTSIZE = 8.0        # every legend (review 4: 7-pt legends were hard to read)
 DPI = 130
 LEGEND_GAP = 5.0
 LEGEND_WRAP = 66           # characters of a legend line below a curve's name
@@ -96,6 +101,20 @@ def colour(name: str) -> str:
     if name in COLOURS:
         return COLOURS[name]
     return PALETTE[zlib.crc32(str(name).encode()) % (len(PALETTE) - 1)]
+
+
+def colour_distance(a, b) -> float:
+    """CIE76 colour difference Delta E*_ab between two matplotlib colours (Euclidean in
+    CIELAB, D65 white): about 2.3 is just noticeable, above 25 two line colours are told
+    apart at a glance."""
+    def lab(c):
+        rgb = np.asarray(to_rgb(c), float)
+        lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+        xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722],
+                        [0.0193, 0.1192, 0.9505]]) @ lin / np.array([0.95047, 1.0, 1.08883])
+        f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+        return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+    return float(np.linalg.norm(lab(a) - lab(b)))
 
 
 def marker(name: str) -> str:
@@ -514,20 +533,28 @@ def parameter_colours(values, cmap: str = "cividis", span=(0.0, 0.85)) -> dict:
     return {k: to_hex(colormaps[cmap](float(t))) for k, t in zip(keys, ts)}
 
 
-def add_caption(fig, text: str, fontsize: float = 8.0) -> None:
-    """A caption below the panels (what the marks mean, notes), each line of ``text``
-    wrapped to the figure's width; constrained layout keeps room for it."""
-    width = int(fig.get_figwidth() * 72 / (0.52 * fontsize))
+CAPTION_FONTSIZE = 8.0
+
+
+def add_caption(fig, text: str, fontsize: float = CAPTION_FONTSIZE, key=None, ncol=None):
+    """The figure's caption, below every panel and legend: what the marks and line styles
+    mean and the notes a title would otherwise run past two lines for. Each line of ``text``
+    is wrapped to the figure's width; drawn as the figure's ``supxlabel``, so that
+    constrained layout keeps it clear of the axes. With ``key`` (``[(handle, label)]``: marks
+    that every panel shares) the caption heads a figure legend of them instead. The one
+    caption helper of every study."""
+    width = int(fig.get_figwidth() * 72 / (0.52 * fontsize))     # characters per line
     lines = [textwrap.fill(t, width) for t in text.split("\n") if t.strip()]
-    fig.supxlabel("\n".join(lines), fontsize=fontsize, color="0.2")
-
-
-def figure_caption(fig, text: str, fontsize: float = 8.5):
-    """A caption line (or lines) at the bottom of the figure, below every panel and legend:
-    the key of the line styles, where a title would otherwise run past two lines. Drawn as
-    the figure's ``supxlabel``, so that constrained layout keeps it clear of the axes."""
-    width = int(fig.get_figwidth() * 72 / (0.56 * fontsize))     # characters per line
-    return fig.supxlabel(textwrap.fill(text, width), fontsize=fontsize, ha="center")
+    if key:
+        # a key of marks shared by every panel: one figure legend at the bottom with the
+        # caption as its title (a supxlabel beside it would overlap)
+        handles, labels = zip(*key)
+        leg = fig.legend(handles, labels, loc="outside lower center", ncol=ncol or len(key),
+                         frameon=False, fontsize=LEGEND_FONTSIZE, handlelength=1.5,
+                         title="\n".join(lines), title_fontsize=fontsize)
+        leg.get_title().set_color("0.2")
+        return leg
+    return fig.supxlabel("\n".join(lines), fontsize=fontsize, color="0.2")
 
 
 # --------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ import numpy as np
 from scipy import stats
 
 __all__ = ["RateFit", "fit_exponent", "fit_points", "scaled_points", "asymptotic_range_start",
-           "settled_range_start", "fit_geometric_rate", "verdict", "LOG_TOLERANCE"]
+           "settled_range_start", "fit_geometric_rate", "geometric_rate_drift",
+           "geometric_rate_verdict", "verdict", "LOG_TOLERANCE"]
 
 # An exponent within this of a bound's counts as consistent with it: the theorems ignore
 # log factors, whose local slope on a finite range is a few hundredths.
@@ -192,6 +193,41 @@ def fit_geometric_rate(k, value, lower=None, upper=None, k_min=None, k_max=None)
                                   None if upper is None else np.asarray(upper, float)[keep])
     return {"rate": math.exp(slope), "ci": [math.exp(slope - half), math.exp(slope + half)],
             "k_range": [int(k[keep].min()), int(k[keep].max())], "n_points": int(keep.sum())}
+
+
+def geometric_rate_drift(k, value, lower=None, upper=None, k_range=None):
+    r"""How far a geometric fit over ``k_range = (k0, k1)`` is from settled: the absolute
+    difference of the rates fitted (:func:`fit_geometric_rate`) over its first and its second
+    half, ``|rho[k0, m] - rho[m, k1]|`` with ``m = (k0 + k1) // 2``. A curve ``C rho^k (1 +
+    c (lambda_3 / rho)^k)`` is still bending over the range and its fitted rate carries a
+    bias of about this size; ``None`` when a half has fewer than 3 points."""
+    k0, k1 = int(k_range[0]), int(k_range[1])
+    mid = (k0 + k1) // 2
+    a = fit_geometric_rate(k, value, lower, upper, k_min=k0, k_max=mid)
+    b = fit_geometric_rate(k, value, lower, upper, k_min=mid, k_max=k1)
+    if "error" in a or "error" in b:
+        return None
+    return abs(a["rate"] - b["rate"])
+
+
+def geometric_rate_verdict(ci, exact: float, exact_error: float = 0.0, drift=None) -> str:
+    """Compare a measured geometric rate's 95% interval ``ci`` with the exact rate
+    ``exact +- exact_error`` (e.g. a kernel's second eigenvalue and its refinement error).
+
+    ``consistent`` when the two intervals meet; ``consistent within the fit's drift`` when
+    they meet once the measured interval is widened on each side by ``drift`` (the fit range
+    is pre-asymptotic by that much, :func:`geometric_rate_drift`); otherwise ``differs``
+    with the relative gap."""
+    lo, hi = float(ci[0]), float(ci[1])
+    elo, ehi = exact - exact_error, exact + exact_error
+    if lo <= ehi and elo <= hi:
+        return "consistent"
+    w = 0.0 if drift is None else float(drift)
+    if lo - w <= ehi and elo <= hi + w:
+        return "consistent within the fit's drift"
+    gap = (lo - ehi) if lo > ehi else (elo - hi)
+    return f"differs: by {gap / exact:.1e} relative beyond the interval" + (
+        "" if drift is None else " and the drift")
 
 
 # what "loose by a factor x^a" in a verdict means, for figure keys

@@ -95,7 +95,7 @@ def figure(summary, figures_dir="figures"):
                        "fit_text": "TV ~ η^", "x_name": "η",
                        "fit_error": f["fit"].get("error"),
                        "reference": (2.0, "derived η²"), "larger_is_better": True})
-    handles, labels = plot_rate_panel(ax, curves, xlabel="η", ylabel="TV(π_η, posterior)",
+    handles, labels = plot_rate_panel(ax, curves, xlabel="η", ylabel="TV($\\pi_\\eta$, posterior)",
                                       title="bimodal prior, d = 1 (exact grid quadrature)",
                                       legend=False)
     g = [f for f in summary["fits"] if f["sampler"] == "dpnp/gaussian"][0]
@@ -109,7 +109,7 @@ def figure(summary, figures_dir="figures"):
     panel_legend(ax, handles, labels)
     err = max(u - v for f in summary["fits"] for u, v in zip(f["upper"], f["tv"]))
     m, e = f"{err:.0e}".split("e")
-    fig.suptitle("Claim checked: DPnP's stationary law π_η tends to the posterior like η²\n"
+    fig.suptitle("Claim checked: DPnP's stationary law $\\pi_\\eta$ tends to the posterior like η²\n"
                  "as η → 0 (Xu & Chi, arXiv:2403.17042)", fontsize=9.5)
     add_caption(fig, f"Legend: the exponent in η (95% interval) over η ≤ {ETA_FIT_MAX:g} (dark "
                      "dotted line between bars) and its verdict; dashed: the slope of η² (a "

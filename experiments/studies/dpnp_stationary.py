@@ -23,7 +23,7 @@ from theory.figures import (REFERENCE_SHIFT, add_caption, draw_fit, finish_figur
 from theory.posterior.likelihoods import make_likelihood, make_operator
 from theory.posterior.refinement import grid_refinement
 from theory.priors import make_prior
-from theory.rates import fit_geometric_rate
+from theory.rates import fit_geometric_rate, geometric_rate_drift, geometric_rate_verdict
 
 NAME = "dpnp-stationary"
 NORMALISE = None
@@ -94,7 +94,11 @@ def measured_rate(result: dict) -> dict:
     k = np.arange(1, tv.size + 1)
     ok = np.flatnonzero(tv > TV_RESOLVED)
     k0 = int(k[ok[ok.size // 2]]) if ok.size else None
-    return fit_geometric_rate(k[ok], tv[ok], tv[ok] - err[ok], tv[ok] + err[ok], k_min=k0)
+    lo, hi = tv[ok] - err[ok], tv[ok] + err[ok]
+    fit = fit_geometric_rate(k[ok], tv[ok], lo, hi, k_min=k0)
+    if "error" not in fit:
+        fit["drift"] = geometric_rate_drift(k[ok], tv[ok], lo, hi, fit["k_range"])
+    return fit
 
 
 def summarise(records, fast: bool) -> dict:
@@ -105,7 +109,9 @@ def summarise(records, fast: bool) -> dict:
         rates.append({"problem": cfg["problem"], "eta": cfg["eta"], "exact_rate": res["rate"],
                       "exact_rate_error": res["rate_err"],
                       "measured_rate": m.get("rate"), "measured_ci": m.get("ci"),
-                      "fit_k": m.get("k_range"),
+                      "fit_k": m.get("k_range"), "drift": m.get("drift"),
+                      "verdict": (None if "rate" not in m else geometric_rate_verdict(
+                          m["ci"], res["rate"], res["rate_err"], m.get("drift"))),
                       "rel_diff": (None if "rate" not in m else abs(m["rate"] / res["rate"] - 1))})
         fits.append({"problem": cfg["problem"], "eta": cfg["eta"],
                      "quantity": "geometric rate of TV(law x_k, pi_eta) in k",
@@ -159,13 +165,19 @@ def figure(summary, figures_dir="figures"):
                 rel = m["measured_rate"] / res["rate"] - 1
                 label += (f"\n    measured / exact − 1 = {sci(rel, sign=True)} (95% CI ± "
                           f"{sci(0.5 * (hi_ - lo_) / res['rate'])}) over k = {k0}–{k1}")
+                v = m.get("verdict") or ""
+                if v.startswith("consistent within"):
+                    # the interval misses lambda_2 by less than the fit's own drift
+                    label += f",\n    within the fit's drift ± {sci(m['drift'] / res['rate'])}"
+                elif v.startswith("differs"):
+                    label += f": {v}"
             if not keep.all() and keep.any():
                 label += (f"\n    k > {int(k[keep].max())}: TV < "
                           f"10{superscript(round(np.log10(TV_RESOLVED)))}, not drawn")
             handles.append(handle)
             labels.append(label)
         ax.set_xlabel("outer step k")
-        ax.set_ylabel("TV(law xₖ, π_η)")
+        ax.set_ylabel("TV(law xₖ, $\\pi_\\eta$)")
         cfg = recs[0]["config"]
         y = cfg["y"]
         y = f"({', '.join(f'{v:g}' for v in y)})" if isinstance(y, list) else f"{y:g}"
@@ -177,14 +189,17 @@ def figure(summary, figures_dir="figures"):
         ax.set_title(f"bimodal d = {d}, {lik}{where}", fontsize=9)
         ax.grid(True, which="major", alpha=0.3)
         panel_legend(ax, handles, labels)
-    finish_figure(fig, "Claim checked: with exact PCS/DDS the DPnP chain converges to π_η "
+    finish_figure(fig, "Claim checked: with exact PCS/DDS the DPnP chain converges to $\\pi_\\eta$ "
                        "geometrically at the rate λ₂ of its Gibbs kernel (Xu & Chi, "
                        "arXiv:2403.17042)")
     add_caption(fig, "Points: exact TV (grid laws; band: refinement error, mostly narrower "
                      "than the markers); dark dotted line between bars: the fitted geometric "
                      "decay over its range; dashed: C λ₂ᵏ with the exact second eigenvalue "
-                     f"(shifted ×{REFERENCE_SHIFT:g}). Colour (a cividis shade, no sampler's) "
-                     "and marker: one per η, the same in every panel.")
+                     f"(shifted ×{REFERENCE_SHIFT:g}). 'Within the fit's drift': the 95% "
+                     "interval misses λ₂ by less than the difference between the rates fitted "
+                     "over the two halves of the range (the curve still bends toward λ₂ᵏ). "
+                     "Colour (a cividis shade, no sampler's) and marker: one per η, the same "
+                     "in every panel.")
     return save_figure(fig, f"{figures_dir}/dpnp_stationary.png")
 
 
@@ -199,18 +214,26 @@ def sci(v, sign=False) -> str:
 def reading(summary: dict) -> str:
     """How close the measured decay is to the exact lambda_2, computed."""
     ok = [r for r in summary["rates"] if r["measured_rate"] is not None]
-    # the exact rate with its refinement error against the measured interval
-    inside = sum(r["measured_ci"][0] <= r["exact_rate"] + r["exact_rate_error"] and
-                 r["exact_rate"] - r["exact_rate_error"] <= r["measured_ci"][1] for r in ok)
+    # the exact rate with its refinement error against the measured interval, then the
+    # interval widened by the fit's drift (geometric_rate_verdict)
+    verdicts = [r.get("verdict") or geometric_rate_verdict(
+        r["measured_ci"], r["exact_rate"], r["exact_rate_error"], r.get("drift")) for r in ok]
+    inside = sum(v == "consistent" for v in verdicts)
+    drifting = sum(v.startswith("consistent within") for v in verdicts)
     worst = max(ok, key=lambda r: r["rel_diff"]) if ok else None
     if worst is None:
         return "No decay could be fitted (fewer than 3 resolved steps)."
+    differ = len(ok) - inside - drifting
+    more = (f"; in {drifting} more it lies within the fit's drift (the rates fitted over the "
+            f"two halves of the range differ by more than the gap: the curve is still bending "
+            f"toward lambda_2^k)" if drifting else "")
+    more += f"; in {differ} it differs" if differ else ""
     by_problem = {}
     for r in sorted(summary["rates"], key=lambda r: r["eta"]):
         by_problem.setdefault(r["problem"], []).append(r["exact_rate"])
     falling = [p for p, v in by_problem.items() if all(a > b for a, b in zip(v, v[1:]))]
     return (f"In {inside} of {len(ok)} (problem, eta) pairs the exact lambda_2 (within its "
-            f"refinement error) lies in the measured rate's 95% interval; the largest relative "
+            f"refinement error) lies in the measured rate's 95% interval{more}. The largest relative "
             f"difference is "
             f"{worst['rel_diff']:.1e} ({worst['problem']}, eta = {worst['eta']:g}: measured "
             f"{worst['measured_rate']:.6f}, exact {worst['exact_rate']:.6f}). lambda_2 falls "

@@ -37,7 +37,7 @@ import math
 
 import numpy as np
 
-from theory.figures import new_figure, save_figure
+from theory.figures import LEGEND_FONTSIZE, new_figure, save_figure
 from theory.posterior.methods import METHODS
 from theory.posterior.problems import (FAMILIES, VALIDATION_SEED, family_of, make_problem,
                                        test_problems, validation_problem)
@@ -765,11 +765,11 @@ def figure(summary, figures_dir="figures"):
                       label="value 0 or below the panel"))
     conf = summary.get("confirmation", {})
     kax = axes[-1][-1]
-    kax.legend(handles=handles + key, loc="center", ncol=1, fontsize=7.5, frameon=False,
+    kax.legend(handles=handles + key, loc="center", ncol=1, fontsize=LEGEND_FONTSIZE, frameon=False,
                handlelength=3.0,
                title=(f"95% intervals; grey band: estimator floor\nconfirmation: seed "
                       f"{conf.get('seed', '-')}, {conf.get('n_factor', '-')}x the outputs;\n"
-                      "dashed: point estimates"), title_fontsize=7.5)
+                      "dashed: point estimates"), title_fontsize=LEGEND_FONTSIZE)
     fig.suptitle("Exact samplers (SMC, split Gibbs) should approach the posterior as NFE grows, "
                  "guidance keep a bias, optimisers return point estimates\n"
                  + _claim(summary) + "\nranking distance: TV in d \u2264 2, mean marginal KS "
@@ -806,10 +806,10 @@ def figure(summary, figures_dir="figures"):
             ax.set_ylabel("posterior mass of the central 90% interval", fontsize=8)
     for j in range(len(probs), nr * nc):
         axes[j // nc][j % nc].axis("off")
-    axes[-1][-1].legend(handles=handles, loc="center", fontsize=7.5, frameon=False,
+    axes[-1][-1].legend(handles=handles, loc="center", fontsize=LEGEND_FONTSIZE, frameon=False,
                         handlelength=3.0, title="mean over coordinates, 95% interval;\n"
                         "dotted: 0.9 (calibrated); missing: not applicable",
-                        title_fontsize=7.5)
+                        title_fontsize=LEGEND_FONTSIZE)
     off = _miscalibrated_exact(summary)
     fig.suptitle(f"Calibration at NFE = {top}: a calibrated sampler's central 90% interval holds "
                  "posterior mass 0.9 (above: too wide, below: too narrow)\n"

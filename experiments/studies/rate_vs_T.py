@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from theory.figures import (REFERENCE_SHIFT, figure_caption, finish_figure, new_figure,
+from theory.figures import (REFERENCE_SHIFT, add_caption, finish_figure, new_figure,
                             plot_rate_panel, save_figure, superscript)
 from theory.rates import (LOG_TOLERANCE, RateFit, asymptotic_range_start, fit_points,
                           local_slopes, scaled_points, settled_range_start, verdict)
@@ -234,7 +234,7 @@ def figure(summary: dict, figures_dir="figures"):
     finish_figure(fig, "Claim checked: every sampler's TV decays in T at least as fast as its "
                        "bound (Li-Wei-Chen-Chi 2024; Li et al. 2024; an order-p solver: 1/Tᵖ), "
                        "log factors ignored")
-    figure_caption(fig, "p: exponent of TV/logᵏ T (95% interval), what the verdict uses: k = 2 "
+    add_caption(fig, "p: exponent of TV/logᵏ T (95% interval), what the verdict uses: k = 2 "
                         "deterministic, 1 stochastic (the li schedule's logs), k = p for an "
                         "order-p solver. Wide grey line behind the data, between bars: that fit "
                         "(× logᵏ T) over its range: T ≥ 100 with TV ≤ 0.3 from there on, "

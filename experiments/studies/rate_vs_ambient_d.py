@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from theory.figures import (figure_caption, finish_figure, format_exponent, new_figure,
+from theory.figures import (add_caption, finish_figure, format_exponent, new_figure,
                             plot_rate_panel, save_figure, unicode_powers)
 from theory.rates import (LOG_TOLERANCE, RateFit, fit_points, local_slopes, scaled_points,
                           verdict)
@@ -171,7 +171,7 @@ def figure(summary: dict, figures_dir="figures"):
                     + " (bound d²)")
     finish_figure(fig, f"Claim checked: with adaptive coefficients (li-yan) TV does not "
                        f"depend on the ambient d (Li & Yan 2024){tail}")
-    figure_caption(fig, f"Subspace prior (intrinsic k = {summary.get('k', 2)}), exact TV, li "
+    add_caption(fig, f"Subspace prior (intrinsic k = {summary.get('k', 2)}), exact TV, li "
                         f"schedule. Wide grey line behind the data, between bars: the fit, over "
                         f"the two largest decades of d with TV ≤ 0.3 (in T: of TV/log T where "
                         f"TV ≤ 0.3). Dashed: the bound's slope (level arbitrary); li-yan's "

@@ -8,7 +8,7 @@ exact in any d), li schedule, T = 1000. Exponents are fitted over the d where TV
 from __future__ import annotations
 
 
-from theory.figures import (REFERENCE_SHIFT, figure_caption, finish_figure, new_figure,
+from theory.figures import (REFERENCE_SHIFT, add_caption, finish_figure, new_figure,
                             plot_rate_panel, save_figure, unicode_powers)
 from theory.rates import LOG_TOLERANCE, RateFit, fit_points, verdict
 
@@ -77,7 +77,7 @@ def figure(summary: dict, figures_dir="figures"):
         grows += unicode_powers(f"d^{min(ex):.2f} to d^{max(ex):.2f}")
     finish_figure(fig, f"Claim checked: TV(q_1, law Y_1) grows at most like d² "
                        f"(Li-Wei-Chen-Chi 2024){grows}")
-    figure_caption(fig, f"Exact TV at T = {summary['T']}, li schedule. Wide grey line behind "
+    add_caption(fig, f"Exact TV at T = {summary['T']}, li schedule. Wide grey line behind "
                         f"the data, between bars: the fit of TV ~ dᵖ over the d with TV ≤ "
                         f"{TV_FIT_MAX}. Dashed: the slope of d² (its level is arbitrary), "
                         f"a factor {REFERENCE_SHIFT:g} below the curve's last fit point and "

@@ -27,7 +27,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.lines import Line2D
 
-from theory.figures import add_caption, format_exponent, new_figure, save_figure
+from theory.figures import LEGEND_FONTSIZE, add_caption, format_exponent, new_figure, save_figure
 from theory.lowrank.sweeps import KAPPAS_PANEL, configs_kappa, run_point, summarize_kappa
 from theory.rates import RateFit
 
@@ -144,7 +144,7 @@ def _theorem_guide(ax, curves):
     t = np.arange(0, int(math.log(1e-15 / start) / math.log(rate)) + 1)
     ax.semilogy(t, start * rate ** t, "--", color="0.45", lw=1.0, zorder=1,
                 label=f"theorem's bound rate ${rate:g}^t$")
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=LEGEND_FONTSIZE, loc="upper right")
 
 
 def plot_trajectories(ax, curves, key, colour_of, ylabel):
@@ -229,7 +229,7 @@ def _fit_panel(ax, fits, sampling, theorem=None):
     ax.set_xlabel("condition number κ")
     ax.set_ylabel("iterations (geometric mean, 95% CI)")
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=LEGEND_FONTSIZE, loc="upper left")
     lo, hi = ax.get_ylim()
     ax.set_ylim(lo, hi * 4)     # room for the legend above the points
 
@@ -251,7 +251,7 @@ def figure(summary: dict, figures_dir="figures"):
         for ax in axes[:, j]:
             ax.set_ylim(1e-15, 10)
     axes[0, 0].legend(handles=legend_handles(KAPPA_COLOURS, lambda k: f"κ = {k}"),
-                      fontsize=7, loc="lower right", ncol=2)
+                      fontsize=LEGEND_FONTSIZE, loc="lower right", ncol=2)
     theorem = next((p["theorem_rate"] for p in panels if p.get("theorem_rate")), None)
     for i, sampling in enumerate(SAMPLINGS):
         _fit_panel(axes[i, 3], summary["fits"], sampling, theorem)

@@ -20,7 +20,7 @@ import math
 
 from matplotlib import colormaps
 
-from theory.figures import format_exponent, new_figure, save_figure
+from theory.figures import LEGEND_FONTSIZE, format_exponent, new_figure, save_figure
 from theory.lowrank.sweeps import configs_noise, run_point
 from theory.rates import fit_exponent
 
@@ -104,7 +104,7 @@ def figure(summary: dict, figures_dir="figures"):
         for ax in axes[:, j]:
             ax.set_ylim(10 ** (math.floor(math.log10(low)) - 0.5), 3)
     axes[0, 0].legend(handles=legend_handles(SNR_COLOURS, lambda s: f"SNR {s:g} ({_db(s)})"),
-                      fontsize=7, loc="lower right", ncol=2)
+                      fontsize=LEGEND_FONTSIZE, loc="lower right", ncol=2)
     kappa = summary["fits"][0]["kappa"]
     fig.suptitle(f"Under noise (κ = {kappa:g}) ScaledGD reaches the error floor set by the "
                  "noise, ∝ 1/SNR, in a few dozen iterations; GD reaches it later or not within "

@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator
 
-from theory.figures import (colour, figure_caption, finish_figure, format_exponent, marker,
+from theory.figures import (add_caption, colour, finish_figure, format_exponent, marker,
                             new_figure, panel_legend, plot_rate_panel, save_figure)
 from theory.rates import LOG_TOLERANCE, RateFit, fit_points, verdict
 
@@ -221,7 +221,7 @@ def figure(summary: dict, figures_dir="figures"):
     finish_figure(fig, "Claim checked: once it dominates, a score error adds to TV at most "
                        "linearly in ε_score (bounds: √d ε_score, + d ε_Jacobi for the ODE; THEORY.md "
                        "section 3)")
-    figure_caption(fig, "Plotted: the excess TV − TV(exact score). Wide grey line behind the "
+    add_caption(fig, "Plotted: the excess TV − TV(exact score). Wide grey line behind the "
                         "data, between bars: its fit where TV ≥ 2 TV(exact score) and TV ≤ 0.6 "
                         "(left of it discretisation dominates). Dashed: slope 1 (level "
                         f"arbitrary). Verdicts allow {LOG_TOLERANCE:g} in the exponent for "
