@@ -179,7 +179,7 @@ def test_no_code_notation_in_any_figure(name, tmp_path_factory):
     bad = []
     for fig in figs:
         for t in _plain_text(fig):
-            if ("_" in t or "^" in t or re.search(r"[{}]|\['|'\]", t)
+            if ("_" in t or "^" in t or re.search(r"\{'[^']*': |\['", t)
                     or re.search(r"\d[eE][-+]?\d", t)):
                 bad.append(t)
     assert not bad, bad
@@ -478,7 +478,9 @@ def test_subsampler_error_one_key_for_the_checks_and_unicode_notation(tmp_path_f
              if not t.get_text().startswith("$")]            # not the mathtext tick labels
     assert not [t for t in texts if "^" in t or "<=" in t or "e-0" in t or "pi_eta" in t]
     assert "TV ~ sᵖ: SDE p = −0.81 [−1.31, −0.31]" in fig.axes[1].get_title()
-    assert se._sci(9.344e-05) == "9×10⁻⁵" and se._sci(1.7e-05, 2) == "1.7×10⁻⁵"
+    from theory.figures import sci
+    assert sci(9.344e-05) == "9×10⁻⁵" and sci(1.7e-05, 2) == "1.7×10⁻⁵"
+    assert sci(-1.6e-07, 2, sign=True) == "−1.6×10⁻⁷" and sci(4.6e-07, 2, sign=True) == "+4.6×10⁻⁷"
 
 
 def test_eta_bias_likelihoods_have_their_own_palette(tmp_path_factory):
@@ -600,3 +602,17 @@ def test_a_curve_without_a_fit_still_draws_its_bound_guide():
     slope = np.log(gy[-1] / gy[0]) / np.log(gx[-1] / gx[0])
     assert slope == pytest.approx(-4.0, abs=1e-12)
     assert gy[0] == pytest.approx(tv[0] / REFERENCE_SHIFT, rel=1e-12)
+
+
+def test_wrap_text_measures_mathtext_by_its_drawn_length():
+    """A mathtext segment counts as the characters it draws ($\\varepsilon_{\\rm score}$: 6,
+    not its 25 of source) and is never split: a 40-character line holds 'fit over ε_score
+    in [0.00524, 0.0908], 4' whole, which a plain fill breaks after 'in'."""
+    from theory.figures import wrap_text
+    eps = "$\\varepsilon_{\\rm score}$"
+    text = f"fit over {eps} in [0.00524, 0.0908], 4 points; also {eps} = 0.1 and {eps}"
+    out = wrap_text(text, 40)
+    assert out.split("\n")[0] == f"fit over {eps} in [0.00524, 0.0908], 4"
+    assert out.replace("\n", " ") == text and out.count(eps) == 3
+    import textwrap
+    assert textwrap.fill(text, 40).split("\n")[0] == f"fit over {eps} in"

@@ -54,7 +54,7 @@ from .rates import LOG_TOLERANCE, verdict
 
 __all__ = ["COLOURS", "MARKERS", "PALETTE", "REFERENCE_SHIFT", "LEGEND_FONTSIZE", "add_caption", "FIT_COLOUR", "draw_fit",
            "FIT_BEHIND_COLOUR",
-           "FigureLayoutWarning", "colour", "colour_distance", "marker", "level_colours", "format_exponent",
+           "FigureLayoutWarning", "colour", "colour_distance", "marker", "sci", "level_colours", "format_exponent",
            "new_figure", "plot_rate_panel", "superscript", "unicode_powers", "panel_legend",
            "finish_figure", "layout_problems", "save_figure"]
 
@@ -192,7 +192,7 @@ def unicode_powers(text: str) -> str:
     return re.sub(r"(?<![\w.])-(?=\d)", "−", text)
 
 
-def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=None,
+def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV($q_1$, law $Y_1$)", title=None,
                     legend=True, range_in_legend=True, fit_style="dotted", verdict_note=None,
                     glue_verdict=False):
     """Draw measured curves on log-log axes with their intervals, fits and theory rates.
@@ -351,7 +351,7 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
             label += "\n" + _indent(f"no fit: {c['fit_error']}")
         if c.get("note"):           # a short note ends the last line, a long one has its own
             last = label.rsplit("\n", 1)[-1]
-            short = fit is not None and len(last) + len(c["note"]) + 2 <= LEGEND_WRAP
+            short = fit is not None and _shown(last) + _shown(c["note"]) + 2 <= LEGEND_WRAP
             label += "; " + c["note"] if short else "\n" + _indent(c["note"])
         handles.append(handle)
         labels.append(unicode_powers(label))
@@ -368,10 +368,43 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV(q_1, law Y_1)", title=Non
     return handles, labels
 
 
+_MATH = re.compile(r"\$[^$]*\$")
+
+
+def _shown_length(math: str) -> int:
+    """About how many characters a mathtext segment ``$...$`` takes when drawn: its letters,
+    a TeX command (``\\varepsilon``) counting as one, braces and sub/superscript marks as
+    none."""
+    inner = re.sub(r"\\(rm|mathrm|max|min)\b", "", math[1:-1])
+    inner = re.sub(r"\\[A-Za-z]+", "x", inner)
+    return max(1, len(re.sub(r"[{}_^ ]", "", inner)))
+
+
+def _shown(text: str) -> int:
+    """The drawn length of a text with mathtext in it (see :func:`_shown_length`)."""
+    return len(_MATH.sub(lambda m: "x" * _shown_length(m.group()), text))
+
+
+def wrap_text(text: str, width: int, **kw) -> str:
+    """``textwrap.fill`` that measures a mathtext segment by its drawn length (its source,
+    ``$\\varepsilon_{\\rm score}$``, is 25 characters for about 6 drawn) and never breaks
+    inside one."""
+    maths = _MATH.findall(text)
+    if not maths:
+        return textwrap.fill(text, width, **kw)
+    # each segment becomes a run of one private-use character, as long as it is drawn
+    tokens = [chr(0xE000 + i) * _shown_length(m) for i, m in enumerate(maths)]
+    it = iter(tokens)
+    out = textwrap.fill(_MATH.sub(lambda _: next(it), text), width, **kw)
+    for tok, m in zip(tokens, maths):
+        out = out.replace(tok, m, 1)
+    return out
+
+
 def _indent(text):
     """A legend line below the curve's name: indented, wrapped at :data:`LEGEND_WRAP`."""
-    return textwrap.fill(text, LEGEND_WRAP, initial_indent="    ", subsequent_indent="      ",
-                         break_on_hyphens=False)
+    return wrap_text(text, LEGEND_WRAP, initial_indent="    ", subsequent_indent="      ",
+                     break_on_hyphens=False)
 
 
 def draw_fit(ax, xs, fy, style="dotted"):
@@ -483,11 +516,21 @@ def _guide_below_end(slope, q_end, x_end, gx, gf, ymin, ymax, floor=None,
     return mask, cand[mask]
 
 
+def sci(v, digits: int = 1, sign: bool = False) -> str:
+    """A number in a figure's scientific notation: ``3e-11`` as ``3×10⁻¹¹`` (``digits``
+    significant digits, a minus as −, ``+`` with ``sign``); ``0`` as ``0``."""
+    v = float(v)
+    if v == 0:
+        return "0"
+    m, e = f"{v:{'+' if sign else ''}.{digits - 1}e}".split("e")
+    return f"{m.replace('-', '−')}×10{superscript(int(e))}"
+
+
 def _range_text(r):
     def g(v):
         v = float(v)
         if v >= 1e4 and math.log10(v).is_integer():
-            return f"1e{int(math.log10(v))}"
+            return f"10{superscript(int(math.log10(v)))}"
         if 1 <= v < 1e5 and v == round(v):
             return str(int(v))
         return f"{v:.3g}"
@@ -511,9 +554,9 @@ def finish_figure(fig, claim: str, key: str = "") -> None:
     """The figure's title: its claim (one sentence) and, smaller, what the lines mean, each
     wrapped to the figure's width."""
     width = int(fig.get_figwidth() * 72 / 5.6)          # characters of 9.5-pt text per line
-    text = textwrap.fill(claim, width)
+    text = wrap_text(claim, width)
     if key:
-        text += "\n" + textwrap.fill(key, int(width * 1.15))
+        text += "\n" + wrap_text(key, int(width * 1.15))
     fig.suptitle(text, fontsize=9.5)
 
 
@@ -544,7 +587,7 @@ def add_caption(fig, text: str, fontsize: float = CAPTION_FONTSIZE, key=None, nc
     that every panel shares) the caption heads a figure legend of them instead. The one
     caption helper of every study."""
     width = int(fig.get_figwidth() * 72 / (0.52 * fontsize))     # characters per line
-    lines = [textwrap.fill(t, width) for t in text.split("\n") if t.strip()]
+    lines = [wrap_text(t, width) for t in text.split("\n") if t.strip()]
     if key:
         # a key of marks shared by every panel: one figure legend at the bottom with the
         # caption as its title (a supxlabel beside it would overlap)

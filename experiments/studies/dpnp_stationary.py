@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from theory.figures import (REFERENCE_SHIFT, add_caption, draw_fit, finish_figure,
-                            new_figure, panel_legend, parameter_colours, save_figure,
+                            new_figure, panel_legend, parameter_colours, save_figure, sci,
                             superscript)
 from theory.posterior.likelihoods import make_likelihood, make_operator
 from theory.posterior.refinement import grid_refinement
@@ -163,12 +163,12 @@ def figure(summary, figures_dir="figures"):
                 # the interval is far narrower than six digits show: say it by the measured
                 # rate's relative distance to the exact one and its half-width
                 rel = m["measured_rate"] / res["rate"] - 1
-                label += (f"\n    measured / exact − 1 = {sci(rel, sign=True)} (95% CI ± "
-                          f"{sci(0.5 * (hi_ - lo_) / res['rate'])}) over k = {k0}–{k1}")
+                label += (f"\n    measured / exact − 1 = {sci(rel, 2, sign=True)} (95% CI ± "
+                          f"{sci(0.5 * (hi_ - lo_) / res['rate'], 2)}) over k = {k0}–{k1}")
                 v = m.get("verdict") or ""
                 if v.startswith("consistent within"):
                     # the interval misses lambda_2 by less than the fit's own drift
-                    label += f",\n    within the fit's drift ± {sci(m['drift'] / res['rate'])}"
+                    label += f",\n    within the fit's drift ± {sci(m['drift'] / res['rate'], 2)}"
                 elif v.startswith("differs"):
                     label += f": {v}"
             if not keep.all() and keep.any():
@@ -201,14 +201,6 @@ def figure(summary, figures_dir="figures"):
                      "Colour (a cividis shade, no sampler's) and marker: one per η, the same "
                      "in every panel.")
     return save_figure(fig, f"{figures_dir}/dpnp_stationary.png")
-
-
-def sci(v, sign=False) -> str:
-    """``1.6e-07`` as ``1.6×10⁻⁷`` (``+1.6×10⁻⁷`` with ``sign``; a minus as −)."""
-    if v == 0:
-        return "0"
-    m, e = f"{v:{'+' if sign else ''}.1e}".split("e")
-    return f"{m.replace('-', '−')}×10{superscript(int(e))}"
 
 
 def reading(summary: dict) -> str:

@@ -29,8 +29,8 @@ import torch
 from matplotlib.lines import Line2D
 
 from theory.figures import (add_caption, colour, format_exponent, marker,
-                            new_figure, panel_legend, plot_rate_panel, save_figure,
-                            superscript, unicode_powers)
+                            new_figure, panel_legend, plot_rate_panel, save_figure, sci,
+                            unicode_powers)
 from theory.rates import RateFit, fit_points, verdict
 from theory.posterior.annealing import make_annealing
 from theory.posterior.estimators import binned_tv
@@ -205,12 +205,6 @@ def pcs_floors(summary) -> list:
 _NAMES = {"ula": "ULA", "mala": "MALA", "sde": "SDE", "ode": "ODE"}
 
 
-def _sci(v, digits=1) -> str:
-    """``9.3e-05`` as ``9×10⁻⁵`` (``digits`` significant digits; one: a bound's size)."""
-    m, e = f"{v:.{digits - 1}e}".split("e")
-    return f"{m}×10{superscript(int(e))}"
-
-
 def figure(summary, figures_dir="figures"):
     panels = [("gaussian", "pcs"), ("gaussian", "dds"), ("logistic", "pcs")]
     lik = {"gaussian": f"Gaussian y = 0.7, σ = 0.5, η = {summary['eta']['gaussian']:g}",
@@ -239,7 +233,7 @@ def figure(summary, figures_dir="figures"):
             e = np.asarray(c["error"], float)
             ax.errorbar(x, y, yerr=np.minimum(e, 0.999 * y), fmt=marker(c["method"]) + "-",
                         color=col, ms=4, lw=1.2, capsize=2,
-                        label=f"{_NAMES[c['method']]} (grid law, max error {_sci(e.max())})")
+                        label=f"{_NAMES[c['method']]} (grid law, max error {sci(e.max())})")
             ymin = min(ymin, float(y.min()))
             m = c["mc"]
             if m is not None:
@@ -261,7 +255,7 @@ def figure(summary, figures_dir="figures"):
                 ymin = min(ymin, float(m["floor_q95"]))
         t = cs[0]["exact_tv_at_K"]
         ax.axhline(t, color="k", ls=":", lw=1,
-                   label=f"exact sub-samplers (grid law): {_sci(t, 2)}")
+                   label=f"exact sub-samplers (grid law): {sci(t, 2)}")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_ylim(_BOTTOM * min(ymin, t), 1.6)        # 10⁰'s label below the title
@@ -287,7 +281,7 @@ def figure(summary, figures_dir="figures"):
                     if "n_points" in f["fit"]})
     add_caption(fig, f"Exact grid laws after K = {summary['K']} outer steps, bimodal prior, "
                 f"d = 1, Langevin step h = {PCS_STEP}; refinement errors ≤ "
-                f"{_sci(summary['max_error'])} (error bars smaller than the markers). Dotted: "
+                f"{sci(summary['max_error'])} (error bars smaller than the markers). Dotted: "
                 "the exact sub-samplers' TV. Middle panel: dashed, the theorem's bound with "
                 "its exponent; p, the exponent fitted over s ≥ "
                 f"{DDS_FIT_MIN} with its 95% interval"
@@ -340,7 +334,7 @@ def _dds_panel(ax, cs, fits, cols, summary, ylabel):
         ax.set_ylim(bottom=min(bottom, _BOTTOM * t))
     else:
         ax.set_ylim(bottom=bottom)
-        ax.text(0.03, 0.04, f"exact sub-samplers: {_sci(t, 2)} (below the axis)",
+        ax.text(0.03, 0.04, f"exact sub-samplers: {sci(t, 2)} (below the axis)",
                 transform=ax.transAxes, ha="left", va="bottom", fontsize=7.5, color="0.25")
 
 
@@ -356,7 +350,7 @@ def _findings(summary) -> dict:
         out[("gaussian", "dds")] = "TV ~ sᵖ: " + ", ".join(dds)
     per = {}
     for q in pcs_floors(summary):
-        what = (f"at the exact {_sci(q['exact'], 2)}" if q["at_exact"] else
+        what = (f"at the exact {sci(q['exact'], 2)}" if q["at_exact"] else
                 f"settled at {q['tv'][1]:.2g} (its step's bias)" if q["settled"] else
                 f"still falling ({q['tv'][1]:.2g})")
         per.setdefault((q["problem"], "pcs"), []).append(

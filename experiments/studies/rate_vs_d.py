@@ -75,7 +75,7 @@ def figure(summary: dict, figures_dir="figures"):
     if ex:
         grows = "; measured: " + ("≈ √d, " if all(abs(e - 0.5) < 0.1 for e in ex) else "")
         grows += unicode_powers(f"d^{min(ex):.2f} to d^{max(ex):.2f}")
-    finish_figure(fig, f"Claim checked: TV(q_1, law Y_1) grows at most like d² "
+    finish_figure(fig, f"Claim checked: TV($q_1$, law $Y_1$) grows at most like d² "
                        f"(Li-Wei-Chen-Chi 2024){grows}")
     add_caption(fig, f"Exact TV at T = {summary['T']}, li schedule. Wide grey line behind "
                         f"the data, between bars: the fit of TV ~ dᵖ over the d with TV ≤ "

@@ -16,14 +16,15 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator
 
-from theory.figures import (add_caption, colour, finish_figure, format_exponent, marker,
+from theory.figures import (add_caption, colour, sci, finish_figure, format_exponent, marker,
                             new_figure, panel_legend, plot_rate_panel, save_figure)
 from theory.rates import LOG_TOLERANCE, RateFit, fit_points, verdict
 
 NAME = "score-error"
 T_FIXED = 2000
 SAMPLERS = ("li-ode", "li-sde")
-REFERENCE = {"li-ode": (1.0, "bound √d ε_score"), "li-sde": (1.0, "bound √d ε_score")}
+EPS = "$\\varepsilon_{\\rm score}$"       # the score error, as the figure writes it
+REFERENCE = {"li-ode": (1.0, f"bound √d {EPS}"), "li-sde": (1.0, f"bound √d {EPS}")}
 CLAIM = ("THEORY.md section 3: a score error enters TV additively, as sqrt(d) eps_score "
          "(stochastic sampler) and sqrt(d) eps_score + d eps_Jacobi (deterministic): TV is "
          "linear in the score error once it dominates the discretisation error.")
@@ -178,11 +179,11 @@ def _dimension_panel(ax, summary):
     ax.set_xticks(ds, [str(d) for d in ds])
     ax.set_xlim(ds[0] / 1.6, ds[-1] * 1.6)
     ax.set_xlabel("dimension d")
-    ax.set_ylabel("(TV − TV(exact score)) / ε_score")
+    ax.set_ylabel(f"(TV − TV(exact score)) / {EPS}")
     seen = ("" if not ratios else
             "; no √d growth seen" if all(r["range"][1] < r["sqrt_d_ratio"]
                                          for r in ratios.values()) else "; √d-like growth")
-    ax.set_title(f"excess per unit ε_score over the fit points{seen}\n(median; only "
+    ax.set_title(f"excess per unit {EPS} over the fit points{seen}\n(median; only "
                  f"{len(ds)} dimensions run: d = {', '.join(str(d) for d in ds)})", fontsize=9)
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", alpha=0.1)
@@ -206,12 +207,12 @@ def figure(summary: dict, figures_dir="figures"):
             neg = negative_excess(f)
             if neg:
                 note += ("; not shown (log axis): negative excess "
-                         + ", ".join(f"{v:.2g} at ε_score = {e:.2g}" for e, v in neg))
+                         + ", ".join(f"{sci(v, 2)} at {EPS} = {e:.2g}" for e, v in neg))
             curves.append({**pts, "label": f["sampler"], "fit": RateFit.from_dict(f["fit"]),
                            "fit_text": "excess ~ ε^", "reference": REFERENCE[f["sampler"]],
-                           "x_name": "ε_score", "note": note, "larger_is_better": True,
+                           "x_name": EPS, "note": note, "larger_is_better": True,
                            "fit_error": f["fit"].get("error")})
-        plot_rate_panel(ax, curves, xlabel="injected ε_score",
+        plot_rate_panel(ax, curves, xlabel=f"injected {EPS}",
                         ylabel="TV − TV(exact score)",
                         title=f"bimodal, d = {d}, T = {summary['T']}, score s + ε sin(x)",
                         fit_style="behind", glue_verdict=True,
@@ -219,7 +220,8 @@ def figure(summary: dict, figures_dir="figures"):
     if with_dim:
         _dimension_panel(axes[0, -1], summary)
     finish_figure(fig, "Claim checked: once it dominates, a score error adds to TV at most "
-                       "linearly in ε_score (bounds: √d ε_score, + d ε_Jacobi for the ODE; THEORY.md "
+                       f"linearly in {EPS} (bounds: √d {EPS}, + d "
+                       "$\\varepsilon_{\\rm Jacobi}$ for the ODE; THEORY.md "
                        "section 3)")
     add_caption(fig, "Plotted: the excess TV − TV(exact score). Wide grey line behind the "
                         "data, between bars: its fit where TV ≥ 2 TV(exact score) and TV ≤ 0.6 "
