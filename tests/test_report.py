@@ -134,3 +134,29 @@ def test_an_unreadable_summary_is_not_computed_without_compute(tmp_path, capsys)
     cells = [c for r in rep["rows"] for c in r["cells"] if c.get("experiment") == "rate-vs-T"]
     assert cells and all(c["verdict"] == "not computed" for c in cells)
     assert not (tmp_path / "rate-vs-T" / "points").exists()          # nothing was computed
+
+
+@pytest.mark.parametrize("slopes, expected", [
+    ((-0.6, -0.7, -0.8, -0.9), "not resolved (pre-asymptotic"),   # steepening toward -1
+    ((-0.8, -0.8, -0.8, -0.8), "violated"),                        # settled on a worse slope
+    ((-0.9, -0.8, -0.7, -0.6), "violated"),                        # moving away from the bound
+])
+def test_report_reads_the_local_slopes_of_its_fit_range(tmp_path, slopes, expected):
+    """In T the report reads the local slopes of TV/log^k T over the fit range, as the
+    figure does: a fit whose slopes all miss the bound but still steepen toward it is 'not
+    resolved', not 'violated'. The curve is built from the slopes, so that theory.rates'
+    local_slopes recovers them exactly."""
+    import numpy as np
+    T = 100 * 2.0 ** np.arange(len(slopes) + 1)
+    q = np.cumprod([1.0] + [2.0 ** s for s in slopes])        # TV/log^2 T, slope s per step
+    tv = q * np.log(T) ** 2
+    fit = _fit(float(np.mean(slopes)), -0.86, -0.79, T[0], T[-1])   # misses -1 by > 0.05
+    p = tmp_path / "rate-vs-T"
+    p.mkdir()
+    (p / "summary.json").write_text(json.dumps({"fits": [
+        {"prior": "bimodal", "d": 1, "sampler": "li-ode", "T": T.tolist(), "tv": tv.tolist(),
+         "fit": fit, "log_corrected_fits": {"tv_over_logT^2": fit}}]}))
+    rep = build_report(tmp_path)
+    row = next(r for r in rep["rows"] if r["sampler"] == "li-ode")
+    cell = next(c for c in row["cells"] if c["var"] == "T")
+    assert cell["verdict"].startswith(expected), cell["verdict"]
