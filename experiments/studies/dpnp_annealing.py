@@ -364,8 +364,11 @@ def figure(summary, figures_dir="figures"):
         ax.set_title(f"d = 1, {lk}\n{_ranking_line(summary, p)}", fontsize=9)
         ax.grid(True, which="both", alpha=0.25)
         panel_legend(ax, ncol=2)
+    outcome = "; ".join(f"{_PROBLEM_NAMES.get(p, p)} problem: "
+                        f"{claim_verdict(summary, p).split(':')[0]}" for p in probs)
     fig.suptitle("Claim checked: a diminishing ηₖ brings DPnP closer to the posterior than a "
-                 "constant η, while DPS keeps a bias (Xu & Chi 2024)\nTV to the exact posterior "
+                 f"constant η, while DPS keeps a bias (Xu & Chi 2024). {outcome}"
+                 "\nTV to the exact posterior "
                  f"at equal score evaluations; DPnP with K = {summary['K']} outer steps, DDS = "
                  "reverse SDE", fontsize=10)
     add_caption(fig, _caption(summary, n_chains))
@@ -440,6 +443,9 @@ def _legible(rgba):
     r, g, b = to_rgb(rgba)
     k = min(1.0, 0.45 / max(0.299 * r + 0.587 * g + 0.114 * b, 1e-9))
     return (r * k, g * k, b * k)
+
+
+_PROBLEM_NAMES = {"gaussian": "Gaussian", "logistic": "logistic"}
 
 
 def _ranking_line(summary, p) -> str:
