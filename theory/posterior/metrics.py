@@ -493,7 +493,7 @@ def _mean_ks(U):
 
 
 class _SortedColumns:
-    """The columns of ``U`` sorted once, so that the mean KS of any resample of its rows
+    r"""The columns of ``U`` sorted once, so that the mean KS of any resample of its rows
     (given by the rows' multiplicities) needs a gather and a cumulative sum instead of a
     sort. With multiplicities :math:`c` in the sorted order of a column, the empirical CDF
     at the k-th smallest value is :math:`C_k = \sum_{j\le k} c_j / m` and the Kolmogorov
