@@ -91,7 +91,23 @@ def test_noise_summary():
     assert abs(f["fit"]["exponent"] + 1) < 0.05
     floors = [x["floor"] for x in s["floors"]]
     assert floors == finals
-    assert "SNR^" in scaledgd_noise.reading(s)
+    # iterations to within 10% of the floor: the first t at which the stored curve is at or
+    # below 1.1 x ScaledGD's final error, for each algorithm (None: never within the run)
+    rows = scaledgd_noise.near_floor_iterations(s, "sensing")
+    assert [r[0] for r in rows] == sorted(f["snr"])
+    for snr, it_sg, it_gd, horizon in rows:
+        pair = {r["config"]["algorithm"]: r["result"] for r in recs
+                if r["config"]["snr"] == snr}
+        level = 1.1 * pair["scaledgd"]["final_rel_error"]
+        first = [next((t for t, v in enumerate(pair[a]["rel_error"]) if v <= level), None)
+                 for a in ("scaledgd", "gd")]
+        assert (it_sg, it_gd) == tuple(first) and horizon == 150
+        assert 0 < it_sg < 150
+    assert scaledgd_noise.floors_consistent(s)
+    caption = scaledgd_noise.noise_caption(s, ["sensing"])
+    assert ", ".join(str(r[1]) for r in rows) in caption and "150 iterations" in caption
+    assert f"SNR^{scaledgd_noise.format_exponent(f['fit']['exponent'], f['fit']['ci'])}" \
+        in scaledgd_noise.reading(s)
 
 
 def test_stepsize_summary():
@@ -114,4 +130,79 @@ def test_stepsize_summary():
            and (r["result"]["stop_reason"] == "diverged"
                 or r["result"]["final_rel_error"] > 0.1 * r["result"]["rel_error"][0])]
     assert up < min(bad)
-    assert f"{up:.2f}" in scaledgd_stepsize.reading(s)
+    text = scaledgd_stepsize.reading(s)
+    assert f"{up:.2f}" in text
+    # the first diverging eta of each ScaledGD curve, and the error ratio over kappa at
+    # each eta up to the range's end, read from the records
+    for c in (c for c in s["curves"] if c["algorithm"] == "scaledgd"):
+        div = sorted(r["config"]["eta"] for r in recs if r["config"]["algorithm"] == "scaledgd"
+                     and r["config"]["kappa"] == c["kappa"]
+                     and r["result"]["stop_reason"] == "diverged")
+        assert scaledgd_stepsize.first_divergence(c) == (div[0] if div else None)
+    ratios = scaledgd_stepsize.kappa_error_ratios(s)
+    assert [e for e, _ in ratios] == [e for e in s["curves"][0]["eta"] if e <= up + 1e-9]
+    for e, r in ratios:
+        v = [r_["result"]["final_rel_error"] for r_ in recs
+             if r_["config"]["algorithm"] == "scaledgd" and r_["config"]["eta"] == e]
+        assert r == pytest.approx(max(v) / min(v), rel=1e-12)
+    assert f"at most {max(r for _, r in ratios):.1f}" in text
+    assert f"{max(r for _, r in ratios):.1f}-fold" in scaledgd_stepsize.stepsize_title(s)
+
+
+def _panel(problem, kappa, rate, half):
+    return {"problem": problem, "algorithm": "scaledgd", "kappa": kappa,
+            "rate_factor_distance": rate, "rate_factor_distance_ci": [rate - half, rate + half],
+            "theorem_rate": 0.7}
+
+
+def test_kappa_rate_departures_and_spread():
+    """A kappa departs when its interval is farther from the others' hull than the hull is
+    wide (robust PCA at kappa = 20 in the fixture: 0.838 against 0.794-0.798, intervals
+    +-0.002); a steady small trend (sensing: 0.921 to 0.917, intervals +-0.0005) is a
+    significant spread, not a departure."""
+    panels = ([_panel("rpca", k, r, 0.002) for k, r in
+               ((1, 0.794), (5, 0.798), (10, 0.794), (20, 0.838))]
+              + [_panel("sensing", k, r, 0.0005) for k, r in
+                 ((1, 0.921), (5, 0.919), (10, 0.917), (20, 0.9166))])
+    d = scaledgd_kappa.rate_departures(panels, "rpca")
+    assert [(x["kappa"], x["direction"]) for x in d] == [(20, "slower")]
+    assert d[0]["others"] == (0.794, 0.798) and d[0]["others_kappas"] == [1, 5, 10]
+    assert scaledgd_kappa.rate_departures(panels, "sensing") == []
+    sp = scaledgd_kappa.rate_spread(panels, "sensing")
+    assert sp["spread"] == pytest.approx(0.0044) and sp["significant"] and sp["slowest"] == 1
+    assert not scaledgd_kappa.rate_spread([_panel("sensing", k, 0.9 + 1e-4 * k, 0.01)
+                                           for k in (1, 5)], "sensing")["significant"]
+    summary = {"panels": panels, "fast": True,
+               "fits": [{"sampling": "rip", "algorithm": "gd", "eta": 0.5,
+                         "fit": {"exponent": 1.038, "ci": [0.97, 1.1]}}]}
+    title = scaledgd_kappa.kappa_title(summary)
+    assert "varies by ≤ 0.004 on matrix sensing" in title
+    assert "slower at κ = 20 (0.838 vs 0.794–0.798) on robust PCA" in title
+    assert "κ¹·⁰⁴" in title
+    cap = scaledgd_kappa.rate_caption(panels)
+    assert "κ = 20 departs" in cap and "slowest at κ = 1" in cap
+
+
+def test_kappa_fixture_title_names_the_robust_pca_departure():
+    import json
+    from pathlib import Path
+    s = json.loads((Path(__file__).parent / "data" / "summaries" /
+                    "scaledgd-kappa.json").read_text())
+    assert [d["kappa"] for d in scaledgd_kappa.rate_departures(s["panels"], "rpca")] == [20.0]
+    for p in ("sensing", "completion"):
+        assert scaledgd_kappa.rate_departures(s["panels"], p) == []
+    title = scaledgd_kappa.kappa_title(s)
+    assert "slower at κ = 20 (0.838 vs 0.794–0.798) on robust PCA" in title
+    assert "rate free of κ" not in title
+    assert "kappa = 20 on rpca (0.838" in scaledgd_kappa.reading(s)
+
+
+@pytest.mark.parametrize("x, text", [(1e-10, "10⁻¹⁰"), (2e-5, "2×10⁻⁵"), (0.0005, "5×10⁻⁴"),
+                                     (0.002, "0.002"), (0.0044, "0.004"), (3e5, "3×10⁵"),
+                                     (100.0, "100")])
+def test_sci_writes_no_e_notation(x, text):
+    assert scaledgd_kappa.sci(x) == text
+
+
+def test_exponent_text_uses_the_unicode_minus():
+    assert scaledgd_kappa.exponent_text(-0.0314, (-0.1033, 0.0405)) == "−0.03 [−0.10, +0.04]"

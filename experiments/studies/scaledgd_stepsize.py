@@ -21,11 +21,11 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.lines import Line2D
 
-from theory.figures import finish_figure, new_figure, panel_legend, save_figure
+from theory.figures import add_caption, finish_figure, new_figure, panel_legend, save_figure
 from theory.lowrank.sweeps import configs_stepsize, run_point
 
 from .scaledgd_kappa import (ALG_LABEL, ALGORITHMS, KAPPA_COLOURS, STYLE, legend_handles,
-                             problem_label)
+                             problem_label, sci)
 
 NAME = "scaledgd-stepsize"
 NORMALISE = None
@@ -33,7 +33,7 @@ SINGLE_THREAD = True
 compute = run_point
 
 CAP = 1e2
-DIVERGED_ROW = 0.3      # log10 spacing of the rows of diverged runs above the cap
+DIVERGED_ROW = 0.5      # log10 spacing of the rows of diverged runs above the cap
 PROGRESS = 0.1
 DEFAULT_ETA = 0.5
 
@@ -79,16 +79,92 @@ def summarise(records, fast: bool) -> dict:
             "stable_up_to": {a: _stable_up_to(curves, a) for a in ALGORITHMS}}
 
 
+def first_divergence(curve):
+    """The smallest eta at which the curve's run diverged (None: none did)."""
+    return next((e for e, d in zip(curve["eta"], curve["diverged"]) if d), None)
+
+
+def kappa_error_ratios(summary, alg="scaledgd", up_to=None) -> list:
+    """Per eta <= ``up_to`` (default: the range where every kappa makes progress,
+    ``stable_up_to``): (eta, largest / smallest final error over kappa)."""
+    up_to = summary["stable_up_to"][alg] if up_to is None else up_to
+    cs = [c for c in summary["curves"] if c["algorithm"] == alg]
+    if up_to is None or not cs:
+        return []
+    out = []
+    for i, e in enumerate(cs[0]["eta"]):
+        if e > up_to + 1e-9:
+            break
+        v = [c["final_rel_error"][i] for c in cs]
+        out.append((e, max(v) / min(v)))
+    return out
+
+
+def best_error_ratio(summary, alg="gd"):
+    """Largest / smallest over kappa of the curve's best error over eta (None if a curve has
+    none)."""
+    v = [c["best_error"] for c in summary["curves"] if c["algorithm"] == alg]
+    return None if not v or None in v else max(v) / min(v)
+
+
+def stepsize_title(summary) -> str:
+    """The claim, computed: ScaledGD's largest error ratio over kappa where every kappa makes
+    progress, and the spread of GD's best errors."""
+    cs = [c for c in summary["curves"] if c["algorithm"] == "scaledgd"]
+    kap = f"κ = {cs[0]['kappa']:g}–{cs[-1]['kappa']:g}"
+    its = summary["curves"][0]["iterations"]
+    ratios = kappa_error_ratios(summary)
+    up = summary["stable_up_to"]["scaledgd"]
+    text = f"Claim checked (Tong, Ma, Chi 2021, Figure 4): ScaledGD's error after {its} iterations"
+    if ratios:
+        text += (f" varies at most {max(r for _, r in ratios):.1f}-fold over {kap} at every "
+                 f"η ≤ {up:.2f}")
+    else:
+        text += " does not make progress at every κ for any η"
+    g = best_error_ratio(summary)
+    if g is not None:
+        text += f", while GD's best error over η grows {sci(g)}-fold"
+    return text
+
+
+def stepsize_caption(summary) -> str:
+    """Where each kappa's runs diverge, the ratios over kappa at each eta, and the key."""
+    out = []
+    for alg in ALGORITHMS:
+        cs = [c for c in summary["curves"] if c["algorithm"] == alg]
+        div = [(c["kappa"], first_divergence(c)) for c in cs]
+        if all(e is None for _, e in div):
+            out.append(f"{ALG_LABEL[alg]} diverges at no κ up to η = {cs[0]['eta'][-1]:.2f}.")
+            continue
+        out.append(f"{ALG_LABEL[alg]} first diverges at η = " + ", ".join(
+            (f"{e:.2f}" if e is not None else f"none ≤ {cs[0]['eta'][-1]:.2f}") + f" (κ = {k:g})"
+            for k, e in div) + ".")
+    sg = [first_divergence(c) for c in summary["curves"] if c["algorithm"] == "scaledgd"]
+    if len(sg) > 1 and None not in sg and len(set(sg)) > 1:
+        out.append("ScaledGD's largest stable step thus depends on κ; the title's range is "
+                   "where every κ cuts its error at least tenfold.")
+    ratios = kappa_error_ratios(summary)
+    if ratios:
+        out.append("ScaledGD's largest / smallest error over κ at η = " + ", ".join(
+            f"{e:.1f}: {r:.1f}" for e, r in ratios) + ".")
+    out.append("Solid with circles: ScaledGD; dashed with squares: GD; one colour per κ. "
+               f"Crosses (ScaledGD) and pluses (GD) above the cap {CAP:g}: diverged runs, one "
+               "row per curve; their height carries no value.")
+    return "\n".join(out)
+
+
 DIVERGED_MARK = {"scaledgd": "x", "gd": "+"}
 
 
 def figure(summary: dict, figures_dir="figures"):
-    fig, axes = new_figure(1, 1, figsize=(7.4, 5.0))
+    fig, axes = new_figure(1, 1, figsize=(7.6, 6.0))
     ax = axes[0, 0]
     curves = summary["curves"]
-    # a diverged run is a cross above the cap, one row per curve (runs diverging at the same
-    # eta do not hide one another), not joined to the curve: its height is not an error
-    for j, c in enumerate(curves):
+    # a diverged run is a cross above the cap, one row per curve that has one (runs diverging
+    # at the same eta do not hide one another), not joined to the curve: its height is not
+    # an error
+    rows = 0
+    for c in curves:
         col = KAPPA_COLOURS[int(c["kappa"])]
         eta = np.array(c["eta"])
         div = np.array([bool(d) or v is None
@@ -98,7 +174,8 @@ def figure(summary: dict, figures_dir="figures"):
         ax.semilogy(eta, err, STYLE[c["algorithm"]], color=col, lw=1.3,
                     marker="o" if c["algorithm"] == "scaledgd" else "s", ms=3)
         if div.any():
-            ax.plot(eta[div], np.full(div.sum(), CAP * 10 ** (DIVERGED_ROW * (j + 1))),
+            rows += 1
+            ax.plot(eta[div], np.full(div.sum(), CAP * 10 ** (DIVERGED_ROW * rows)),
                     DIVERGED_MARK[c["algorithm"]], color=col, ms=7, mew=1.5)
         if c.get("best_error") is not None:      # the curve's best step size
             ax.plot([c["best_eta"]], [min(c["best_error"], CAP)], "*", color=col, ms=11,
@@ -106,29 +183,29 @@ def figure(summary: dict, figures_dir="figures"):
     ax.axhline(CAP, color="0.5", lw=0.8, ls=":")
     ax.set_xlabel(r"step size $\eta$ (GD: $\eta\,/\,\sigma_{\max}$)")
     ax.set_ylabel(f"relative error after {summary['curves'][0]['iterations']} iterations")
-    ax.set_ylim(top=CAP * 10 ** (DIVERGED_ROW * (len(curves) + 1.5)))
+    ax.set_ylim(top=CAP * 10 ** (DIVERGED_ROW * (rows + 1)))
     lo = ax.get_ylim()[0]          # no error scale above the cap: the rows there are runs
     ax.set_yticks([10.0 ** k for k in range(int(np.ceil(np.log10(lo))), int(np.log10(CAP)) + 1)
                    if (k - int(np.log10(CAP))) % 2 == 0])
     ax.minorticks_off()
     ax.grid(True, which="major", alpha=0.25)
+    # where no run diverged (small eta) the band above the cap is empty: say what it holds
+    ax.text(0.02, CAP * 10 ** (DIVERGED_ROW * 0.9), "diverged runs: a row per curve\n"
+            "(height carries no value)", transform=ax.get_yaxis_transform(), fontsize=7.5,
+            color="0.3", va="bottom")
     hs = legend_handles(KAPPA_COLOURS, lambda k: f"κ = {k}",
                         {"scaledgd": {"marker": "o", "ms": 3}, "gd": {"marker": "s", "ms": 3}})
     hs.append(Line2D([], [], color="0.3", ls="", marker="x",
-                     label=f"ScaledGD diverged (a row per curve above the cap {CAP:g})"))
+                     label=f"ScaledGD diverged (above the cap {CAP:g})"))
     hs.append(Line2D([], [], color="0.3", ls="", marker="+", ms=8,
                      label="GD diverged"))
     hs.append(Line2D([], [], color="0.3", ls="", marker="*", ms=10, mec="k", mew=0.6,
                      label="best step size of the curve"))
     panel_legend(ax, hs, [h.get_label() for h in hs], ncol=3)
-    up = summary["stable_up_to"]["scaledgd"]
-    rng = f" (η ≤ {up:.2f})" if up is not None else ""
     ax.set_title(summary["label"] + (" (fast sizes)" if summary.get("fast") else ""),
                  fontsize=9)
-    finish_figure(fig, f"Claim checked (Tong, Ma, Chi 2021, Figure 4): ScaledGD's error after "
-                       f"{summary['curves'][0]['iterations']} iterations hardly depends on "
-                       f"κ{rng}; GD's best over η grows with κ",
-                  "solid with circles: ScaledGD; dashed with squares: GD; one colour per κ")
+    finish_figure(fig, stepsize_title(summary))
+    add_caption(fig, stepsize_caption(summary))
     return save_figure(fig, f"{figures_dir}/scaledgd_stepsize.png")
 
 
@@ -153,5 +230,11 @@ def reading(summary: dict) -> str:
                    + ("none" if up is None else f"{up:.2f}"))
     kap = ", ".join(f"{c['kappa']:g}" for c in summary["curves"]
                     if c["algorithm"] == "scaledgd")
+    div = ", ".join(f"{'none' if e is None else f'{e:.2f}'} (kappa {c['kappa']:g})"
+                    for c in summary["curves"] if c["algorithm"] == "scaledgd"
+                    for e in [first_divergence(c)])
+    ratios = kappa_error_ratios(summary)
+    ratio = (f"; up to that eta ScaledGD's largest / smallest error over kappa is at most "
+             f"{max(r for _, r in ratios):.1f}" if ratios else "")
     return (f"After {summary['curves'][0]['iterations']} iterations, for kappa = {kap}: "
-            + "; ".join(out) + ".")
+            + "; ".join(out) + f"; ScaledGD first diverges at eta = {div}{ratio}.")
