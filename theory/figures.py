@@ -516,14 +516,23 @@ def _guide_below_end(slope, q_end, x_end, gx, gf, ymin, ymax, floor=None,
     return mask, cand[mask]
 
 
-def sci(v, digits: int = 1, sign: bool = False) -> str:
-    """A number in a figure's scientific notation: ``3e-11`` as ``3×10⁻¹¹`` (``digits``
-    significant digits, a minus as −, ``+`` with ``sign``); ``0`` as ``0``."""
-    v = float(v)
-    if v == 0:
-        return "0"
-    m, e = f"{v:{'+' if sign else ''}.{digits - 1}e}".split("e")
-    return f"{m.replace('-', '−')}×10{superscript(int(e))}"
+def sci(x, digits: int = 1, sign: bool = False) -> str:
+    """A number as a figure prints it, with ``digits`` significant digits: plain from 10⁻³
+    to 10³ (``0.002``), else a power of ten (``5×10⁻⁴``, ``10⁻¹⁰``); never e-notation, a
+    minus as −, a leading ``+`` with ``sign``."""
+    x = float(x)
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    e = math.floor(math.log10(abs(x)))
+    m = round(x / 10 ** e, digits - 1)
+    if abs(m) >= 10:
+        m, e = m / 10, e + 1
+    plus = "+" if sign and x > 0 else ""
+    if -3 <= e <= 3:
+        return plus + f"{x:.{max(digits - 1 - e, 0)}f}".replace("-", "−")
+    mant = f"{m:.{digits - 1}f}"
+    return plus + ("" if mant == "1" else ("−" if mant == "-1" else mant.replace("-", "−")
+                                           + "×")) + "10" + superscript(e)
 
 
 def _range_text(r):

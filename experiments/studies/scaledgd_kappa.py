@@ -30,7 +30,7 @@ from matplotlib import colormaps
 from matplotlib.lines import Line2D
 
 from theory.figures import (LEGEND_FONTSIZE, REFERENCE_SHIFT, add_caption, draw_fit,
-                            format_exponent, new_figure, save_figure, superscript,
+                            format_exponent, new_figure, save_figure, sci, superscript,
                             unicode_powers)
 from theory.lowrank.sweeps import KAPPAS_PANEL, configs_kappa, run_point, summarize_kappa
 from theory.rates import RateFit
@@ -76,22 +76,6 @@ def exponent_text(exponent, ci) -> str:
                   text)
     return unicode_powers(text).replace("-", "−")
 
-
-def sci(x, digits: int = 1) -> str:
-    """``x`` with ``digits`` significant digits, as ``0.002``, ``5×10⁻⁴`` or ``10⁻¹⁰``: plain
-    from 10⁻³ to 10³, else a power of ten (no e-notation, a Unicode minus)."""
-    x = float(x)
-    if x == 0 or not math.isfinite(x):
-        return f"{x:g}"
-    e = math.floor(math.log10(abs(x)))
-    m = round(x / 10 ** e, digits - 1)
-    if abs(m) >= 10:
-        m, e = m / 10, e + 1
-    if -3 <= e <= 3:
-        return f"{x:.{max(digits - 1 - e, 0)}f}".replace("-", "−")
-    mant = f"{m:.{digits - 1}f}"
-    return ("" if mant == "1" else ("−" if mant == "-1" else mant.replace("-", "−") + "×")) \
-        + "10" + superscript(e)
 
 
 def _scaled(series, scale):
