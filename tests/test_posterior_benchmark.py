@@ -223,3 +223,31 @@ def test_absolute_value_metrics_of_exact_draws_have_intervals_reaching_zero():
             assert e["lower"] == 0.0 and e["lower"] <= e["value"] <= e["upper"], (k, e)
             assert e["value"] <= e["statistic"], (k, e)
             assert e["below_floor"], (k, e)
+
+
+def test_figure_names_exact_samplers_that_got_worse_with_nfe():
+    """_exact_worse_with_nfe: an exact sampler (SMC, split Gibbs) whose ranking distance grew
+    from the smallest to the largest budget is named, 'apart' when its intervals separate,
+    listed too when the value more than doubled inside overlapping intervals; guidance
+    methods and a falling exact sampler are not; and on the fast fixture it finds MCGdiff on
+    mcgdiff-d80-dy2 (0.274 -> 2.04, intervals touching but overlapping)."""
+    import json
+    from experiments.notebook.fixtures import FIXTURES
+    from experiments.studies.posterior_benchmark import _exact_worse_with_nfe
+
+    def row(method, nfe, v, lo, hi, prob="p"):
+        return {"problem": prob, "method": method, "nfe_budget": nfe, "run": "screening",
+                "family": "bimodal-1d-gaussian", "metrics": {"tv": {"value": v, "lower": lo,
+                                                                    "upper": hi}}}
+    s = {"budgets": [20, 100], "rows": [
+        row("tds", 20, 0.1, 0.08, 0.12), row("tds", 100, 0.3, 0.25, 0.35),       # apart
+        row("dpnp", 20, 0.1, 0.05, 0.3), row("dpnp", 100, 0.25, 0.2, 0.4),       # x2.5
+        row("pnp-dm", 20, 0.1, 0.05, 0.3), row("pnp-dm", 100, 0.15, 0.1, 0.4),   # x1.5
+        row("mcgdiff", 20, 0.3, 0.2, 0.4), row("mcgdiff", 100, 0.1, 0.05, 0.15), # falls
+        row("dps", 20, 0.1, 0.08, 0.12), row("dps", 100, 0.5, 0.45, 0.55)]}      # guidance
+    assert _exact_worse_with_nfe(s) == [("p", "dpnp", 0.1, 0.25, False),
+                                        ("p", "tds", 0.1, 0.3, True)]
+    fx = json.loads((FIXTURES / "posterior-benchmark.json").read_text())
+    found = {(p, m): (a, b, apart) for p, m, a, b, apart in _exact_worse_with_nfe(fx)}
+    a, b, apart = found[("mcgdiff-d80-dy2:0", "mcgdiff")]
+    assert (round(a, 3), round(b, 2), apart) == (0.274, 2.04, False)

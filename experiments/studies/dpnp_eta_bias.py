@@ -116,7 +116,7 @@ def figure(summary, figures_dir="figures"):
                      "guide placed clear of the data). Refinement errors ≤ "
                      f"{m}×10{superscript(int(e))} (bands narrower than the markers). One "
                      "colour (copper shades, no sampler's) and marker per likelihood. Verdicts allow 0.05 in "
-                     "the exponent for log factors and higher-order terms (theory.rates.verdict), "
+                     "the exponent for log factors and higher-order terms, "
                      "so an interval a little off 2 reads consistent.")
     return save_figure(fig, f"{figures_dir}/dpnp_eta_bias.png")
 
