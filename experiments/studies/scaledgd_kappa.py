@@ -212,7 +212,8 @@ def kappa_title(summary) -> str:
     if gd is not None:
         power = superscript(f"{gd['fit']['exponent']:.2f}")
         text += (f"; GD's (step {eta:g}/$\\sigma_{{\\max}}$) iterations grow like "
-                 f"κ{power}")
+                 f"κ{power}" + (f" at m = {gd['oversampling']:g}nr"
+                                 if gd.get("oversampling") is not None else ""))
     return text + (" (Tong, Ma, Chi 2021, Figure 2" + ("; fast sizes)" if summary.get("fast")
                                                        else ")"))
 
