@@ -480,7 +480,8 @@ def test_subsampler_error_one_key_for_the_checks_and_unicode_notation(tmp_path_f
     assert "TV ~ sᵖ: SDE p = −0.81 [−1.31, −0.31]" in fig.axes[1].get_title()
     from theory.figures import sci
     assert sci(9.344e-05) == "9×10⁻⁵" and sci(1.7e-05, 2) == "1.7×10⁻⁵"
-    assert sci(-1.6e-07, 2, sign=True) == "−1.6×10⁻⁷" and sci(4.6e-07, 2, sign=True) == "+4.6×10⁻⁷"
+    assert sci(-1.6e-07, 2, sign=True) == "−1.6×10⁻⁷"
+    assert sci(4.6e-07, 2, sign=True) == "+4.6×10⁻⁷"
 
 
 def test_eta_bias_likelihoods_have_their_own_palette(tmp_path_factory):

@@ -52,11 +52,11 @@ from matplotlib.path import Path as MPath
 
 from .rates import LOG_TOLERANCE, verdict
 
-__all__ = ["COLOURS", "MARKERS", "PALETTE", "REFERENCE_SHIFT", "LEGEND_FONTSIZE", "add_caption", "FIT_COLOUR", "draw_fit",
-           "FIT_BEHIND_COLOUR",
-           "FigureLayoutWarning", "colour", "colour_distance", "marker", "sci", "level_colours", "format_exponent",
-           "new_figure", "plot_rate_panel", "superscript", "unicode_powers", "panel_legend",
-           "finish_figure", "layout_problems", "save_figure"]
+__all__ = ["COLOURS", "MARKERS", "PALETTE", "REFERENCE_SHIFT", "LEGEND_FONTSIZE", "FIT_COLOUR",
+           "FIT_BEHIND_COLOUR", "FigureLayoutWarning", "add_caption", "colour",
+           "colour_distance", "draw_fit", "finish_figure", "format_exponent", "layout_problems",
+           "level_colours", "marker", "new_figure", "panel_legend", "plot_rate_panel",
+           "save_figure", "sci", "superscript", "unicode_powers", "wrap_text"]
 
 # Okabe & Ito's colour-blind safe palette (black last: it is kept for the exact/closed forms)
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",

@@ -225,7 +225,8 @@ def reading(summary: dict) -> str:
         by_problem.setdefault(r["problem"], []).append(r["exact_rate"])
     falling = [p for p, v in by_problem.items() if all(a > b for a, b in zip(v, v[1:]))]
     return (f"In {inside} of {len(ok)} (problem, eta) pairs the exact lambda_2 (within its "
-            f"refinement error) lies in the measured rate's 95% interval{more}. The largest relative "
+            f"refinement error) lies in the measured rate's 95% interval{more}. The largest "
+            f"relative "
             f"difference is "
             f"{worst['rel_diff']:.1e} ({worst['problem']}, eta = {worst['eta']:g}: measured "
             f"{worst['measured_rate']:.6f}, exact {worst['exact_rate']:.6f}). lambda_2 falls "
