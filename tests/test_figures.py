@@ -617,3 +617,12 @@ def test_wrap_text_measures_mathtext_by_its_drawn_length():
     assert out.replace("\n", " ") == text and out.count(eps) == 3
     import textwrap
     assert textwrap.fill(text, 40).split("\n")[0] == f"fit over {eps} in"
+
+
+def test_unicode_powers_writes_every_exponent_in_the_figures_notation():
+    """Carets, e-notation and minus signs in one pass: what every legend goes through."""
+    from theory.figures import unicode_powers
+    assert unicode_powers("+0.000000 (to within 3e-08)") == "+0.000000 (to within 3×10⁻⁸)"
+    assert unicode_powers("p = -0.03 [-0.10, +0.04], T^-2, 1e4") == \
+        "p = −0.03 [−0.10, +0.04], T⁻², 10⁴"
+    assert unicode_powers("dpm++2m and x_1e5 stay") == "dpm++2m and x_1e5 stay"

@@ -184,11 +184,15 @@ def superscript(text) -> str:
 
 
 def unicode_powers(text: str) -> str:
-    """``T^0.44``, ``d^-1.5`` and ``1/T^2`` written with Unicode superscripts, and a minus
-    sign before a number as ``−``: one notation in every legend."""
+    """``T^0.44``, ``d^-1.5`` and ``1/T^2`` written with Unicode superscripts, e-notation
+    (``3e-08``) as ``3×10⁻⁸``, and a minus sign before a number as ``−``: one notation in
+    every legend."""
     num = r"[+\-−]?\d+(?:\.\d+)?"
     text = re.sub(rf"\^(?:\(({num})\)|({num}))",
                   lambda m: superscript(m.group(1) or m.group(2)), text)
+    text = re.sub(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]([-+]?\d+)\b",
+                  lambda m: (("" if m.group(1) == "1" else m.group(1) + "×") + "10"
+                             + superscript(int(m.group(2)))), text)
     return re.sub(r"(?<![\w.])-(?=\d)", "−", text)
 
 

@@ -163,7 +163,7 @@ def _curve(f, summary):
     k = f.get("log_power", LOG_POWER[f["sampler"]])
     lf = f.get("log_corrected_fits", {}).get(f"tv_over_logT^{k}", {})
     raw = f["fit"].get("exponent")
-    notes = [] if raw is None else [f"raw TV: p = {raw:+.2f}".replace("-", "−")]
+    notes = [] if raw is None else [f"raw TV: p = {raw:+.2f}"]     # minus: unicode_powers
     t_all = max(max(g["T"]) for g in summary["fits"])
     if summary.get("fast") and max(f["T"]) < t_all and f["sampler"] in ACCELERATED:
         notes.append(f"runs to T = {max(f['T'])} (fast mode's cost cap)")
@@ -173,9 +173,9 @@ def _curve(f, summary):
     sl = local_slopes(f["T"], f["tv"], k, lf["x_range"]) if "exponent" in lf else []
     if sl and verdict(bound, lf["ci"], var="T", local=[s[2] for s in sl]
                       ).startswith("not resolved (pre-asymptotic"):
-        notes.append((f"local p steepens from {sl[0][2]:+.2f} (T = {sl[0][0]:g}→"
-                      f"{sl[0][1]:g}) to {sl[-1][2]:+.2f} (T = {sl[-1][0]:g}→{sl[-1][1]:g}):"
-                      f" the fit starts off the asymptote").replace("-", "−"))
+        notes.append(f"local p steepens from {sl[0][2]:+.2f} (T = {sl[0][0]:g}→"
+                     f"{sl[0][1]:g}) to {sl[-1][2]:+.2f} (T = {sl[-1][0]:g}→{sl[-1][1]:g}):"
+                     f" the fit starts off the asymptote")
     if "exponent" not in lf and min(f["tv"]) < 1e-11:
         # no settled range: say where the curve ends (near float64's floor, the local slopes
         # of TV there are numerical noise, not the sampler's rate)

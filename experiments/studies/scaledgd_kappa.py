@@ -22,7 +22,6 @@ Two parts (:func:`theory.lowrank.sweeps.configs_kappa`):
 from __future__ import annotations
 
 import math
-import re
 import textwrap
 
 import numpy as np
@@ -69,12 +68,9 @@ def problem_label(cfg: dict) -> str:
 
 
 def exponent_text(exponent, ci) -> str:
-    """:func:`theory.figures.format_exponent` with the Unicode minus (−) of printed
-    exponents and no e-notation."""
-    text = format_exponent(exponent, ci)
-    text = re.sub(r"(\d)e([-+]?\d+)", lambda m: f"{m.group(1)}×10{superscript(int(m.group(2)))}",
-                  text)
-    return unicode_powers(text).replace("-", "−")
+    """The exponent and its interval as the legends write them (:func:`format_exponent`
+    in the figures' notation, :func:`unicode_powers`)."""
+    return unicode_powers(format_exponent(exponent, ci))
 
 
 
