@@ -139,8 +139,10 @@ def _cgroup_room() -> Optional[int]:
                              ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
                               "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
         try:
-            limit = open(limit_f).read().strip()
-            usage = int(open(usage_f).read().strip())
+            with open(limit_f) as f:
+                limit = f.read().strip()
+            with open(usage_f) as f:
+                usage = int(f.read().strip())
         except (OSError, ValueError):
             continue
         if limit.isdigit() and int(limit) < 2 ** 60:

@@ -36,6 +36,8 @@ CAP = 1e2
 DIVERGED_ROW = 0.5      # log10 spacing of the rows of diverged runs above the cap
 PROGRESS = 0.1
 DEFAULT_ETA = 0.5
+STAR_DODGE = 0.022           # eta offset between best-step stars drawn side by side
+STAR_OVERLAP_DECADES = 0.6   # stars at one eta closer than this (in log10 error) would overprint
 
 
 def configs(fast: bool):
@@ -147,13 +149,36 @@ def stepsize_caption(summary) -> str:
     if ratios:
         out.append("ScaledGD's largest / smallest error over κ at η = " + ", ".join(
             f"{e:.1f}: {r:.1f}" for e, r in ratios) + ".")
-    out.append("Solid with circles: ScaledGD; dashed with squares: GD; one colour per κ. "
+    out.append("Solid with circles: ScaledGD; dashed with squares: GD; one colour per κ; "
+               "stars: each curve's best step (stars at one η set side by side). "
                f"Crosses (ScaledGD) and pluses (GD) above the cap {CAP:g}: diverged runs, one "
                "row per curve; their height carries no value.")
     return "\n".join(out)
 
 
 DIVERGED_MARK = {"scaledgd": "x", "gd": "+"}
+
+
+def best_star_offsets(curves) -> list:
+    """Horizontal offset (in eta) of each curve's best-step star, so that stars at the same
+    eta whose errors lie within ``STAR_OVERLAP_DECADES`` of one another sit side by side
+    (centred on their eta) instead of on top of one another; 0 for a star alone. Curves
+    without a best step get 0."""
+    offsets = [0.0] * len(curves)
+    stars = sorted((c["best_eta"], np.log10(min(c["best_error"], CAP)), i)
+                   for i, c in enumerate(curves) if c.get("best_error") is not None)
+    groups = []
+    for eta, y, i in stars:            # chain stars of one eta that overlap in height
+        g = groups[-1] if groups else None
+        if g and abs(g[-1][0] - eta) < 1e-9 and min(abs(y - yy) for _, yy, _ in g) \
+                < STAR_OVERLAP_DECADES:
+            g.append((eta, y, i))
+        else:
+            groups.append([(eta, y, i)])
+    for g in groups:
+        for k, (_, _, i) in enumerate(sorted(g, key=lambda s: s[2])):
+            offsets[i] = STAR_DODGE * (k - (len(g) - 1) / 2)
+    return offsets
 
 
 def figure(summary: dict, figures_dir="figures"):
@@ -164,7 +189,8 @@ def figure(summary: dict, figures_dir="figures"):
     # at the same eta do not hide one another), not joined to the curve: its height is not
     # an error
     rows = 0
-    for c in curves:
+    dodge = best_star_offsets(curves)
+    for c, dx in zip(curves, dodge):
         col = KAPPA_COLOURS[int(c["kappa"])]
         eta = np.array(c["eta"])
         div = np.array([bool(d) or v is None
@@ -178,7 +204,7 @@ def figure(summary: dict, figures_dir="figures"):
             ax.plot(eta[div], np.full(div.sum(), CAP * 10 ** (DIVERGED_ROW * rows)),
                     DIVERGED_MARK[c["algorithm"]], color=col, ms=7, mew=1.5)
         if c.get("best_error") is not None:      # the curve's best step size
-            ax.plot([c["best_eta"]], [min(c["best_error"], CAP)], "*", color=col, ms=11,
+            ax.plot([c["best_eta"] + dx], [min(c["best_error"], CAP)], "*", color=col, ms=11,
                     mec="k", mew=0.6, zorder=5)
     ax.axhline(CAP, color="0.5", lw=0.8, ls=":")
     ax.set_xlabel(r"step size $\eta$ (GD: $\eta\,/\,\sigma_{\max}$)")
