@@ -108,6 +108,17 @@ def test_noise_summary():
     assert ", ".join(str(r[1]) for r in rows) in caption and "150 iterations" in caption
     assert f"SNR^{scaledgd_noise.format_exponent(f['fit']['exponent'], f['fit']['ci'])}" \
         in scaledgd_noise.reading(s)
+    # the 1/SNR marks: c / snr with log c the mean of log(floor * snr), so their geometric
+    # mean is the floors' and each lies within the fit's scatter of its floor
+    ref = scaledgd_noise.floor_reference(s, "sensing")
+    assert [r[0] for r in ref] == sorted(f["snr"])
+    c = np.exp(np.mean(np.log(np.array(finals) * np.array(sorted(f["snr"])))))
+    assert [r[1] for r in ref] == pytest.approx([c / x for x in sorted(f["snr"])], rel=1e-12)
+    assert np.allclose(np.log([r[1] for r in ref]), np.log(finals), atol=0.05)
+    # a planted floor exponent of -1/2 leaves the ends off their marks by a factor sqrt(10)
+    planted = {"floors": [{"problem": "x", "snr": q, "floor": q ** -0.5} for q in (1e2, 1e4)]}
+    (_, a), (_, b) = scaledgd_noise.floor_reference(planted, "x")
+    assert a / 1e-1 == pytest.approx(10 ** 0.5) and 1e-2 / b == pytest.approx(10 ** 0.5)
 
 
 def test_stepsize_summary():
@@ -202,6 +213,13 @@ def test_kappa_fixture_title_names_the_robust_pca_departure():
                                      (100.0, "100")])
 def test_sci_writes_no_e_notation(x, text):
     assert scaledgd_kappa.sci(x) == text
+
+
+def test_sci_writes_decades_as_powers_when_asked():
+    sci = scaledgd_kappa.sci
+    assert [sci(x, powers=True) for x in (1e2, 1e3, 1e4, 1.0, 0.01)] == \
+        ["10²", "10³", "10⁴", "10⁰", "10⁻²"]
+    assert sci(200.0, powers=True) == "200" and sci(3e5, powers=True) == "3×10⁵"
 
 
 def test_exponent_text_uses_the_unicode_minus():

@@ -520,10 +520,11 @@ def _guide_below_end(slope, q_end, x_end, gx, gf, ymin, ymax, floor=None,
     return mask, cand[mask]
 
 
-def sci(x, digits: int = 1, sign: bool = False) -> str:
+def sci(x, digits: int = 1, sign: bool = False, powers: bool = False) -> str:
     """A number as a figure prints it, with ``digits`` significant digits: plain from 10⁻³
     to 10³ (``0.002``), else a power of ten (``5×10⁻⁴``, ``10⁻¹⁰``); never e-notation, a
-    minus as −, a leading ``+`` with ``sign``."""
+    minus as −, a leading ``+`` with ``sign``. With ``powers``, an exact power of ten is
+    written as one at every size (``10²``, ``10⁰``: a grid of decades reads as such)."""
     x = float(x)
     if x == 0 or not math.isfinite(x):
         return f"{x:g}"
@@ -532,7 +533,8 @@ def sci(x, digits: int = 1, sign: bool = False) -> str:
     if abs(m) >= 10:
         m, e = m / 10, e + 1
     plus = "+" if sign and x > 0 else ""
-    if -3 <= e <= 3:
+    exact_power = math.isclose(abs(x), 10.0 ** e, rel_tol=1e-12)
+    if -3 <= e <= 3 and not (powers and exact_power):
         return plus + f"{x:.{max(digits - 1 - e, 0)}f}".replace("-", "−")
     mant = f"{m:.{digits - 1}f}"
     return plus + ("" if mant == "1" else ("−" if mant == "-1" else mant.replace("-", "−")

@@ -19,9 +19,9 @@ from __future__ import annotations
 import math
 
 from matplotlib import colormaps
+from matplotlib.lines import Line2D
 
-from theory.figures import (LEGEND_FONTSIZE, add_caption, format_exponent, new_figure,
-                            save_figure, superscript)
+from theory.figures import add_caption, format_exponent, new_figure, save_figure
 from theory.lowrank.problems import FAST_SIZES, PAPER_SIZES
 from theory.lowrank.sweeps import configs_noise, run_point
 from theory.rates import fit_exponent
@@ -98,10 +98,30 @@ def _iters(v, horizon) -> str:
     return f">{horizon}" if v is None else str(v)
 
 
-def _power(snr) -> str:
-    """``1e3`` as ``10³`` (an exact power of ten), else :func:`sci`."""
-    k = math.log10(snr)
-    return f"10{superscript(int(round(k)))}" if abs(k - round(k)) < 1e-9 else sci(snr)
+def floor_reference(summary, problem, theory=-1.0) -> list:
+    """The floors the theory predicts, per SNR (ascending): ``(snr, c snr^theory)`` with
+    ``c`` the least-squares constant of log floor = log c + theory log snr over ScaledGD's
+    measured floors (the geometric mean of floor / snr^theory). Where the measured exponent
+    is the theory's, each prediction sits on its measured floor; a departure shows as a
+    spread of the curves' ends around their marks."""
+    rows = sorted((x for x in summary["floors"] if x["problem"] == problem),
+                  key=lambda x: x["snr"])
+    if not rows:
+        return []
+    logc = sum(math.log(x["floor"]) - theory * math.log(x["snr"]) for x in rows) / len(rows)
+    return [(x["snr"], math.exp(logc) * x["snr"] ** theory) for x in rows]
+
+
+FLOOR_MARK_GAP = 0.025     # the predicted-floor marks sit this fraction of the run right of it
+
+
+def draw_floor_reference(ax, summary, problem, horizon):
+    """Black left-pointing triangles just right of the runs' end, at the floors 1/SNR
+    predicts (:func:`floor_reference`)."""
+    ref = floor_reference(summary, problem)
+    x = horizon * (1 + FLOOR_MARK_GAP)
+    ax.plot([x] * len(ref), [v for _, v in ref], "<", color="k", ms=6, ls="", zorder=6)
+    ax.set_xlim(right=horizon * (1 + 2.5 * FLOOR_MARK_GAP))
 
 
 def floors_consistent(summary, theory=-1.0, tol=0.05) -> bool:
@@ -138,7 +158,7 @@ def noise_caption(summary, probs) -> str:
         horizons[p] = rows[0][3] if rows else None
         its.append(f"{PROBLEM_NAME[p]} " + ", ".join(str(r[1]) for r in rows) + " vs "
                    + ", ".join(_iters(r[2], r[3]) for r in rows))
-    snrs = ", ".join(_power(r[0]) for r in near_floor_iterations(summary, probs[0]))
+    snrs = ", ".join(sci(r[0], powers=True) for r in near_floor_iterations(summary, probs[0]))
     hz = sorted(set(horizons.values()), key=lambda h: -h)
     horizon = "; ".join(f"{h} iterations on " + ", ".join(PROBLEM_NAME[p] for p in probs
                                                           if horizons[p] == h) for h in hz)
@@ -152,7 +172,9 @@ def noise_caption(summary, probs) -> str:
     n_snr = len(near_floor_iterations(summary, probs[0]))
     return (f"The floor is ScaledGD's relative error at the last iteration of its run; p is "
             f"the least-squares slope of log floor against log SNR over the {n_snr} "
-            f"SNRs (95% t-interval). Iterations until the relative error first comes within "
+            f"SNRs (95% t-interval). Black triangles right of each run: the floors 1/SNR "
+            f"predicts, c/SNR with c fitted to ScaledGD's {n_snr} floors (a curve ending at "
+            f"its triangle follows the theory). Iterations until the relative error first comes within "
             f"{(nf - 1) * 100:.0f}% of that floor (≤ {nf:g} × floor), ScaledGD vs GD at SNR "
             f"{snrs}: " + "; ".join(its) + " (>: not within the run). "
             f"Horizons as in the authors' noise scripts: {horizon}. "
@@ -171,21 +193,26 @@ def figure(summary: dict, figures_dir="figures"):
                           r"relative error $\|X_t - X^\star\|_F\,/\,\|X^\star\|_F$")
         plot_trajectories(axes[1, j], cs, "factor_distance", colour,
                           r"factor distance $\mathrm{dist}(F_t, F^\star)\,/\,\|X^\star\|_F$")
+        horizon = max(len(c["rel_error"]) - 1 for c in cs)
+        draw_floor_reference(axes[0, j], summary, prob, horizon)
+        axes[1, j].set_xlim(axes[0, j].get_xlim())
         sg = next(f for f in summary["fits"] if f["problem"] == prob
                   and f["algorithm"] == "scaledgd")["fit"]
-        slope = (f"floor ∝ SNRᵖ, p = {exponent_text(sg['exponent'], sg['ci'])} (theory −1)"
-                 if "exponent" in sg else "no fit")
+        slope = (f"ScaledGD's floor ∝ SNRᵖ, p = {exponent_text(sg['exponent'], sg['ci'])} "
+                 "(theory −1)" if "exponent" in sg else "no fit of ScaledGD's floor")
         label = cs[0]["label"].replace("alpha =", "α =")
-        axes[0, j].set_title(f"{label}: relative error", fontsize=9)
-        axes[1, j].set_title(f"factor distance\nScaledGD's {slope}", fontsize=9)
+        axes[0, j].set_title(f"{label}: relative error\n{slope}", fontsize=9)
+        axes[1, j].set_title("factor distance", fontsize=9)
         low = min((v for c in cs for k in ("rel_error", "factor_distance")
                    for v in c[k] if v is not None and v > 0), default=1e-7)
         for ax in axes[:, j]:
             ax.set_ylim(10 ** (math.floor(math.log10(low)) - 0.5), 3)
-    axes[0, 0].legend(handles=legend_handles(SNR_COLOURS, lambda s: f"SNR {s:g} ({_db(s)})"),
-                      fontsize=LEGEND_FONTSIZE, loc="lower right", ncol=2)
+    hs = legend_handles(SNR_COLOURS, lambda s: f"SNR {sci(s, powers=True)} ({_db(s)})")
+    hs.append(Line2D([], [], color="k", marker="<", ls="", ms=6,
+                     label="floor predicted by 1/SNR"))
     fig.suptitle(noise_title(summary), fontsize=11)
-    add_caption(fig, noise_caption(summary, probs), fontsize=9)
+    add_caption(fig, noise_caption(summary, probs), fontsize=9,
+                key=[(h, h.get_label()) for h in hs])
     return save_figure(fig, f"{figures_dir}/scaledgd_noise.png")
 
 
