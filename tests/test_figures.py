@@ -246,6 +246,12 @@ def test_dpnp_stationary_one_colour_per_eta(tmp_path_factory):
     # a parameter's shades are no sampler's colour (nor near one), and the title is the claim
     # (the key in the caption), code identifiers written in Unicode
     _far_from_samplers({next(iter(c)) for c in by_eta.values()})
+    # every eta either mode runs keeps a shade told apart from every other's (CIE76)
+    from itertools import combinations
+    from experiments.studies.dpnp_stationary import eta_colours
+    shades = eta_colours()
+    assert len(shades) >= 4 and min(colour_distance(a, b)
+                                    for a, b in combinations(shades.values(), 2)) >= 24
     (fig,) = figs
     assert fig._suptitle.get_text().count("\n") <= 1
     assert all(ax.get_title().count("\n") == 0 for ax in fig.axes)

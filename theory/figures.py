@@ -8,7 +8,7 @@ Conventions (every figure of the suite follows them):
 * a colour and a marker per sampler (:data:`COLOURS`, :data:`MARKERS`) and per value of a
   parameter (:func:`level_colours`), the same in every panel and every figure;
 * per curve: the data with its interval (a band), the fitted power law as a dark dotted
-  line over the fit range only, with a bar at each end of the range, the theorem's rate as
+  line over the fit range only (its ends are the range's), the theorem's rate as
   a dashed slope guide in the curve's colour over the same range (a factor
   :data:`REFERENCE_SHIFT` or its square above or below the fit, clear of the data: its
   slope is the theorem's, its level is not), and in the legend the measured exponent (the
@@ -83,7 +83,7 @@ _MARKER_CYCLE = ("o", "s", "^", "D", "v", "P", "X", "*")
 # wherever it lies clear of the other curves (a bound's constant is not known: its slope is
 # what is compared)
 REFERENCE_SHIFT = 2.5
-FIT_COLOUR = "0.15"        # fitted curves: dark dotted, bars at the ends of the fit range
+FIT_COLOUR = "0.15"        # fitted curves: dark dotted, over the fit range only
 FIT_BEHIND_COLOUR = "0.78"  # draw_fit(style="behind"): a light-grey stroke behind the data
 FIT_BEHIND_WIDTH = 5.0
 LEGEND_FONTSIZE = 8.0        # every legend (review 4: 7-pt legends were hard to read)
@@ -211,7 +211,7 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV($q_1$, law $Y_1$)", title
 
         * ``colour``, ``marker``: default :func:`colour` / :func:`marker` of the label;
         * ``fit``: a :class:`theory.rates.RateFit` (or ``None``), drawn as a dark dotted line
-          over its range, with bars at its ends (:func:`draw_fit`); ``fit_factor(x)``
+          over its range only (:func:`draw_fit`); ``fit_factor(x)``
           multiplies it back onto the data when the fit is of a rescaled quantity (e.g.
           ``log(x)**2`` for a fit of TV / log² T);
         * ``fit_text``: what the exponent is, in the legend (default ``"slope"``); one ending
@@ -233,8 +233,8 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV($q_1$, law $Y_1$)", title
     legend : bool
         Draw the legend below the panel (:func:`panel_legend`).
     range_in_legend : bool
-        Name each fit's range and its number of points in the legend (without: the bars
-        mark the range; say so in the caption).
+        Name each fit's range and its number of points in the legend (without: the fit's
+        line shows the range; say so in the caption).
     fit_style : str
         ``"dotted"`` (default) or ``"behind"``: how :func:`draw_fit` draws the fits.
     verdict_note : str, optional
@@ -412,20 +412,19 @@ def _indent(text):
 
 
 def draw_fit(ax, xs, fy, style="dotted"):
-    """A fitted curve over its range: a thin dark dotted line with a bar at each end of the
-    range (a line, not a band: the bands of a figure are the data's intervals).
+    """A fitted curve over its range and nowhere else: a thin dark dotted line (a line, not
+    a band: the bands of a figure are the data's intervals). No bars at its ends: beside the
+    data's intervals they read as error bars.
 
     ``style="behind"``: a wide light-grey line (:data:`FIT_BEHIND_COLOUR`) *behind* the data
     instead, so that the data's line and markers stay visible on it and any departure of the
-    data from the fit shows as the data leaving the grey stroke; the bars at the ends are
-    drawn as before."""
+    data from the fit shows as the data leaving the grey stroke."""
     xs, fy = np.asarray(xs, float), np.asarray(fy, float)
     if style == "behind":
         ax.plot(xs, fy, "-", lw=FIT_BEHIND_WIDTH, color=FIT_BEHIND_COLOUR, zorder=1.5,
                 solid_capstyle="butt")
     else:
         ax.plot(xs, fy, ":", lw=1.3, color=FIT_COLOUR, zorder=4)
-    ax.plot(xs[[0, -1]], fy[[0, -1]], "|", ms=9, mew=1.3, color=FIT_COLOUR, zorder=4)
 
 
 # a guide is "clear" of another curve's data when it stays REFERENCE_SHIFT away from it,

@@ -100,7 +100,7 @@ def figure(summary, figures_dir="figures"):
                                       legend=False)
     g = [f for f in summary["fits"] if f["sampler"] == "dpnp/gaussian"][0]
     if g["closed_form"][0] is not None:
-        # large hollow circles around the gaussian markers: told apart from the fit's bars
+        # large hollow circles around the gaussian markers: told apart from the fit's line
         (cf,) = ax.plot(g["eta"], g["closed_form"], "o", ms=9, mfc="none", mec="k", mew=1.0,
                         ls="none", zorder=5)
         handles.append(cf)
@@ -112,7 +112,7 @@ def figure(summary, figures_dir="figures"):
     fig.suptitle("Claim checked: DPnP's stationary law $\\pi_\\eta$ tends to the posterior like η²\n"
                  "as η → 0 (Xu & Chi, arXiv:2403.17042)", fontsize=9.5)
     add_caption(fig, f"Legend: the exponent in η (95% interval) over η ≤ {ETA_FIT_MAX:g} (dark "
-                     "dotted line between bars) and its verdict; dashed: the slope of η² (a "
+                     "dotted line over that range) and its verdict; dashed: the slope of η² (a "
                      "guide placed clear of the data). Refinement errors ≤ "
                      f"{m}×10{superscript(int(e))} (bands narrower than the markers). One "
                      "colour (copper shades, no sampler's) and marker per likelihood. Verdicts allow 0.05 in "

@@ -68,6 +68,17 @@ def _all_etas():
     return sorted({c["eta"] for fast in (True, False) for c in configs(fast)})
 
 
+ETA_COLOUR_SPAN = (0.0, 0.9)
+
+
+def eta_colours() -> dict:
+    """One colour per eta of either mode (so one eta looks the same in fast and full mode,
+    in every panel): viridis over :data:`ETA_COLOUR_SPAN`, whose neighbouring shades stay
+    told apart (CIE76 distance >= 24 between any two of the six) and far from every
+    sampler's colour; eta is a parameter, never drawn in a sampler's colour."""
+    return parameter_colours(_all_etas(), cmap="viridis", span=ETA_COLOUR_SPAN)
+
+
 def compute(cfg):
     prior, lik = problem(cfg)
     fine, _, err = grid_refinement(prior, lik, [cfg["eta"]] * cfg["K"], cfg["init"])
@@ -124,12 +135,7 @@ def summarise(records, fast: bool) -> dict:
 
 def figure(summary, figures_dir="figures"):
     probs = list(dict.fromkeys(r["config"]["problem"] for r in summary["records"]))
-    # eta is a parameter: shades of a sequential map, never a sampler's colour, the same
-    # shade for one eta in every panel
-    # over every eta either mode runs (so one eta looks the same in fast and full mode),
-    # cividis from 0.2 (its darkest navy is DPS's colour elsewhere)
-    cols = parameter_colours(set(_all_etas()) | {r["config"]["eta"] for r in summary["records"]},
-                             span=(0.2, 0.9))
+    cols = eta_colours()
     marks = dict(zip(cols, ("o", "s", "^", "D", "v", "P", "X", "*")))   # a second cue
     rates = {(r["problem"], r["eta"]): r for r in summary["rates"]}
     fig, axes = new_figure(1, len(probs), figsize=(5.0 * len(probs), 5.6))
@@ -155,7 +161,7 @@ def figure(summary, figures_dir="figures"):
                 k0, k1 = m["fit_k"]
                 ks = np.arange(k0, k1 + 1)
                 j = int(np.flatnonzero(k == k0)[0])
-                draw_fit(ax, ks, tv[j] * m["measured_rate"] ** (ks - k0))
+                draw_fit(ax, ks, tv[j] * m["measured_rate"] ** (ks - k0), style="behind")
                 (ref,) = ax.semilogy(ks, REFERENCE_SHIFT * tv[j] * res["rate"] ** (ks - k0),
                                      "--", lw=1.1, color=col)
                 handle = (data, ref)
@@ -193,12 +199,12 @@ def figure(summary, figures_dir="figures"):
                        "geometrically at the rate λ₂ of its Gibbs kernel (Xu & Chi, "
                        "arXiv:2403.17042)")
     add_caption(fig, "Points: exact TV (grid laws; band: refinement error, mostly narrower "
-                     "than the markers); dark dotted line between bars: the fitted geometric "
+                     "than the markers); wide grey line behind the data: the fitted geometric "
                      "decay over its range; dashed: C λ₂ᵏ with the exact second eigenvalue "
                      f"(shifted ×{REFERENCE_SHIFT:g}). 'Within the fit's drift': the 95% "
                      "interval misses λ₂ by less than the difference between the rates fitted "
                      "over the two halves of the range (the curve still bends toward λ₂ᵏ). "
-                     "Colour (a cividis shade, no sampler's) and marker: one per η, the same "
+                     "Colour (a viridis shade, no sampler's) and marker: one per η, the same "
                      "in every panel.")
     return save_figure(fig, f"{figures_dir}/dpnp_stationary.png")
 

@@ -240,7 +240,7 @@ def figure(summary: dict, figures_dir="figures"):
                         "deterministic, 1 stochastic (the li schedule's logs), k = p for an "
                         "order-p solver (its steps in log-SNR λ are about c₁ log T/(2T), so its "
                         "global error is (log T/T)ᵖ: the classical order, not a TV theorem). "
-                        "Wide grey line behind the data, between bars: that fit "
+                        "Wide grey line behind the data: that fit "
                         "(× logᵏ T) over its range: T ≥ 100 with TV ≤ 0.3 from there on, "
                         f"starting at the first T from which every local slope of TV/logᵏ T "
                         f"lies within {LOG_TOLERANCE:g} of the fitted one ({SETTLED_MIN_POINTS}"

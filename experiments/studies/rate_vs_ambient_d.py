@@ -168,7 +168,7 @@ def figure(summary: dict, figures_dir="figures"):
     finish_figure(fig, f"Claim checked: with adaptive coefficients (li-yan) TV does not "
                        f"depend on the ambient d (Li & Yan 2024){tail}")
     add_caption(fig, f"Subspace prior (intrinsic k = {summary.get('k', 2)}), exact TV, li "
-                        f"schedule. Wide grey line behind the data, between bars: the fit, over "
+                        f"schedule. Wide grey line behind the data: the fit, over "
                         f"the two largest decades of d with TV ≤ 0.3 (in T: of TV/log T where "
                         f"TV ≤ 0.3). Dashed: the bound's slope (level arbitrary); li-yan's "
                         f"flat one over all d, a factor {YAN_GUIDE_SHIFT:g} below its data. "

@@ -78,7 +78,7 @@ def figure(summary: dict, figures_dir="figures"):
     finish_figure(fig, f"Claim checked: TV($q_1$, law $Y_1$) grows at most like d² "
                        f"(Li-Wei-Chen-Chi 2024){grows}")
     add_caption(fig, f"Exact TV at T = {summary['T']}, li schedule. Wide grey line behind "
-                        f"the data, between bars: the fit of TV ~ dᵖ over the d with TV ≤ "
+                        f"the data: the fit of TV ~ dᵖ over the d with TV ≤ "
                         f"{TV_FIT_MAX}. Dashed: the slope of d² (its level is arbitrary), "
                         f"a factor {REFERENCE_SHIFT:g} below the curve's last fit point and "
                         f"back over the fit range, down to {REFERENCE_SHIFT:g}² below the "

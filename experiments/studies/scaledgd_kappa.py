@@ -426,7 +426,7 @@ def figure(summary: dict, figures_dir="figures"):
                 "met at m = 80nr (bottom right: $\\mathrm{tol}^{1/N}$ for N iterations, an "
                 "initial error ≤ 1). Solid: ScaledGD; dashed with hollow squares: GD (at κ = 1 "
                 "it runs on ScaledGD's line). A line ends where its run stopped (converged, or "
-                "the iteration budget). Right: dotted with bars at its ends, the fit of the "
+                "the iteration budget). Right: dotted, the fit of the "
                 "iteration counts in κ over its range; dashed in each method's shade, the "
                 "theorem's exponent (κ¹ for GD, κ⁰ for ScaledGD), drawn offset from the "
                 "points (a slope, not a level).", fontsize=10)

@@ -224,7 +224,7 @@ def figure(summary: dict, figures_dir="figures"):
                        "$\\varepsilon_{\\rm Jacobi}$ for the ODE; THEORY.md "
                        "section 3)")
     add_caption(fig, "Plotted: the excess TV − TV(exact score). Wide grey line behind the "
-                        "data, between bars: its fit where TV ≥ 2 TV(exact score) and TV ≤ 0.6 "
+                        "data: its fit where TV ≥ 2 TV(exact score) and TV ≤ 0.6 "
                         "(left of it discretisation dominates). Dashed: slope 1 (level "
                         f"arbitrary). Verdicts allow {LOG_TOLERANCE:g} in the exponent for "
                         "log factors."
