@@ -632,3 +632,34 @@ def test_unicode_powers_writes_every_exponent_in_the_figures_notation():
     assert unicode_powers("p = -0.03 [-0.10, +0.04], T^-2, 1e4") == \
         "p = −0.03 [−0.10, +0.04], T⁻², 10⁴"
     assert unicode_powers("dpm++2m and x_1e5 stay") == "dpm++2m and x_1e5 stay"
+
+
+def _dashed(ax):
+    (dashed,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    return (np.asarray(v, float) for v in dashed.get_data())
+
+
+def test_a_bound_guide_goes_above_its_data_where_there_is_room():
+    """A second curve 3x above over the left 60% of the range blocks the guide's first
+    placement (2.5x above its own fit) there; the placement below the fit is clear
+    everywhere, but a placement above all the panel's curves covers most of the range, and
+    above wins (a dashed line above the data reads as the bound). 'above-end' passes the
+    factor guide_shift above the fit's last point with the bound's slope."""
+    x = np.geomspace(10, 1e4, 13)
+    y = 1.0 / x
+    xb = x[x <= 10 ** 2.8]
+    curves = [{"x": x, "value": y, "label": "li-ode", "fit": fit_exponent(x, y),
+               "reference": (-1.0, "bound")},
+              {"x": xb, "value": 3.0 / xb, "label": "li-sde"}]
+    fig, axes = new_figure(1, 1, figsize=(5, 4))
+    plot_rate_panel(axes[0, 0], curves, legend=False)
+    gx, gy = _dashed(axes[0, 0])
+    assert gx.size >= 2 and np.all(gy > 1.6 * 3.0 / gx)      # above both curves
+    assert np.log(gx[-1] / gx[0]) >= 0.5 * np.log(1e3)
+    fig, axes = new_figure(1, 1, figsize=(5, 4))
+    plot_rate_panel(axes[0, 0], [{**curves[0], "reference": (-0.5, "bound"),
+                                  "guide": "above-end", "guide_shift": 6.25}], legend=False)
+    gx, gy = _dashed(axes[0, 0])
+    assert gx[-1] == pytest.approx(1e4) and gy[-1] == pytest.approx(6.25e-4, rel=1e-9)
+    assert np.allclose(np.diff(np.log(gy)) / np.diff(np.log(gx)), -0.5)
+    assert gy.max() <= y.max() * (1 + 1e-9)

@@ -250,7 +250,8 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV($q_1$, law $Y_1$)", title
     below the largest value of the panel's data and above ``guide_floor`` (default: the
     panel's smallest value over :data:`REFERENCE_SHIFT` squared), so that the fan-out of the
     measured curve from the bound's slope is seen on the curve itself; ``guide_span``
-    ``(x0, x1)`` draws it over that x-range instead of the fit range.
+    ``(x0, x1)`` draws it over that x-range instead of the fit range. ``"above-end"``: the
+    same a factor above the fit's last point (where the panel leaves room above).
     """
     ymin, ymax = np.inf, 0.0
     for c in curves:
@@ -293,13 +294,14 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV($q_1$, law $Y_1$)", title
             if ref is not None:
                 slope, text = ref
                 gx = xs
-                if c.get("guide", "auto") == "below-end":
+                if c.get("guide", "auto") in ("below-end", "above-end"):
                     if c.get("guide_span") is not None:
                         gx = np.geomspace(*c["guide_span"], 40)
                     gf = np.asarray([factor(s) for s in gx], float)
                     placed = _guide_below_end(slope, fy[-1] / f[-1], xs[-1], gx, gf, ymin,
                                               ymax, c.get("guide_floor"),
-                                              c.get("guide_shift", REFERENCE_SHIFT))
+                                              c.get("guide_shift", REFERENCE_SHIFT),
+                                              above=c["guide"] == "above-end")
                 else:
                     placed = _place_guide(fy[0] * (xs / xs[0]) ** slope * f / f[0], fy, xs, c,
                                           curves, guides, ymin, ymax)
@@ -430,6 +432,9 @@ def draw_fit(ax, xs, fy, style="dotted"):
 # a guide is "clear" of another curve's data when it stays REFERENCE_SHIFT away from it,
 # and of its own curve's data and of another guide when it stays this factor away
 _CLEAR = 1.6
+# an above placement of a guide that covers this fraction of the fit range (in log x) is
+# taken before any placement below the data
+GUIDE_ABOVE_MIN = 0.3
 
 
 def _place_guide(ry, fy, xs, curve, curves, guides, ymin, ymax):
@@ -444,8 +449,10 @@ def _place_guide(ry, fy, xs, curve, curves, guides, ymin, ymax):
     ``[ymin, ymax]`` (a guide never stretches the axes past the data: never above TV = 1)
     and clear of every other curve's data (a factor :data:`REFERENCE_SHIFT`), of its own
     curve's data and of every guide drawn before (a factor :data:`_CLEAR`): its longest such
-    stretch. The first placement whose stretch covers at least half the fit range (in log x)
-    is taken, else the one with the longest stretch."""
+    stretch. Above placements come first (a dashed line above the data reads as the bound):
+    the first above placement whose stretch covers at least half the fit range (in log x),
+    else the first above one covering :data:`GUIDE_ABOVE_MIN` of it, else the first one
+    below covering half, else the longest stretch."""
     lx = np.log(xs)
     obstacles, needs = [], []          # log y of each obstacle over xs; the gap it needs
     for o in curves:
@@ -469,8 +476,8 @@ def _place_guide(ry, fy, xs, curve, curves, guides, ymin, ymax):
     scales += [REFERENCE_SHIFT * np.exp(np.nanmax(top - lr)),
                np.exp(np.nanmin(bottom - lr)) / REFERENCE_SHIFT]
     span = lx[-1] - lx[0] if lx[-1] > lx[0] else 1.0
-    best = None
-    for scale in scales:
+    placed = []                        # (is above, stretch length, stretch, values)
+    for i, scale in enumerate(scales):
         cand = scale * ry
         lc = np.log(cand)
         # drawn where it lies inside the data's y-range and clear of every obstacle
@@ -484,28 +491,31 @@ def _place_guide(ry, fy, xs, curve, curves, guides, ymin, ymax):
         run = max(np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1), key=len)
         if run.size < 2:
             continue
-        length = (lx[run[-1]] - lx[run[0]]) / span
-        if best is None or length > best[0] + 1e-9:
-            best = (length, run, cand)
-        if length >= 0.5:
-            break
-    if best is None:
+        placed.append((i % 2 == 0, (lx[run[-1]] - lx[run[0]]) / span, run, cand))
+    if not placed:
         return None
+    # a reader takes a dashed line above the data for the bound: above placements first
+    best = (next((p for p in placed if p[0] and p[1] >= 0.5), None)
+            or next((p for p in placed if p[0] and p[1] >= GUIDE_ABOVE_MIN), None)
+            or next((p for p in placed if p[1] >= 0.5), None)
+            or max(placed, key=lambda p: p[1]))
+    best = (best[1], best[2], best[3])
     mask = np.zeros(xs.size, bool)
     mask[best[1]] = True
     return mask, best[2][mask]
 
 
 def _guide_below_end(slope, q_end, x_end, gx, gf, ymin, ymax, floor=None,
-                     shift=REFERENCE_SHIFT):
+                     shift=REFERENCE_SHIFT, above=False):
     """The ``"below-end"`` guide: through a factor ``shift`` (default :data:`REFERENCE_SHIFT`)
     below the fit's last point ``(x_end, q_end * factor)``, with the bound's slope (times the
     fit's factor ``gf`` at ``gx``, e.g. log^k x), over ``gx`` (the fit range, or the curve's
     ``guide_span``); kept where it lies in ``[floor, ymax]`` (floor default: ``ymin /
     REFERENCE_SHIFT**2``), its stretch that ends nearest ``x_end``. ``(mask over gx, y
-    values)`` or None (fewer than two points)."""
+    values)`` or None (fewer than two points). With ``above`` (the ``"above-end"`` guide)
+    it passes the factor ``shift`` above that point instead."""
     floor = ymin / REFERENCE_SHIFT ** 2 if floor is None else floor
-    cand = q_end / shift * (gx / x_end) ** slope * gf
+    cand = q_end * (shift if above else 1.0 / shift) * (gx / x_end) ** slope * gf
     ok = (cand <= ymax * (1 + 1e-9)) & (cand >= floor * (1 - 1e-9))
     idx = np.flatnonzero(ok)
     if idx.size < 2:

@@ -152,10 +152,10 @@ GROUPS = (("accelerated samplers", "standard-normal", ("accel-sde", "accel-ode")
 
 
 # the order-3/4 panel spans ten decades of TV: its guides are drawn a factor
-# REFERENCE_SHIFT^2 below each curve's last fit point, back over the fit range (the panel's
-# default placement put them a factor 2.5 above, which reads as on the data at that scale)
+# REFERENCE_SHIFT^2 above each curve's last fit point, back over the fit range (the panel's
+# default placement put them a factor 2.5 from the data, which reads as on it at that scale)
 STEEP = ("dpm++3m", "rk4")
-STEEP_GUIDE = {"guide": "below-end", "guide_shift": REFERENCE_SHIFT ** 2}
+STEEP_GUIDE = {"guide": "above-end", "guide_shift": REFERENCE_SHIFT ** 2}
 
 
 def _curve(f, summary):
@@ -247,7 +247,7 @@ def figure(summary: dict, figures_dir="figures"):
                         " points or more; none: not resolved); order-p solvers: up to where "
                         "the numerical interval passes 10% of TV. Dashed: the bound's slope × "
                         "logᵏ T (hence curved; its level is arbitrary; order 3/4: a factor "
-                        f"{REFERENCE_SHIFT ** 2:g} below the fit's last point). Verdicts allow "
+                        f"{REFERENCE_SHIFT ** 2:g} above the fit's last point). Verdicts allow "
                         f"{LOG_TOLERANCE:g} in the exponent for log factors ('loose by Tᵃ': a "
                         f"after that {LOG_TOLERANCE:g}). "
                         + ("Hollow markers: points whose numerical interval reaches 0 (no "
