@@ -663,3 +663,24 @@ def test_a_bound_guide_goes_above_its_data_where_there_is_room():
     assert gx[-1] == pytest.approx(1e4) and gy[-1] == pytest.approx(6.25e-4, rel=1e-9)
     assert np.allclose(np.diff(np.log(gy)) / np.diff(np.log(gx)), -0.5)
     assert gy.max() <= y.max() * (1 + 1e-9)
+
+
+def test_ambient_title_states_the_computed_claim():
+    """rate-vs-ambient-d's title: li-yan's TV the same at every d where its spread is at
+    rounding level, else its exponent in d with the verdict against 0; in T its exponent
+    of TV/log T against k/T. li-sde's growth goes to the caption."""
+    from experiments.studies import rate_vs_ambient_d as m
+    s = _fixture("rate-vs-ambient-d")
+    title = m.ambient_title(s)
+    yan = next(f for f in s["fits"] if (f["sampler"], f["vs"]) == ("li-yan", "d"))
+    assert f"from 2 to 10⁴ (to {m.sci(m.exact_spread(yan))})" in title
+    ft = next(f for f in s["fits"] if (f["sampler"], f["vs"]) == ("li-yan", "T"))
+    e = ft["log_corrected_fits"]["tv_over_logT^1"]["exponent"]
+    assert f"p = {e:+.3f}".replace("-", "−") in title and "li-sde" not in title
+    d = np.array([10.0, 100, 1000, 10000])
+    tv = 0.01 * d ** 0.2
+    planted = {"fits": [{"sampler": "li-yan", "vs": "d", "d": d.tolist(), "tv": tv.tolist(),
+                         "fit": fit_exponent(d, tv).to_dict()}]}
+    title = m.ambient_title(planted)
+    assert "p = +0.200" in title and "violated" in title, title
+    assert "√d" in m.sde_contrast(s)
