@@ -251,3 +251,20 @@ def test_figure_names_exact_samplers_that_got_worse_with_nfe():
     found = {(p, m): (a, b, apart) for p, m, a, b, apart in _exact_worse_with_nfe(fx)}
     a, b, apart = found[("mcgdiff-d80-dy2:0", "mcgdiff")]
     assert (round(a, 3), round(b, 2), apart) == (0.274, 2.04, False)
+
+
+def test_panel_titles_name_each_problem_from_its_definition():
+    """A panel's title reads the problem's own definition (dimension, number of
+    observations, noise level) and keeps its id on the second line."""
+    from experiments.studies.posterior_benchmark import panel_title
+    from theory.posterior.problems import make_problem
+    p = make_problem("mcgdiff-d80-dy2:3")
+    name, pid = panel_title("mcgdiff-d80-dy2:3").split("\n")
+    assert pid == "mcgdiff-d80-dy2:3"
+    assert name == (f"25-mode mixture d = {p.prior.dim}, {p.lik.A.shape[0]} observations, "
+                    f"σ = {p.params['sigma']:.2g}")
+    assert p.prior.dim == 80 and p.lik.A.shape[0] == 2
+    assert make_problem("inpaint-100").title() == \
+        "bimodal d = 100, 50 of 100 coordinates observed, σ = 0.1, seed 0"
+    assert make_problem("bimodal-1d-logistic:2").title(seed=False) == \
+        "bimodal d = 1, 1-bit logistic, λ = 1"

@@ -127,6 +127,12 @@ def _applicable(method, family):
     return not (METHODS[method].linear_gaussian_only and not p.lik.linear_gaussian)
 
 
+def panel_title(problem: str) -> str:
+    """A panel's title: the problem as a reader names it (:meth:`Problem.title`) over its
+    id ``family:seed`` (the name the suptitle, caption and summary use)."""
+    return f"{make_problem(problem).title(seed=False)}\n{problem}"
+
+
 def ranking_metric(family: str) -> str:
     """The distance a family's methods are tuned and ranked by, fixed by the structure of its
     exact posterior (not by any result): TV on the posterior grid where d <= 2; for a
@@ -758,7 +764,7 @@ def figure(summary, figures_dir="figures"):
         for lab, m in zip(ax.get_xticklabels(), METHODS):
             lab.set_color(_family_label_colour(sty[m][0]))
         ax.minorticks_off()
-        title = prob
+        title = panel_title(prob)
         mv = [sep[(prob, B)] for B in budgets if (prob, B) in sep]
         if mv:
             top = mv[-1]
@@ -808,7 +814,8 @@ def figure(summary, figures_dir="figures"):
                    f"No exact sampler got worse from NFE {lo_b} to {hi_b} beyond its "
                    "intervals. ")
                 + "Ranking distance: TV in d ≤ 2, mean marginal KS for product posteriors, "
-                "sliced W₂ otherwise. Panels are named problem family-d-observations:seed.")
+                "sliced W₂ otherwise. Each panel names its problem (prior, dimension, observation, "
+                "noise) over its id family:seed, the name the title and this caption use.")
     p1 = save_figure(fig, f"{figures_dir}/posterior_benchmark.png")
 
     top = max(summary["budgets"])
@@ -835,7 +842,7 @@ def figure(summary, figures_dir="figures"):
         ax.set_xticklabels(list(METHODS), rotation=90, fontsize=7.5)
         for lab, m in zip(ax.get_xticklabels(), METHODS):
             lab.set_color(_family_label_colour(sty[m][0]))
-        ax.set_title(prob, fontsize=8.5)
+        ax.set_title(panel_title(prob), fontsize=8.5)
         ax.tick_params(axis="y", labelsize=8)
         if i % nc == 0:
             ax.set_ylabel("posterior mass of the central 90% interval", fontsize=8)

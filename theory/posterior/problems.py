@@ -63,6 +63,30 @@ class Problem:
     x_true: torch.Tensor
     params: dict = field(default_factory=dict)
 
+    def title(self, seed: bool = True) -> str:
+        """A reader's name for the problem, from its definition: prior, dimension, what is
+        observed and how noisily, and (``seed``) the seed (``bimodal d = 1, y = x + σε,
+        σ = 1, seed 0``); the figures' panel titles."""
+        p, d, m = self.params, self.prior.dim, int(self.lik.A.shape[0])
+        kind = self.family.rsplit("-", 1)[-1]
+        if self.family.startswith("bimodal-1d-"):
+            head = "bimodal d = 1, " + {
+                "gaussian": f"y = x + σε, σ = {p.get('sigma', 0):g}",
+                "phase": f"phase y = |x| + σε, σ = {p.get('sigma', 0):g}",
+                "logistic": f"1-bit logistic, λ = {p.get('lambda', 0):g}"}[kind]
+        elif self.family.startswith("random2d"):
+            head = f"bimodal d = 2, random A (cond {p['cond']:g}), σ = {p['sigma']:g}"
+        elif self.family.startswith("mcgdiff"):
+            head = (f"25-mode mixture d = {d}, {m} observation{'s' if m > 1 else ''}, "
+                    f"σ = {p['sigma']:.2g}")
+        elif self.family == "denoise-100":
+            head = f"bimodal d = {d}, denoising y = x + σε, σ = {p['sigma']:g}"
+        elif self.family == "inpaint-100":
+            head = f"bimodal d = {d}, {m} of {d} coordinates observed, σ = {p['sigma']:g}"
+        else:                                           # a family added without a title
+            head = self.family
+        return f"{head}, seed {self.seed}" if seed else head
+
     def describe(self) -> dict:
         return {"problem": self.name, "family": self.family, "seed": self.seed,
                 "d": self.prior.dim, "m": int(self.lik.A.shape[0]), "likelihood": self.lik.name,
