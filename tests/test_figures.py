@@ -215,6 +215,9 @@ def test_sampler_colours_are_told_apart():
     for pcs in ("ula", "mala"):
         worst = min(colour_distance(COLOURS[pcs], s) for s in shades)
         assert worst >= 25, (pcs, worst)
+    # dpnp-annealing's schedules and DPS: any two of its five lines told apart
+    sched = list(schedule_styles()[0].values())
+    assert min(colour_distance(a, b) for a, b in itertools.combinations(sched, 2)) >= 25
 
 
 def test_one_colour_per_sampler_across_figures(tmp_path_factory):
