@@ -130,3 +130,25 @@ def test_geometric_rate_drift_measures_a_second_eigenvalue():
         "consistent within the fit's drift"
     assert "5.8e-03 relative" in geometric_rate_verdict([0.50, 0.51], 0.515, exact_error=0.002)
     assert geometric_rate_drift(k[:4], pure[:4], k_range=(1, 4)) is None
+
+
+def test_a_flat_stretch_of_dpmpp2m_on_the_gaussian_is_a_sign_change_of_its_variance_error():
+    """gauss d = 1, dpm++2m from q_T: the variance error of the closed-form output law is
+    negative at T = 35 and positive at T = 66, so TV (a function of it alone on a centred
+    Gaussian) dips near zero in between: at T = 49 it is 300 times smaller than at 35 or 66,
+    and the grid 35, 66, 123 shows a flat stretch 66-123 that the note explains."""
+    from experiments.points.measure import measure
+    from experiments.studies import rate_vs_T as m
+    T = [19, 35, 66, 123, 231]
+    var, mean = m.gaussian_variance_errors("gauss", 1, "dpm++2m", T)
+    assert mean == 0.0 and var[1] < 0 < var[2]
+    tv = {t: measure({"prior": "gauss", "d": 1, "sampler": "dpm++2m", "schedule": "li",
+                      "T": t, "metric": "tv", "init": "qT"})["value"] for t in (35, 49, 66, 123)}
+    assert tv[49] < 1e-2 * min(tv[35], tv[66])
+    vals = [3.8e-3, tv[35], tv[66], tv[123], 5.7e-5]
+    assert m.flat_stretches(T, vals) == [(66.0, 123.0)]
+    note = m.flat_stretch_note({"T": T, "tv": vals, "variance_error": var, "mean_error": mean})
+    assert "T = 66–123" in note and "between T = 35 and 66" in note
+    # a flat stretch without a sign change gets no such note
+    assert m.flat_stretch_note({"T": T, "tv": vals, "variance_error": [abs(v) for v in var],
+                                "mean_error": 0.0}) is None

@@ -97,6 +97,65 @@ FIT_RANGE_RULE = (f"T >= {T_FIT_MIN} and TV <= {TV_FIT_MAX} from there on, and f
                   f"resolved)")
 
 
+FLAT_SLOPE = -0.1     # a stretch of T over which TV falls more slowly than T^-0.1 is "flat"
+
+
+def flat_stretches(T, tv, slope=FLAT_SLOPE) -> list:
+    """The maximal runs ``(T_a, T_b)`` of consecutive points over which every local slope of
+    log TV in log T is above ``slope`` (TV not decreasing at any useful rate)."""
+    T, tv = np.asarray(T, float), np.asarray(tv, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sl = np.diff(np.log(tv)) / np.diff(np.log(T))
+    out, start = [], None
+    for i, v in enumerate(sl):
+        if np.isfinite(v) and v > slope:
+            start = i if start is None else start
+        elif start is not None:
+            out.append((float(T[start]), float(T[i])))
+            start = None
+    if start is not None:
+        out.append((float(T[start]), float(T[-1])))
+    return out
+
+
+def gaussian_variance_errors(prior_name, d, sampler, Ts, init="qT"):
+    """Signed relative variance errors ``var(Y_1) / var(q_1) - 1`` (first coordinate) and
+    the largest mean error, per T, of a sampler on a Gaussian prior (closed form,
+    :func:`theory.laws.gaussian.gaussian_output_law`): on a centred Gaussian, TV is a function
+    of the variance error alone, so where that changes sign TV dips to near zero and rises
+    again, which a sparse grid in T shows as a flat stretch."""
+    from theory.laws.gaussian import gaussian_output_law
+
+    from experiments.points.measure import build, normalise_config
+    var, mean = [], []
+    for T in Ts:
+        cfg = normalise_config({"prior": prior_name, "d": d, "sampler": sampler,
+                                "schedule": "li", "T": int(T), "metric": "tv", "init": init})
+        prior, _, rule = build(cfg)
+        mp, vp, mq, vq = gaussian_output_law(prior, rule)
+        var.append(float(vp[0, 0] / vq[0, 0] - 1))
+        mean.append(float(np.max(np.abs(mp - mq))))
+    return var, max(mean)
+
+
+def flat_stretch_note(f) -> str:
+    """Why a curve of a Gaussian prior is flat over a stretch of T, from its stored signed
+    variance errors: the sign change before or inside the stretch (None without one)."""
+    ve = f.get("variance_error")
+    if not ve or f.get("mean_error", 1.0) > 1e-12:
+        return None
+    T = f["T"]
+    for a, b in flat_stretches(T, f["tv"]):
+        i0 = max(T.index(a) - 1, 0)
+        for i in range(i0, T.index(b)):
+            if ve[i] * ve[i + 1] < 0:
+                return (f"flat over T = {a:g}–{b:g}: the variance error changes sign between "
+                        f"T = {T[i]:g} and {T[i + 1]:g} ({sci(ve[i], 2, sign=True)} → "
+                        f"{sci(ve[i + 1], 2, sign=True)}), so TV dips near 0 between them and "
+                        "grows back")
+    return None
+
+
 def summarise(records, fast: bool) -> dict:
     curves = {}
     for r in records:
@@ -135,7 +194,13 @@ def summarise(records, fast: bool) -> dict:
                 log_fits[f"tv_over_logT^{k}"] = fit_points(
                     x, scaled_points(res, np.log(np.asarray(x, float)) ** k), x_min=x_min,
                     x_max=x_max)
-        fits.append({"prior": prior, "d": d, "sampler": sampler, "fit": fit,
+        extra = {}
+        if prior == "gauss" and d == 1 and flat_stretches(x, [p["value"] for p in res]):
+            # a centred Gaussian: TV is set by the variance error; store its sign per T
+            var, mean = gaussian_variance_errors(
+                prior, d, sampler, x, init="qT" if sampler in ORDERS else "standard-normal")
+            extra = {"variance_error": var, "mean_error": mean}
+        fits.append({"prior": prior, "d": d, "sampler": sampler, "fit": fit, **extra,
                      "log_corrected_fits": log_fits, "log_power": LOG_POWER[sampler],
                      **({"init": "qT", "order": ORDERS[sampler]} if sampler in ORDERS else {}),
                      "theory_exponent": REFERENCE[sampler][0], "T": x,
@@ -176,6 +241,9 @@ def _curve(f, summary):
         notes.append(f"local p steepens from {sl[0][2]:+.2f} (T = {sl[0][0]:g}→"
                      f"{sl[0][1]:g}) to {sl[-1][2]:+.2f} (T = {sl[-1][0]:g}→{sl[-1][1]:g}):"
                      f" the fit starts off the asymptote")
+    flat = flat_stretch_note(f)
+    if flat:
+        notes.append(flat)
     if "exponent" not in lf and min(f["tv"]) < 1e-11:
         # no settled range: say where the curve ends (near float64's floor, the local slopes
         # of TV there are numerical noise, not the sampler's rate)
