@@ -167,7 +167,7 @@ def test_zero_values_drawn_hollow_on_the_bottom_line(tmp_path):
         pb.figure(s, str(tmp_path))
     finally:
         pb.save_figure = real
-    ax = next(a for a in drawn[0].axes if a.get_title().startswith(prob))
+    ax = next(a for a in drawn[0].axes if prob in a.get_title().split("\n"))
     bottom = ax.get_ylim()[0]
     hollow = [ln for ln in ax.lines if ln.get_markerfacecolor() == "none" and len(ln.get_ydata())]
     assert hollow, "the zero is not drawn"
