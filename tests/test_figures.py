@@ -676,7 +676,7 @@ def test_ambient_title_states_the_computed_claim():
     s = _fixture("rate-vs-ambient-d")
     title = m.ambient_title(s)
     yan = next(f for f in s["fits"] if (f["sampler"], f["vs"]) == ("li-yan", "d"))
-    assert f"from 2 to 10⁴ (to {m.sci(m.exact_spread(yan))})" in title
+    assert f"from 2 to 10⁴ (relative spread {m.sci(m.exact_spread(yan))})" in title
     ft = next(f for f in s["fits"] if (f["sampler"], f["vs"]) == ("li-yan", "T"))
     e = ft["log_corrected_fits"]["tv_over_logT^1"]["exponent"]
     assert f"p = {e:+.3f}".replace("-", "−") in title and "li-sde" not in title

@@ -458,18 +458,50 @@ def _ranking_line(summary, p) -> str:
     return f"at {rk['budget']} calls: {order}: claim " + v.split(":")[0]
 
 
+def schedule_key(summary) -> str:
+    """The caption's key of the annealing schedules eta_k, from their parsed parameters."""
+    K = summary["K"]
+    out = []
+    for label, spec in summary["schedules"].items():
+        a = parse_annealing(spec, K=K)
+        q = a.params
+        if a.name == "constant":
+            out.append(f"constant η = {q['eta']:g}")
+        elif a.name == "reference":
+            out.append(f"reference (the official DPnP code's) η = {q['eta_max']:g} for "
+                       f"{q['k_start']} steps, then log-spaced to {q['eta_min']:g} over "
+                       f"{q['k']}")
+        elif a.name == "geometric":
+            out.append(f"geometric, log-spaced {q['eta_max']:g} → {q['eta_min']:g}")
+        elif a.name == "polynomial":
+            power = superscript(f"{-q['power']:g}")
+            out.append(f"polynomial {q['eta_max']:g}·(1 + j){power} at "
+                       f"step j, floored at {q['eta_min']:g}")
+        else:
+            out.append(f"{label}: η = " + ", ".join(f"{e:.2g}" for e in a.etas))
+    return f"Schedules ηₖ over the K = {K} outer steps: " + "; ".join(out) + "."
+
+
 def _caption(summary, n_chains) -> str:
     zs = ", ".join(f"{z:g}" for z in summary["zetas"])
     errs = [c["exact_subsampler_limit_error"] for c in summary["curves"]
             if c.get("exact_subsampler_limit_error") is not None]
     m, e = f"{max(errs):.0e}".split("e")
+    # the caption keys only the DPS marks that this figure draws
+    dps = [c for c in summary["curves"] if c["label"] == "DPS"]
+    at_edge = any(e in ("low", "high") for c in dps for e in c.get("zeta_edge") or [])
+    to_zero = any(v is not None and v <= 0 for c in dps for v in c.get("lower") or [])
+    could_be = any(mb for c in dps for mb in c.get("could_be_best") or [])
+    dps_marks = ["labelled"] + (["hollow if at the grid's end"] if at_edge else [])
+    bar = ("its bar runs from the smallest lower to the smallest upper end over ζ′"
+           + (" (an arrow: down to 0)" if to_zero else "")
+           + (", so a ζ′ the grid did not resolve widens it: \"or ζ′?\" names such a ζ′ "
+              "that could be the best" if could_be else ""))
     lines = [(f"Curves: exact grid laws (DPnP staggered 3% in budget), bars: refinement error "
-              f"+ lost mass; DPS at its best ζ′ of {{{zs}}} (labelled; hollow if at the grid's "
-              f"end; its bar runs from the smallest lower to the smallest upper end over ζ′ (an arrow: down to 0), "
-              f"so a ζ′ the grid did not resolve widens it: \"or ζ′?\" names such a ζ′ that "
-              f"could be the best); dotted: each schedule with exact sub-samplers (grid law, error "
+              f"+ lost mass; DPS at its best ζ′ of {{{zs}}} ({'; '.join(dps_marks)}; {bar}); "
+              f"dotted: each schedule with exact sub-samplers (grid law, error "
               f"≤ {m}×10{superscript(int(e))}, narrower than the line), named at its right "
-              "end. < : intervals apart, ~ : overlapping.")]
+              "end. < : intervals apart, ~ : overlapping."), schedule_key(summary)]
     if n_chains is not None:
         lines.append(f"Diamonds: n = {n_chains} real DPnP chains per schedule and budget "
                      "checking the grid laws (binned TV, 95% bootstrap CI), on the logistic "

@@ -15,7 +15,7 @@ import numpy as np
 
 from theory.figures import (add_caption, format_exponent, new_figure,
                             panel_legend, parameter_colours, plot_rate_panel, save_figure,
-                            superscript)
+                            sci)
 from theory.posterior.closed_form import pi_eta_closed_form, posterior_closed_form, to_mixture1d
 from theory.posterior.grid1d import Grid1D
 from theory.posterior.grid_base import tv_masses
@@ -107,14 +107,16 @@ def figure(summary, figures_dir="figures"):
         labels.append("Gaussian: closed form (the posterior with σ² + η²)")
     _eta_ticks(ax, [e for f in summary["fits"] for e in f["eta"]])
     panel_legend(ax, handles, labels)
-    err = max(u - v for f in summary["fits"] for u, v in zip(f["upper"], f["tv"]))
-    m, e = f"{err:.0e}".split("e")
+    # the refinement error relative to each value: an absolute maximum (set by the largest
+    # TV) would read as larger than the smallest values drawn
+    rel = max(max(u - v, v - lo) / v for f in summary["fits"]
+              for u, v, lo in zip(f["upper"], f["tv"], f.get("lower", f["tv"])) if v > 0)
     fig.suptitle("Claim checked: DPnP's stationary law $\\pi_\\eta$ tends to the posterior like η²\n"
                  "as η → 0 (Xu & Chi, arXiv:2403.17042)", fontsize=9.5)
     add_caption(fig, f"Legend: the exponent in η (95% interval) over η ≤ {ETA_FIT_MAX:g} (dark "
                      "dotted line over that range) and its verdict; dashed: the slope of η² (a "
                      "guide placed clear of the data). Refinement errors ≤ "
-                     f"{m}×10{superscript(int(e))} (bands narrower than the markers). One "
+                     f"{sci(100 * rel)}% of each value (bands narrower than the markers). One "
                      "colour (copper shades, no sampler's) and marker per likelihood. Verdicts allow 0.05 in "
                      "the exponent for log factors and higher-order terms, "
                      "so an interval a little off 2 reads consistent.")

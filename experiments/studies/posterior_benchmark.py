@@ -799,7 +799,9 @@ def figure(summary, figures_dir="figures"):
                handlelength=3.0,
                title=(f"95% intervals; grey band: estimator floor\nconfirmation: seed "
                       f"{conf.get('seed', '-')}, {conf.get('n_factor', '-')}x the outputs;\n"
-                      "dashed: point estimates"), title_fontsize=LEGEND_FONTSIZE)
+                      "dashed: point estimates; dotted: the line values 0 or below\n"
+                      "the panel are drawn on; missing: not applicable"),
+               title_fontsize=LEGEND_FONTSIZE)
     fig.suptitle(_claim(summary), fontsize=10)
     worse = _exact_worse_with_nfe(summary)
     lo_b, hi_b = min(budgets), max(budgets)
@@ -848,8 +850,11 @@ def figure(summary, figures_dir="figures"):
             ax.set_ylabel("posterior mass of the central 90% interval", fontsize=8)
     for j in range(len(probs), nr * nc):
         axes[j // nc][j % nc].axis("off")
-    axes[-1][-1].legend(handles=handles, loc="center", fontsize=LEGEND_FONTSIZE, frameon=False,
-                        handlelength=3.0, title="mean over coordinates, 95% interval;\n"
+    # markers only: the coverage panels draw no lines between budgets
+    marks = [Line2D([], [], color=h.get_color(), marker=h.get_marker(), mec="k", mew=0.3, ms=6,
+                    ls="none", label=h.get_label()) for h in handles]
+    axes[-1][-1].legend(handles=marks, loc="center", fontsize=LEGEND_FONTSIZE, frameon=False,
+                        handlelength=1.5, title="mean over coordinates, 95% interval;\n"
                         "dotted: 0.9 (calibrated); missing: not applicable",
                         title_fontsize=LEGEND_FONTSIZE)
     off = _miscalibrated_exact(summary)

@@ -151,8 +151,8 @@ def flat_stretch_note(f) -> str:
             if ve[i] * ve[i + 1] < 0:
                 return (f"flat over T = {a:g}–{b:g}: the variance error changes sign between "
                         f"T = {T[i]:g} and {T[i + 1]:g} ({sci(ve[i], 2, sign=True)} → "
-                        f"{sci(ve[i + 1], 2, sign=True)}), so TV dips near 0 between them and "
-                        "grows back")
+                        f"{sci(ve[i + 1], 2, sign=True)}): TV dips near 0 between those grid "
+                        "points (none drawn there) and grows back")
     return None
 
 

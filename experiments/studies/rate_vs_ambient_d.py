@@ -128,7 +128,8 @@ def ambient_title(summary) -> str:
         spread, fd = exact_spread(yd), yd["fit"]
         d0, d1 = sci(min(yd["d"]), powers=True), sci(max(yd["d"]), powers=True)
         if spread is not None and spread < 1e-6:
-            text += f" is the same at every ambient d from {d0} to {d1} (to {sci(spread)})"
+            text += (f" is the same at every ambient d from {d0} to {d1} (relative spread "
+                     f"{sci(spread)})")
         elif "exponent" in fd:
             text += (f" ~ dᵖ, p = {unicode_powers(format_exponent(fd['exponent'], fd['ci']))} "
                      f"over d in [{d0}, {d1}]: {verdict(0.0, fd['ci'], var='d')} with no "
