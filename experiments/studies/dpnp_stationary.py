@@ -133,6 +133,19 @@ def summarise(records, fast: bool) -> dict:
             "records": [{"config": r["config"], "result": r["result"]} for r in records]}
 
 
+def _eta_sets_note(summary) -> str:
+    """Where the panels run different sets of eta, say which (computed from the records)."""
+    sets = {}
+    for r in summary["records"]:
+        sets.setdefault(r["config"]["problem"], set()).add(r["config"]["eta"])
+    if len({frozenset(v) for v in sets.values()}) <= 1:
+        return ""
+    two_d = [p for p in sets if PROBLEMS[p].get("d", 1) == 2]
+    return (" The d = 2 problem runs η = " + ", ".join(f"{e:g}" for e in sorted(sets[two_d[0]]))
+            + " (its 2-D grids must resolve kernels about η wide: small η costs most there)."
+            if two_d else " The panels run different η (each legend lists its own).")
+
+
 def figure(summary, figures_dir="figures"):
     probs = list(dict.fromkeys(r["config"]["problem"] for r in summary["records"]))
     cols = eta_colours()
@@ -205,7 +218,7 @@ def figure(summary, figures_dir="figures"):
                      "interval misses λ₂ by less than the difference between the rates fitted "
                      "over the two halves of the range (the curve still bends toward λ₂ᵏ). "
                      "Colour (a viridis shade, no sampler's) and marker: one per η, the same "
-                     "in every panel.")
+                     "in every panel." + _eta_sets_note(summary))
     return save_figure(fig, f"{figures_dir}/dpnp_stationary.png")
 
 

@@ -44,7 +44,7 @@ ACCELERATED = ("accel-sde", "accel-ode")
 FAST_ACCEL_ODE_T_MAX = 3000
 # higher-order solvers (theory.stages) on the d = 1 priors, from q_T; their stated orders
 ORDERS = {"heun": 2, "rk4": 4, "dpm++2m": 2, "dpm++3m": 3}
-REFERENCE.update({s: (-float(p), f"bound (log T/T){superscript(p)} (order {p})")
+REFERENCE.update({s: (-float(p), f"order-{p} bound (log T/T){superscript(p)}")
                   for s, p in ORDERS.items()})
 LOG_POWER.update(ORDERS)     # an order-p solver's steps in lambda carry log(T)^p
 # T caps (the stage engines cost a few score maps per step on the grid): fast mode runs heun

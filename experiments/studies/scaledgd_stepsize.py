@@ -150,7 +150,8 @@ def stepsize_caption(summary) -> str:
         out.append("ScaledGD's largest / smallest error over κ at η = " + ", ".join(
             f"{e:.1f}: {r:.1f}" for e, r in ratios) + ".")
     out.append("Solid with circles: ScaledGD; dashed with squares: GD; one colour per κ; "
-               "stars: each curve's best step (stars at one η set side by side). "
+               "stars: each curve's best step, filled for ScaledGD, hollow for GD (stars at "
+               "one η set side by side). "
                f"Crosses (ScaledGD) and pluses (GD) above the cap {CAP:g}: diverged runs, one "
                "row per curve; their height carries no value.")
     return "\n".join(out)
@@ -204,8 +205,11 @@ def figure(summary: dict, figures_dir="figures"):
             ax.plot(eta[div], np.full(div.sum(), CAP * 10 ** (DIVERGED_ROW * rows)),
                     DIVERGED_MARK[c["algorithm"]], color=col, ms=7, mew=1.5)
         if c.get("best_error") is not None:      # the curve's best step size
+            # filled: ScaledGD's best step; hollow (white, edged in the kappa's colour): GD's
+            gd_star = c["algorithm"] == "gd"
             ax.plot([c["best_eta"] + dx], [min(c["best_error"], CAP)], "*", color=col, ms=11,
-                    mec="k", mew=0.6, zorder=5)
+                    mfc="white" if gd_star else col, mec=col if gd_star else "k",
+                    mew=1.1 if gd_star else 0.6, zorder=5)
     ax.axhline(CAP, color="0.5", lw=0.8, ls=":")
     ax.set_xlabel(r"step size $\eta$ (GD: $\eta\,/\,\sigma_{\max}$)")
     ax.set_ylabel(f"relative error after {summary['curves'][0]['iterations']} iterations")
@@ -226,7 +230,9 @@ def figure(summary: dict, figures_dir="figures"):
     hs.append(Line2D([], [], color="0.3", ls="", marker="+", ms=8,
                      label="GD diverged"))
     hs.append(Line2D([], [], color="0.3", ls="", marker="*", ms=10, mec="k", mew=0.6,
-                     label="best step size of the curve"))
+                     label="best step size: ScaledGD"))
+    hs.append(Line2D([], [], color="0.3", ls="", marker="*", ms=10, mfc="white", mec="0.3",
+                     mew=1.1, label="best step size: GD"))
     panel_legend(ax, hs, [h.get_label() for h in hs], ncol=3)
     ax.set_title(summary["label"] + (" (fast sizes)" if summary.get("fast") else ""),
                  fontsize=9)

@@ -175,6 +175,8 @@ def _dimension_panel(ax, summary):
     # the axis spans about 1.5 decades: label the minor ticks 2 and 5 of each decade too
     ax.yaxis.set_minor_locator(LogLocator(base=10, subs=(2.0, 5.0)))
     ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    # the decades as plain numbers too (0.5, 1, 2, 5, 10: one format on the axis)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.tick_params(axis="y", which="minor", labelsize=8)
     ax.set_xticks(ds, [str(d) for d in ds])
     ax.set_xlim(ds[0] / 1.6, ds[-1] * 1.6)
