@@ -298,10 +298,10 @@ def plot_rate_panel(ax, curves, xlabel="T", ylabel="TV($q_1$, law $Y_1$)", title
                     if c.get("guide_span") is not None:
                         gx = np.geomspace(*c["guide_span"], 40)
                     gf = np.asarray([factor(s) for s in gx], float)
-                    placed = _guide_below_end(slope, fy[-1] / f[-1], xs[-1], gx, gf, ymin,
-                                              ymax, c.get("guide_floor"),
-                                              c.get("guide_shift", REFERENCE_SHIFT),
-                                              above=c["guide"] == "above-end")
+                    placed = _guide_at_end(slope, fy[-1] / f[-1], xs[-1], gx, gf, ymin,
+                                           ymax, c.get("guide_floor"),
+                                           c.get("guide_shift", REFERENCE_SHIFT),
+                                           above=c["guide"] == "above-end")
                 else:
                     placed = _place_guide(fy[0] * (xs / xs[0]) ** slope * f / f[0], fy, xs, c,
                                           curves, guides, ymin, ymax)
@@ -499,16 +499,16 @@ def _place_guide(ry, fy, xs, curve, curves, guides, ymin, ymax):
             or next((p for p in placed if p[0] and p[1] >= GUIDE_ABOVE_MIN), None)
             or next((p for p in placed if p[1] >= 0.5), None)
             or max(placed, key=lambda p: p[1]))
-    best = (best[1], best[2], best[3])
+    _, _, run, cand = best
     mask = np.zeros(xs.size, bool)
-    mask[best[1]] = True
-    return mask, best[2][mask]
+    mask[run] = True
+    return mask, cand[mask]
 
 
-def _guide_below_end(slope, q_end, x_end, gx, gf, ymin, ymax, floor=None,
-                     shift=REFERENCE_SHIFT, above=False):
-    """The ``"below-end"`` guide: through a factor ``shift`` (default :data:`REFERENCE_SHIFT`)
-    below the fit's last point ``(x_end, q_end * factor)``, with the bound's slope (times the
+def _guide_at_end(slope, q_end, x_end, gx, gf, ymin, ymax, floor=None,
+                  shift=REFERENCE_SHIFT, above=False):
+    """The ``"below-end"`` (``"above-end"``) guide: through a factor ``shift`` (default
+    :data:`REFERENCE_SHIFT`) below the fit's last point ``(x_end, q_end * factor)``, with the bound's slope (times the
     fit's factor ``gf`` at ``gx``, e.g. log^k x), over ``gx`` (the fit range, or the curve's
     ``guide_span``); kept where it lies in ``[floor, ymax]`` (floor default: ``ymin /
     REFERENCE_SHIFT**2``), its stretch that ends nearest ``x_end``. ``(mask over gx, y

@@ -138,9 +138,10 @@ def gaussian_variance_errors(prior_name, d, sampler, Ts, init="qT"):
     return var, max(mean)
 
 
-def flat_stretch_note(f) -> str:
+def flat_stretch_note(f):
     """Why a curve of a Gaussian prior is flat over a stretch of T, from its stored signed
-    variance errors: the sign change before or inside the stretch (None without one)."""
+    variance errors: the sign change before or inside the stretch, as a legend note (None
+    without one)."""
     ve = f.get("variance_error")
     if not ve or f.get("mean_error", 1.0) > 1e-12:
         return None
