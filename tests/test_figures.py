@@ -377,7 +377,8 @@ def test_annealing_ranking_and_cancellation_read_the_curves():
                       curve("DPS", 0.2, 0.01)]}
     assert da.claim_verdict(bad, "gaussian") == ("not met: geometric above constant; DPS "
                                                  "below every DPnP schedule")
-    assert abs(da.settled(bad, "gaussian")["worst"] - 0.01 / 0.31) < 1e-12
+    st = da.settled(bad, "gaussian")
+    assert abs(st["worst"] - 0.01 / 0.31) < 1e-12 and st["budget"] == 256
     # DPS's interval reaching below the best schedule (a zeta' the grid did not resolve):
     # neither met nor contradicted
     wide = {"curves": [sched("constant", 0.3, 0.3), sched("geometric", 0.1, 0.2),

@@ -521,8 +521,9 @@ def _caption(summary, n_chains) -> str:
                          f"{qs[0]['posterior_var']:.3f})")
         st = settled(summary, p)
         if st:
-            parts.append(f"DPnP within {st['worst']:.0%} of its exact-sub-sampler limit, so the "
-                         f"error left is the schedule's (K = {summary['K']}), not the budget's")
+            parts.append(f"at budget {st['budget']} DPnP is within {st['worst']:.0%} of its "
+                         f"exact-sub-sampler limit, so the error left is the schedule's "
+                         f"(K = {summary['K']}), not the budget's")
         if parts:
             notes.append(f"{p.capitalize()}: " + "; ".join(parts))
     if notes:
@@ -603,9 +604,9 @@ def _fast_note(summary) -> str:
 def settled(summary, problem, tol=0.1):
     """Whether every DPnP schedule's TV at the largest budget lies within ``tol`` (relative)
     of its exact-sub-sampler limit: then the remaining error is the annealing schedule's, and
-    more score evaluations per outer step cannot remove it. ``{"worst": max relative gap}``
-    or None."""
-    gaps = []
+    more score evaluations per outer step cannot remove it. ``{"worst": max relative gap,
+    "budget": the largest budget, where it was measured}`` or None."""
+    gaps, budgets = [], []
     for c in summary["curves"]:
         if c["problem"] != problem or c["label"] == "DPS":
             continue
@@ -613,9 +614,10 @@ def settled(summary, problem, tol=0.1):
         if lim is None:
             return None
         gaps.append(abs(_at(c, max(c["budget"]), "tv") - lim) / lim)
+        budgets.append(max(c["budget"]))
     if not gaps or max(gaps) > tol:
         return None
-    return {"worst": max(gaps)}
+    return {"worst": max(gaps), "budget": max(budgets)}
 
 
 def _at(c, B, key):
@@ -680,7 +682,8 @@ def reading(summary) -> str:
                      + " ".join(parts) + f"; claim: {claim_verdict(summary, p)}.")
         st = settled(summary, p)
         if st:
-            lines.append(f"{p}: every DPnP schedule ends within {st['worst']:.1%} of its "
+            lines.append(f"{p}: at budget {st['budget']} every DPnP schedule is within "
+                         f"{st['worst']:.1%} of its "
                          "exact-sub-sampler limit, so its remaining TV is the annealing "
                          f"schedule's (K = {summary['K']} outer steps), which a larger budget "
                          "per step cannot remove.")
