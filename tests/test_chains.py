@@ -224,6 +224,31 @@ def test_dpnp_level_grids_errors_contain_an_h_over_2_reference(prob, pcs):
         assert max(err[key]) < 1e-3
 
 
+def test_dpnp_level_grids_free_each_levels_dds_operators_after_its_last_eta():
+    """Each level grid keeps the reverse-SDE operators of its eta; kept for every level of a
+    schedule whose etas all differ they took 12 GB on dpnp-annealing's full-mode grids. After
+    laws() no level holds them; a second run (rebuilding them) gives the same laws to the
+    last bit; an eta that comes again (constant 0.5 for two outer steps) is built once,
+    not twice."""
+    prior, lik = problem({**LOGISTIC, "prior": "bimodal"})
+    etas = [1.0, 0.5, 0.5, 0.25]
+    g = DPnPGrid1D(prior, lik, etas, PCSConfig("mala", 3), DDSConfig("sde", 2), h=0.0625,
+                   level_grids=True)
+    import theory.posterior.dpnp_grid as dg
+    built = []
+    orig = dg.build_chain_1d
+    try:
+        dg.build_chain_1d = lambda *a, **k: built.append(1) or orig(*a, **k)
+        first, _ = g.laws(etas)
+    finally:
+        dg.build_chain_1d = orig
+    assert len(built) == 3                           # 1.0, 0.5 (twice in a row), 0.25
+    assert all(not sub._dds_ops for sub, _, _ in g._subs.values())
+    again, _ = g.laws(etas)
+    for a, b in zip(first, again):
+        assert np.array_equal(a, b)
+
+
 @pytest.mark.slow
 def test_dpnp_level_grids_reproduce_the_common_grid_law():
     """The annealing study's cross-check point (logistic problem, reference schedule, K = 16,

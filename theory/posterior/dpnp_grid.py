@@ -379,11 +379,16 @@ class DPnPGrid1D:
         :math:`x_{k+1}` back onto the common grid (:meth:`_from_level`)."""
         mu = init_mass(init, self.grid.x, self.prior)
         lost, out, losts = 0.0, [], []
-        for eta in etas:
+        for k, eta in enumerate(etas):
             sub = self._sub(eta)[0]
             ml, left = self._to_level(mu, eta)
             nu, l0 = sub.pcs(ml, eta, pcs_steps)
             mx, l1 = sub.dds(nu, eta)
+            if eta not in etas[k + 1:]:
+                # each level keeps its own DDS operators: kept for every level of a schedule
+                # whose etas all differ they took 12 GB (127 DDS steps, full-mode grids of
+                # dpnp-annealing); an eta that does not come again frees them here
+                sub._dds_ops.clear()
             mu = self._from_level(mx, eta)
             lost += left + l0 + l1
             out.append(mu)
