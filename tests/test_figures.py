@@ -86,6 +86,39 @@ def test_text_outside_the_figure_is_found():
     assert any("outside the figure" in p for p in layout_problems(fig))
 
 
+def test_text_of_an_axes_running_past_its_edge_is_found():
+    """A label placed in an axes (a line's name at its right end) that runs past the axes'
+    edge is a defect even inside the figure: the next panel's labels sit there."""
+    fig, axes = new_figure(1, 2, figsize=(8, 3))
+    ax = axes[0, 0]
+    plot_rate_panel(ax, _curves(), xlabel="T", legend=False)
+    lo, hi = ax.get_xlim()
+    ax.text(hi / 1.05, 0.5, "a long name at the right end", transform=ax.get_xaxis_transform())
+    assert any("runs outside its axes" in p for p in layout_problems(fig))
+    ax.texts[-1].set_text("x")
+    ax.texts[-1].set_x(hi / 1.5)
+    assert not any("runs outside its axes" in p for p in layout_problems(fig))
+
+
+def test_annealing_full_mode_figure_lays_out(tmp_path):
+    """The full-mode dpnp-annealing figure (tests/data/summaries_full: the 204-point run of
+    2026-12-06, budgets 32-2048): the dotted lines' names at the right ends fit inside their
+    axes over six octaves of budget (they ran past them before), and no other layout
+    problem; its readings give the gaps to the exact-sub-sampler limits to two digits
+    ('8.8%', '0.4%', not '0%')."""
+    from experiments.studies import dpnp_annealing as da
+    summary = json.loads((Path(__file__).parent / "data" / "summaries_full"
+                          / "dpnp-annealing.json").read_text())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FigureLayoutWarning)
+        da.figure(summary, str(tmp_path))
+    assert not [str(w.message) for w in caught if issubclass(w.category, FigureLayoutWarning)]
+    gaps = {p: da.settled(summary, p) for p in ("gaussian", "logistic")}
+    assert gaps["gaussian"]["budget"] == gaps["logistic"]["budget"] == 2048
+    assert da._percent(gaps["logistic"]["worst"]) != "0%"
+    assert da._percent(0.0874) == "8.7%" and da._percent(0.00412) == "0.41%"
+
+
 @pytest.mark.parametrize("k, ci, text", [
     (0.5512, (0.5101, 0.5899), "+0.55 [+0.51, +0.59]"),
     (-0.9921, (-0.9959, -0.9884), "-0.992 [-0.996, -0.988]"),   # needs a third decimal

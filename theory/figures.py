@@ -720,7 +720,7 @@ def layout_problems(fig) -> list:
     axis labels, tick labels, legends as a whole, texts); (2) no legend and no text placed
     in an axes lies on that figure's data (lines, markers, bands); (3) every data artist
     lies within its axes (nothing drawn outside the limits); (4) every text lies within
-    the figure.
+    the figure; (5) every text placed in an axes lies within that axes (clip_on texts aside).
     """
     if not isinstance(fig.canvas, FigureCanvasAgg):
         FigureCanvasAgg(fig)
@@ -742,6 +742,17 @@ def layout_problems(fig) -> list:
         if box.x0 < fbox.x0 - 1 or box.y0 < fbox.y0 - 1 or box.x1 > fbox.x1 + 1 or \
                 box.y1 > fbox.y1 + 1:
             problems.append(f"{tag} lies outside the figure")
+    for i, ax in enumerate(fig.axes):
+        if not ax.get_visible():
+            continue
+        abox = ax.get_window_extent(r)
+        for t in ax.texts:
+            if not (t.get_visible() and t.get_text().strip()) or t.get_clip_on():
+                continue
+            b = t.get_window_extent(r)
+            if b.x0 < abox.x0 - 1 or b.y0 < abox.y0 - 1 or b.x1 > abox.x1 + 1 or \
+                    b.y1 > abox.y1 + 1:
+                problems.append(f"text {t.get_text()[:30]!r} of axes {i} runs outside its axes")
     boxes = [(tag, lg.get_window_extent(r)) for tag, lg in legends]
     boxes += [(f"axes {i} text", t.get_window_extent(r)) for i, ax in enumerate(fig.axes)
               for t in ax.texts if t.get_visible() and t.get_text().strip()]

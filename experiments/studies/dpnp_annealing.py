@@ -429,12 +429,24 @@ def _label_right_ends(ax, items, x_end):
     gap = 1.25 * 7 * fig.dpi / 72 / px_per_dec            # 7-pt text, 1.25 line spacing
     pos = _spread([np.log10(v) for v, _, _ in items], gap)
     x_lab = x_end * 1.07
+    texts = []
     for (v, name, col), q in zip(items, pos):
         yl = 10 ** q
         dark = _legible(col)
         if abs(q - np.log10(v)) > 0.15 * gap:
             ax.plot([x_end, x_end * 1.055], [v, yl], "-", color=dark, lw=0.6)
-        ax.text(x_lab, yl, name, ha="left", va="center", fontsize=7, color=dark)
+        texts.append(ax.text(x_lab, yl, name, ha="left", va="center", fontsize=7, color=dark))
+    # widen the axis on the right until the longest name fits inside it (the margin set from
+    # the budgets' span is too narrow when the axis spans many decades: full mode's 32-2048)
+    for _ in range(3):
+        fig.canvas.draw()
+        box = ax.get_window_extent()
+        need = max(t.get_window_extent().width for t in texts) + 4.0      # px, a small gap
+        lo_x, hi_x = (float(np.log10(v)) for v in ax.get_xlim())
+        if box.x1 - max(t.get_window_extent().x1 for t in texts) >= 3.0:
+            break
+        f = need / box.width
+        ax.set_xlim(10 ** lo_x, 10 ** ((np.log10(x_lab) - f * lo_x) / (1.0 - f)))
 
 
 def _legible(rgba):
@@ -521,7 +533,7 @@ def _caption(summary, n_chains) -> str:
                          f"{qs[0]['posterior_var']:.3f})")
         st = settled(summary, p)
         if st:
-            parts.append(f"at budget {st['budget']} DPnP is within {st['worst']:.0%} of its "
+            parts.append(f"at budget {st['budget']} DPnP is within {_percent(st['worst'])} of its "
                          f"exact-sub-sampler limit, so the error left is the schedule's "
                          f"(K = {summary['K']}), not the budget's")
         if parts:
@@ -599,6 +611,12 @@ def _fast_note(summary) -> str:
         return ""
     bs = sorted({b for c in summary["curves"] for b in c["budget"]})
     return f" Fast mode: budgets {', '.join(map(str, bs))} only."
+
+
+def _percent(x) -> str:
+    """A fraction as a percentage to two significant digits (0.087 -> '8.7%', 0.0031 ->
+    '0.31%'), never a '0%' for a gap that is not zero."""
+    return f"{100 * x:.2g}%"
 
 
 def settled(summary, problem, tol=0.1):
@@ -683,7 +701,7 @@ def reading(summary) -> str:
         st = settled(summary, p)
         if st:
             lines.append(f"{p}: at budget {st['budget']} every DPnP schedule is within "
-                         f"{st['worst']:.1%} of its "
+                         f"{_percent(st['worst'])} of its "
                          "exact-sub-sampler limit, so its remaining TV is the annealing "
                          f"schedule's (K = {summary['K']} outer steps), which a larger budget "
                          "per step cannot remove.")
