@@ -441,11 +441,12 @@ def _label_right_ends(ax, items, x_end):
     for _ in range(3):
         fig.canvas.draw()
         box = ax.get_window_extent()
-        need = max(t.get_window_extent().width for t in texts) + 4.0      # px, a small gap
-        lo_x, hi_x = (float(np.log10(v)) for v in ax.get_xlim())
-        if box.x1 - max(t.get_window_extent().x1 for t in texts) >= 3.0:
+        ends = [t.get_window_extent() for t in texts]
+        if box.x1 - max(e.x1 for e in ends) >= 3.0:
             break
-        f = need / box.width
+        # the name's share f of the axis width (plus a 4 px gap) left of the new right end
+        f = (max(e.width for e in ends) + 4.0) / box.width
+        lo_x = float(np.log10(ax.get_xlim()[0]))
         ax.set_xlim(10 ** lo_x, 10 ** ((np.log10(x_lab) - f * lo_x) / (1.0 - f)))
 
 
