@@ -320,6 +320,60 @@ def test_dps_errors_contain_a_4x_refined_reference():
     assert abs(fine["tv_post"][0] - ref["tv_post"]) <= err["tv_post"][0]
 
 
+def test_jump_with_a_value_of_its_own_at_the_jump_is_transported_as_a_jump():
+    """A map with a jump that takes the midpoint of its sides at the jump itself (DPS's
+    guidance is 0 where the residual is exactly 0). Put that point where the 16-way search
+    of its half-cell evaluates: the bracket then ends on it, and the side read there was
+    the midpoint (the Gaussian DPS law at T = 256, zeta' = 0.3 on h = 0.0078 came out at
+    TV 0.497 instead of 0.207). The sides must be the map's limits, and the step's law the
+    one of the same map with the jump point given to a side (to rounding)."""
+    from theory.posterior.chains1d import _bisect_jumps, step_operator_1d
+    ax = Axis(-4.0, 0.05, 161)
+    s = ax.lo - ax.h / 2 + (ax.h / 2) * np.arange(2 * ax.n + 1)
+    q = 90                                     # a half-cell right of 0
+    xj = s[q] + (s[q + 1] - s[q]) * (np.arange(1, 16) / 16)[4]   # a point the search evaluates
+
+    def with_mid(x):
+        return np.where(x < xj, 0.6 * x + 1.0, np.where(x > xj, 0.6 * x - 1.0, 0.6 * x))
+
+    def to_side(x):
+        return np.where(x <= xj, 0.6 * x + 1.0, 0.6 * x - 1.0)
+
+    loc, vl, vr, is_jump = _bisect_jumps(lambda x: with_mid(x), [s[q]], [s[q + 1]],
+                                         with_mid(np.array([s[q]])), with_mid(np.array([s[q + 1]])))
+    assert is_jump[0] and abs(loc[0] - xj) < 1e-12
+    assert abs(vl[0] - (0.6 * xj + 1.0)) < 1e-9 and abs(vr[0] - (0.6 * xj - 1.0)) < 1e-9
+    M = _point_masses(ax.nodes, 0.3, 0.8)
+    laws = [step_operator_1d(GaussianStep(fn, 0.0), ax).apply(M[None])[0][0]
+            for fn in (with_mid, to_side)]
+    assert _tv(*laws) < 1e-12
+    # and the law itself: the mean of N(0.3, 0.8) pushed through the two branches (to the
+    # grid's resolution: the output density jumps where each branch's image ends, 3.6e-5 at
+    # h = 0.05; the midpoint read as a side moved it by 0.106)
+    mean = 0.6 * 0.3 + 1.0 - 2.0 * norm.sf(xj, 0.3, math.sqrt(0.8))
+    assert abs(float(laws[0] @ ax.nodes) - mean) < 1e-4
+
+
+def test_dps_working_range_widens_until_it_holds_the_chain():
+    """The 1-D working range of dps_law doubles while the chain loses more than 1e-9 of its
+    mass off it (at T = 2048, zeta' = 1 on the Gaussian problem the real chains' mean
+    reaches 12 before Tweedie's map brings it back; [-12, 12] lost 0.997 of the mass and
+    gave TV 0.499 for 0.570). Started at [-3, 3], where N(0, 1) alone loses 2.7e-3, the
+    law must come out as the one started at [-12, 12], to rounding."""
+    import theory.posterior.dps_grid as dps_grid
+    prior, lik = problem(GAUSS)
+    ref = dps_law(prior, lik, T=16, zeta=0.03, h=0.05)
+    old = dps_grid._WORK_HALF_WIDTH_1D
+    try:
+        dps_grid._WORK_HALF_WIDTH_1D = 3.0
+        out = dps_law(prior, lik, T=16, zeta=0.03, h=0.05)
+    finally:
+        dps_grid._WORK_HALF_WIDTH_1D = old
+    assert out["work_range"][1] >= 12.0 and out["lost"] < 1e-9
+    assert _tv(out["law"], ref["law"]) < 1e-9
+    assert abs(out["tv_post"] - ref["tv_post"]) < 1e-9
+
+
 @pytest.mark.slow
 def test_dps_law_matches_a_million_real_chains():
     """DPS with T = 64 (the annealing study's smallest budget), 10^6 real chains: binned TV

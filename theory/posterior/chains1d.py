@@ -173,7 +173,16 @@ def _bisect_jumps(fn, a, b, va, vb, iters=34, ways=16):
         V[:, 1:-1] = _apply_map(fn, X[:, 1:-1])
         j = np.argmax(np.abs(np.diff(V, axis=1)), axis=1)
         a, b, va, vb = X[rows, j], X[rows, j + 1], V[rows, j], V[rows, j + 1]
-    return 0.5 * (a + b), va, vb, np.abs(vb - va) > 0.5 * total
+    # the values on either side are read just outside the final bracket: a map can take a
+    # value of its own at the jump (DPS's guidance is 0 where the residual is exactly 0, so
+    # the map there is the midpoint of its two sides), and a bracket that ends on that point
+    # would report it as a side (half the jump: the transport then moved the mass between
+    # the sides onto the wrong branch)
+    loc = 0.5 * (a + b)
+    d = np.maximum(b - a, 64 * np.finfo(float).eps * np.maximum(1.0, np.abs(loc)))
+    side = _apply_map(fn, np.concatenate([a - d, b + d]))
+    va, vb = side[:a.size], side[a.size:]
+    return loc, va, vb, np.abs(vb - va) > 0.5 * total
 
 
 def _extrema(fn, a, b, maximum, iters=30, ways=16):

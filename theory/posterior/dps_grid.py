@@ -4,7 +4,8 @@ DPS from :math:`x_T \sim N(0, I)` is the chain of its T - 1 guided DDPM steps
 :math:`x_{t-1} = a_t x_t + b_t s_t(x_t) - \zeta'\nabla\mathcal L(\hat x_0(x_t))/\sqrt{\mathcal L}
 + c_t Z` and Tweedie's map (:func:`theory.posterior.sampler_steps.dps_steps`, the sampler's
 own step function). In 1-D it runs on :func:`theory.posterior.chains1d.iter_chain_1d` over a
-working grid (range [-12, 12] and the x grid's, spacing h, small-noise steps reading from a
+working grid (range [-12, 12] and the x grid's, doubled while the chain loses more than 1e-9
+of its mass off it (the guidance can carry the early states far out), spacing h, small-noise steps reading from a
 grid 4 times finer: the guidance of the Gaussian loss is :math:`\pm 2\zeta'|\partial\hat x_0|`,
 a map with a jump where :math:`A\hat x_0 = y`, which the transport locates by a 16-way search); in
 2-D on :func:`theory.posterior.chains2d.chain_laws_2d`: every guided step whose noise
@@ -35,6 +36,10 @@ from .sampler_steps import dps_steps
 
 __all__ = ["dps_law", "dps_grid_refinement"]
 
+_WORK_HALF_WIDTH_1D = 12.0    # the 1-D working range starts at [-12, 12] (and the x grid's)
+_WORK_HALF_WIDTH_MAX = 192.0  # ... and doubles up to [-192, 192] while it loses mass
+_LOST_WIDEN = 1e-9            # mass lost off the working range that makes it double
+
 
 def dps_law(prior: Prior, lik: Likelihood, T: int = 1000, zeta: float = 1.0, *,
             h: Optional[float] = None, grid=None, route: str = "auto"):
@@ -50,15 +55,25 @@ def dps_law(prior: Prior, lik: Likelihood, T: int = 1000, zeta: float = 1.0, *,
     post = grid.posterior()
     if prior.dim == 1:
         x = grid.axis
-        work = Axis.covering(min(-12.0, x.lo), max(12.0, x.hi), x.h, x.lo)
-        fine = Axis(work.lo, work.h / 4, 4 * (work.n - 1) + 1)
-        init = np.exp(-0.5 * work.nodes ** 2)
-        init /= init.sum()
-        res = run_ops_1d(iter_chain_1d(steps, work, x, fine_axis=fine), init,
-                         keep=[len(steps)])
+        half = _WORK_HALF_WIDTH_1D
+        while True:
+            work = Axis.covering(min(-half, x.lo), max(half, x.hi), x.h, x.lo)
+            fine = Axis(work.lo, work.h / 4, 4 * (work.n - 1) + 1)
+            init = np.exp(-0.5 * work.nodes ** 2)
+            init /= init.sum()
+            res = run_ops_1d(iter_chain_1d(steps, work, x, fine_axis=fine), init,
+                             keep=[len(steps)])
+            # DPS's guidance is a push of fixed size toward A x0_hat = y: at large T and
+            # zeta' the chain's early states run far out (Gaussian problem, T = 2048,
+            # zeta' = 1: the real chains' mean reaches 12 at step 512 of 2048) before
+            # Tweedie's map brings them back; a working range they leave loses that mass
+            # (it was 0.997 there on [-12, 12]), so the range doubles until it holds them
+            if res.lost[0] <= _LOST_WIDEN or half >= _WORK_HALF_WIDTH_MAX:
+                break
+            half *= 2
         law = res.laws[0]
         return {"tv_post": tv_spectral(law, post), "law": law, "lost": res.lost[0],
-                "grid": grid}
+                "grid": grid, "work_range": (work.lo, work.hi)}
     xa = [Axis(float(a[0]), float(a[1] - a[0]), int(a.size)) for a in grid.axes]
     wa = [Axis.covering(min(-7.0, a.lo), max(7.0, a.hi), a.h, a.lo) for a in xa]
     pts = grid_points(wa)
