@@ -412,10 +412,12 @@ def figure(summary: dict, figures_dir="figures"):
         axes[1, j].set_title("factor distance (the paper's distance);\n"
                              + rate_title(panels, prob), fontsize=9)
         _theorem_guide(axes[1, j], curves)
-        axes[0, j].set_ylim(1e-15, 10)
+        # room below the runs' stop (10^-14) for the legend: at full sizes GD's slow lines
+        # cross the lower right corner of the data
+        axes[0, j].set_ylim(1e-21, 10)
         axes[1, j].set_ylim(1e-15, 1e3)     # room for the guide's legend above the curves
     axes[0, 0].legend(handles=legend_handles(KAPPA_COLOURS, lambda k: f"κ = {k}"),
-                      fontsize=LEGEND_FONTSIZE, loc="lower right", ncol=2)
+                      fontsize=LEGEND_FONTSIZE, loc="lower right", ncol=3)
     theorem = next((p["theorem_rate"] for p in panels if p.get("theorem_rate")), None)
     for i, sampling in enumerate(SAMPLINGS):
         _fit_panel(axes[i, 3], summary["fits"], sampling, theorem)
