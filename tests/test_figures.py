@@ -5,6 +5,7 @@ experiments.notebook.fixtures``) with no layout problem: no overlapping text, no
 label on the data, nothing outside its axes, every text inside the figure; one colour per
 sampler across panels and figures. About 1 s per figure."""
 import itertools
+import math
 import json
 import warnings
 from pathlib import Path
@@ -117,6 +118,37 @@ def test_annealing_full_mode_figure_lays_out(tmp_path):
     assert gaps["gaussian"]["budget"] == gaps["logistic"]["budget"] == 2048
     assert da._percent(gaps["logistic"]["worst"]) != "0%"
     assert da._percent(0.0874) == "8.7%" and da._percent(0.00412) == "0.41%"
+
+
+def test_stepsize_full_mode_rows_of_diverged_runs_stay_apart_and_inside(tmp_path, monkeypatch):
+    """The full-mode scaledgd-stepsize figure (tests/data/summaries_full: 480 runs, 42 step
+    sizes, errors down to 1e-14): its 8 rows of diverged runs were spaced half a decade over
+    20 decades (2.3% of the axes, markers touching, the top row on the frame). Now each row
+    is at least 4% of the axes above the one below, the lowest above the cap, the highest
+    below the top edge; the caption gives ScaledGD's ratio over kappa as a range (a list of
+    42 entries to one decimal of eta read '0.1: 1.0, 0.1: 1.0, ...')."""
+    from experiments.studies import scaledgd_stepsize as ss
+    summary = json.loads((Path(__file__).parent / "data" / "summaries_full"
+                          / "scaledgd-stepsize.json").read_text())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FigureLayoutWarning)
+        ss.figure(summary, str(tmp_path))
+    assert not [str(w.message) for w in caught if issubclass(w.category, FigureLayoutWarning)]
+    saved = {}                                   # the drawn figure, before it is saved
+    monkeypatch.setattr(ss, "save_figure", lambda fig, path: saved.setdefault("fig", fig))
+    ss.figure(summary, str(tmp_path))
+    ax = saved["fig"].axes[0]
+    lo, hi = (math.log10(v) for v in ax.get_ylim())
+    frac = lambda y: (math.log10(y) - lo) / (hi - lo)   # noqa: E731
+    rows = sorted({frac(float(l.get_ydata()[0])) for l in ax.lines
+                   if l.get_marker() in ("x", "+") and len(l.get_ydata())})
+    assert len(rows) == 8
+    assert min(np.diff(rows)) >= 0.04
+    assert rows[0] > frac(ss.CAP) + 0.03 and rows[-1] < 0.97
+    caption = ss.stepsize_caption(summary)
+    ratios = ss.kappa_error_ratios(summary)
+    assert len(ratios) == 42 and "0.1: 1.0, 0.1" not in caption
+    assert f"{max(r for _, r in ratios):.1f} over the 42 step sizes" in caption
 
 
 @pytest.mark.parametrize("k, ci, text", [

@@ -18,6 +18,8 @@ up to which every kappa makes progress (no divergence, and a final error at most
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from matplotlib.lines import Line2D
 
@@ -33,7 +35,8 @@ SINGLE_THREAD = True
 compute = run_point
 
 CAP = 1e2
-DIVERGED_ROW = 0.5      # log10 spacing of the rows of diverged runs above the cap
+DIVERGED_ROW = 0.045    # spacing of the rows of diverged runs above the cap (axes height)
+RATIOS_LISTED = 8       # the caption lists ScaledGD's ratio over kappa per eta up to this many
 PROGRESS = 0.1
 DEFAULT_ETA = 0.5
 STAR_DODGE = 0.022           # eta offset between best-step stars drawn side by side
@@ -146,9 +149,14 @@ def stepsize_caption(summary) -> str:
         out.append("ScaledGD's largest stable step thus depends on κ; the title's range is "
                    "where every κ cuts its error at least tenfold.")
     ratios = kappa_error_ratios(summary)
-    if ratios:
+    if ratios and len(ratios) <= RATIOS_LISTED:
         out.append("ScaledGD's largest / smallest error over κ at η = " + ", ".join(
-            f"{e:.1f}: {r:.1f}" for e, r in ratios) + ".")
+            f"{e:.2f}: {r:.1f}" for e, r in ratios) + ".")
+    elif ratios:          # full sizes: 40 step sizes, a list would fill the caption
+        e_max, r_max = max(ratios, key=lambda er: er[1])
+        out.append(f"ScaledGD's largest / smallest error over κ: {min(r for _, r in ratios):.1f}"
+                   f" to {r_max:.1f} over the {len(ratios)} step sizes η = {ratios[0][0]:.2f}–"
+                   f"{ratios[-1][0]:.2f} (largest at η = {e_max:.2f}).")
     out.append("Solid with circles: ScaledGD; dashed with squares: GD; one colour per κ; "
                "stars: each curve's best step, filled for ScaledGD, hollow for GD (stars at "
                "one η set side by side). "
@@ -189,21 +197,32 @@ def figure(summary: dict, figures_dir="figures"):
     # a diverged run is a cross above the cap, one row per curve that has one (runs diverging
     # at the same eta do not hide one another), not joined to the curve: its height is not
     # an error
+    # the rows sit in a band above the cap whose height is a fixed share of the axes per row
+    # (spaced in decades they crowded into one another over full mode's 20 decades)
+    def diverged_of(c):
+        return np.array([bool(d) or v is None
+                         for v, d in zip(c["final_rel_error"], c["diverged"])])
+
+    n_rows = sum(bool(diverged_of(c).any()) for c in curves)
+    finite = [min(v, CAP) for c in curves for v, d in zip(c["final_rel_error"], diverged_of(c))
+              if not d and v is not None and v > 0]
+    lo = 10 ** (math.floor(math.log10(min(finite))) - 0.3) if finite else CAP / 1e3
+    band = DIVERGED_ROW * (n_rows + 1)                       # share of the axes above the cap
+    above = math.log10(CAP / lo) * band / (1 - band)         # decades above the cap
     rows = 0
     dodge = best_star_offsets(curves)
     for c, dx in zip(curves, dodge):
         col = KAPPA_COLOURS[int(c["kappa"])]
         eta = np.array(c["eta"])
-        div = np.array([bool(d) or v is None
-                        for v, d in zip(c["final_rel_error"], c["diverged"])])
+        div = diverged_of(c)
         err = np.array([np.nan if dv else min(v, CAP)
                         for v, dv in zip(c["final_rel_error"], div)])
         ax.semilogy(eta, err, STYLE[c["algorithm"]], color=col, lw=1.3,
                     marker="o" if c["algorithm"] == "scaledgd" else "s", ms=3)
         if div.any():
             rows += 1
-            ax.plot(eta[div], np.full(div.sum(), CAP * 10 ** (DIVERGED_ROW * rows)),
-                    DIVERGED_MARK[c["algorithm"]], color=col, ms=7, mew=1.5)
+            ax.plot(eta[div], np.full(div.sum(), CAP * 10 ** (above * rows / (n_rows + 1))),
+                    DIVERGED_MARK[c["algorithm"]], color=col, ms=6, mew=1.3)
         if c.get("best_error") is not None:      # the curve's best step size
             # filled: ScaledGD's best step; hollow (white, edged in the kappa's colour): GD's
             gd_star = c["algorithm"] == "gd"
@@ -213,14 +232,14 @@ def figure(summary: dict, figures_dir="figures"):
     ax.axhline(CAP, color="0.5", lw=0.8, ls=":")
     ax.set_xlabel(r"step size $\eta$ (GD: $\eta\,/\,\sigma_{\max}$)")
     ax.set_ylabel(f"relative error after {summary['curves'][0]['iterations']} iterations")
-    ax.set_ylim(top=CAP * 10 ** (DIVERGED_ROW * (rows + 1)))
-    lo = ax.get_ylim()[0]          # no error scale above the cap: the rows there are runs
+    ax.set_ylim(lo, CAP * 10 ** above)
+    # no error scale above the cap: the rows there are runs
     ax.set_yticks([10.0 ** k for k in range(int(np.ceil(np.log10(lo))), int(np.log10(CAP)) + 1)
                    if (k - int(np.log10(CAP))) % 2 == 0])
     ax.minorticks_off()
     ax.grid(True, which="major", alpha=0.25)
     # where no run diverged (small eta) the band above the cap is empty: say what it holds
-    ax.text(0.02, CAP * 10 ** (DIVERGED_ROW * 0.9), "diverged runs: a row per curve\n"
+    ax.text(0.02, CAP * 10 ** (above * 0.9 / (n_rows + 1)), "diverged runs: a row per curve\n"
             "(height carries no value)", transform=ax.get_yaxis_transform(), fontsize=7.5,
             color="0.3", va="bottom")
     hs = legend_handles(KAPPA_COLOURS, lambda k: f"κ = {k}",
