@@ -101,6 +101,20 @@ def test_text_of_an_axes_running_past_its_edge_is_found():
     assert not any("runs outside its axes" in p for p in layout_problems(fig))
 
 
+def _full_summary(name):
+    """A full-mode summary kept in tests/data/summaries_full."""
+    return json.loads((Path(__file__).parent / "data" / "summaries_full"
+                       / f"{name}.json").read_text())
+
+
+def _layout_warnings(draw, summary, folder):
+    """The FigureLayoutWarning messages of drawing ``summary`` with ``draw``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FigureLayoutWarning)
+        draw(summary, str(folder))
+    return [str(w.message) for w in caught if issubclass(w.category, FigureLayoutWarning)]
+
+
 def test_annealing_full_mode_figure_lays_out(tmp_path):
     """The full-mode dpnp-annealing figure (tests/data/summaries_full: the 204-point run of
     2026-12-06, budgets 32-2048): the dotted lines' names at the right ends fit inside their
@@ -108,12 +122,8 @@ def test_annealing_full_mode_figure_lays_out(tmp_path):
     problem; its readings give the gaps to the exact-sub-sampler limits to two digits
     ('8.8%', '0.4%', not '0%')."""
     from experiments.studies import dpnp_annealing as da
-    summary = json.loads((Path(__file__).parent / "data" / "summaries_full"
-                          / "dpnp-annealing.json").read_text())
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", FigureLayoutWarning)
-        da.figure(summary, str(tmp_path))
-    assert not [str(w.message) for w in caught if issubclass(w.category, FigureLayoutWarning)]
+    summary = _full_summary("dpnp-annealing")
+    assert not _layout_warnings(da.figure, summary, tmp_path)
     gaps = {p: da.settled(summary, p) for p in ("gaussian", "logistic")}
     assert gaps["gaussian"]["budget"] == gaps["logistic"]["budget"] == 2048
     assert da._percent(gaps["logistic"]["worst"]) != "0%"
@@ -128,12 +138,8 @@ def test_stepsize_full_mode_rows_of_diverged_runs_stay_apart_and_inside(tmp_path
     below the top edge; the caption gives ScaledGD's ratio over kappa as a range (a list of
     42 entries to one decimal of eta read '0.1: 1.0, 0.1: 1.0, ...')."""
     from experiments.studies import scaledgd_stepsize as ss
-    summary = json.loads((Path(__file__).parent / "data" / "summaries_full"
-                          / "scaledgd-stepsize.json").read_text())
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", FigureLayoutWarning)
-        ss.figure(summary, str(tmp_path))
-    assert not [str(w.message) for w in caught if issubclass(w.category, FigureLayoutWarning)]
+    summary = _full_summary("scaledgd-stepsize")
+    assert not _layout_warnings(ss.figure, summary, tmp_path)
     saved = {}                                   # the drawn figure, before it is saved
     monkeypatch.setattr(ss, "save_figure", lambda fig, path: saved.setdefault("fig", fig))
     ss.figure(summary, str(tmp_path))
