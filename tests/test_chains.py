@@ -339,7 +339,7 @@ def test_jump_with_a_value_of_its_own_at_the_jump_is_transported_as_a_jump():
     def to_side(x):
         return np.where(x <= xj, 0.6 * x + 1.0, 0.6 * x - 1.0)
 
-    loc, vl, vr, is_jump = _bisect_jumps(lambda x: with_mid(x), [s[q]], [s[q + 1]],
+    loc, vl, vr, is_jump = _bisect_jumps(with_mid, [s[q]], [s[q + 1]],
                                          with_mid(np.array([s[q]])), with_mid(np.array([s[q + 1]])))
     assert is_jump[0] and abs(loc[0] - xj) < 1e-12
     assert abs(vl[0] - (0.6 * xj + 1.0)) < 1e-9 and abs(vr[0] - (0.6 * xj - 1.0)) < 1e-9

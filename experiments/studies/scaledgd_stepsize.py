@@ -196,9 +196,8 @@ def figure(summary: dict, figures_dir="figures"):
     curves = summary["curves"]
     # a diverged run is a cross above the cap, one row per curve that has one (runs diverging
     # at the same eta do not hide one another), not joined to the curve: its height is not
-    # an error
-    # the rows sit in a band above the cap whose height is a fixed share of the axes per row
-    # (spaced in decades they crowded into one another over full mode's 20 decades)
+    # an error. The rows sit in a band above the cap whose height is a fixed share of the axes
+    # per row (spaced in decades they crowded into one another over full mode's 20 decades)
     def diverged_of(c):
         return np.array([bool(d) or v is None
                          for v, d in zip(c["final_rel_error"], c["diverged"])])

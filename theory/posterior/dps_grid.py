@@ -5,9 +5,10 @@ DPS from :math:`x_T \sim N(0, I)` is the chain of its T - 1 guided DDPM steps
 + c_t Z` and Tweedie's map (:func:`theory.posterior.sampler_steps.dps_steps`, the sampler's
 own step function). In 1-D it runs on :func:`theory.posterior.chains1d.iter_chain_1d` over a
 working grid (range [-12, 12] and the x grid's, doubled while the chain loses more than 1e-9
-of its mass off it (the guidance can carry the early states far out), spacing h, small-noise steps reading from a
-grid 4 times finer: the guidance of the Gaussian loss is :math:`\pm 2\zeta'|\partial\hat x_0|`,
-a map with a jump where :math:`A\hat x_0 = y`, which the transport locates by a 16-way search); in
+of its mass off it: the guidance can carry the early states far out; spacing h, small-noise
+steps reading from a grid 4 times finer: the guidance of the Gaussian loss is
+:math:`\pm 2\zeta'|\partial\hat x_0|`, a map with a jump where :math:`A\hat x_0 = y`, which the
+transport locates by a 16-way search); in
 2-D on :func:`theory.posterior.chains2d.chain_laws_2d`: every guided step whose noise
 :math:`c_t \ge 1.5h` goes through the push route, which needs no inverse of the map and so
 holds where the guided map folds (on mixture priors, where the guidance runs through the
