@@ -46,7 +46,8 @@ def dps_law(prior: Prior, lik: Likelihood, T: int = 1000, zeta: float = 1.0, *,
             h: Optional[float] = None, grid=None, route: str = "auto"):
     """Law of the DPS output on the x grid of ``grid`` (a :class:`Grid1D` or
     :class:`Grid2D`, built here if not given) and its TV to the exact posterior.
-    Returns ``{"tv_post", "law", "lost", "grid"}`` (2-D also ``"truncation"``, the push
+    Returns ``{"tv_post", "law", "lost", "grid"}`` (1-D also ``"work_range"``, the working
+    range the chain ran on; 2-D also ``"truncation"``, the push
     windows' cut, and ``"paths"``, the route of every step; ``route="pull"`` forces the
     pull-back on every 2-D step, the former engine)."""
     if grid is None:
