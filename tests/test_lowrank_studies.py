@@ -226,13 +226,14 @@ def test_exponent_text_uses_the_unicode_minus():
     assert scaledgd_kappa.exponent_text(-0.0314, (-0.1033, 0.0405)) == "−0.03 [−0.10, +0.04]"
 
 
-def test_best_step_stars_at_one_eta_sit_side_by_side():
-    """Stars at the same eta within STAR_OVERLAP_DECADES of one another are spread
-    symmetrically by STAR_DODGE; a star alone, or one far above, stays on its eta."""
-    d = scaledgd_stepsize.STAR_DODGE
+def test_best_step_stars_at_one_point_are_nested_not_moved():
+    """Stars at the same eta within STAR_OVERLAP_DECADES of one another are nested (the
+    first curve's the largest, each later one STAR_NEST_STEP smaller); a star alone, or one
+    far above, keeps the plain size; a curve without a best step has no star."""
+    s, d = scaledgd_stepsize.STAR_SIZE, scaledgd_stepsize.STAR_NEST_STEP
     curves = [{"best_eta": 0.7, "best_error": 2e-7}, {"best_eta": 0.7, "best_error": 1e-7},
               {"best_eta": 0.7, "best_error": 3e-7}, {"best_eta": 0.7, "best_error": 1e-2},
               {"best_eta": 0.6, "best_error": 2e-7}, {"best_eta": 0.9, "best_error": None}]
-    off = scaledgd_stepsize.best_star_offsets(curves)
-    assert off[:3] == pytest.approx([-d, 0.0, d])
-    assert off[3:] == [0.0, 0.0, 0.0]
+    sizes = scaledgd_stepsize.best_star_sizes(curves)
+    assert sizes[:3] == pytest.approx([s + 2 * d, s + d, s])
+    assert sizes[3:] == [s, s, None]

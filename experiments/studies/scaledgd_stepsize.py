@@ -39,7 +39,9 @@ DIVERGED_ROW = 0.045    # spacing of the rows of diverged runs above the cap (ax
 RATIOS_LISTED = 8       # the caption lists ScaledGD's ratio over kappa per eta up to this many
 PROGRESS = 0.1
 DEFAULT_ETA = 0.5
-STAR_DODGE = 0.022           # eta offset between best-step stars drawn side by side
+ROUND_OFF_FLOOR = 1e-12      # relative errors below this are float64 round-off at these sizes
+STAR_SIZE = 11               # marker size of a best-step star alone
+STAR_NEST_STEP = 4.5         # size step between best-step stars nested at one point
 STAR_OVERLAP_DECADES = 0.6   # stars at one eta closer than this (in log10 error) would overprint
 
 
@@ -128,7 +130,12 @@ def stepsize_title(summary) -> str:
         text += " does not make progress at every κ for any η"
     g = best_error_ratio(summary)
     if g is not None:
-        text += f", while GD's best error over η grows {sci(g)}-fold"
+        text += f", while GD's best error over η varies {sci(g)}-fold over the same κ"
+        floor = [c for c in summary["curves"]
+                 if c["algorithm"] == "gd" and c["best_error"] < ROUND_OFF_FLOOR]
+        if floor:      # the ratio's denominator is round-off, not the method's best
+            kaps = ", ".join(f"{c['kappa']:g}" for c in floor)
+            text += f" (at κ = {kaps} down to round-off)"
     return text
 
 
@@ -159,7 +166,7 @@ def stepsize_caption(summary) -> str:
                    f"{ratios[-1][0]:.2f} (largest at η = {e_max:.2f}).")
     out.append("Solid with circles: ScaledGD; dashed with squares: GD; one colour per κ; "
                "stars: each curve's best step, filled for ScaledGD, hollow for GD (stars at "
-               "one η set side by side). "
+               "one point nested, the later κ smaller). "
                f"Crosses (ScaledGD) and pluses (GD) above the cap {CAP:g}: diverged runs, one "
                "row per curve; their height carries no value.")
     return "\n".join(out)
@@ -168,12 +175,14 @@ def stepsize_caption(summary) -> str:
 DIVERGED_MARK = {"scaledgd": "x", "gd": "+"}
 
 
-def best_star_offsets(curves) -> list:
-    """Horizontal offset (in eta) of each curve's best-step star, so that stars at the same
-    eta whose errors lie within ``STAR_OVERLAP_DECADES`` of one another sit side by side
-    (centred on their eta) instead of on top of one another; 0 for a star alone. Curves
-    without a best step get 0."""
-    offsets = [0.0] * len(curves)
+def best_star_sizes(curves) -> list:
+    """Marker size of each curve's best-step star. Every star sits at its curve's true
+    (eta, error); stars at the same eta whose errors lie within ``STAR_OVERLAP_DECADES`` of
+    one another are nested, the first curve's the largest and each later one
+    ``STAR_NEST_STEP`` smaller, drawn on top, so all stay visible without moving off their
+    eta (moving them sideways put them on neighbouring step sizes of full mode's grid).
+    A star alone gets ``STAR_SIZE``; curves without a best step get ``None``."""
+    sizes = [None] * len(curves)
     stars = sorted((c["best_eta"], np.log10(min(c["best_error"], CAP)), i)
                    for i, c in enumerate(curves) if c.get("best_error") is not None)
     groups = []
@@ -186,8 +195,8 @@ def best_star_offsets(curves) -> list:
             groups.append([(eta, y, i)])
     for g in groups:
         for k, (_, _, i) in enumerate(sorted(g, key=lambda s: s[2])):
-            offsets[i] = STAR_DODGE * (k - (len(g) - 1) / 2)
-    return offsets
+            sizes[i] = STAR_SIZE + STAR_NEST_STEP * (len(g) - 1 - k)
+    return sizes
 
 
 def figure(summary: dict, figures_dir="figures"):
@@ -209,8 +218,8 @@ def figure(summary: dict, figures_dir="figures"):
     band = DIVERGED_ROW * (n_rows + 1)                       # share of the axes above the cap
     above = math.log10(CAP / lo) * band / (1 - band)         # decades above the cap
     rows = 0
-    dodge = best_star_offsets(curves)
-    for c, dx in zip(curves, dodge):
+    star_sizes = best_star_sizes(curves)
+    for i, (c, ms) in enumerate(zip(curves, star_sizes)):
         col = KAPPA_COLOURS[int(c["kappa"])]
         eta = np.array(c["eta"])
         div = diverged_of(c)
@@ -225,9 +234,9 @@ def figure(summary: dict, figures_dir="figures"):
         if c.get("best_error") is not None:      # the curve's best step size
             # filled: ScaledGD's best step; hollow (white, edged in the kappa's colour): GD's
             gd_star = c["algorithm"] == "gd"
-            ax.plot([c["best_eta"] + dx], [min(c["best_error"], CAP)], "*", color=col, ms=11,
+            ax.plot([c["best_eta"]], [min(c["best_error"], CAP)], "*", color=col, ms=ms,
                     mfc="white" if gd_star else col, mec=col if gd_star else "k",
-                    mew=1.1 if gd_star else 0.6, zorder=5)
+                    mew=1.1 if gd_star else 0.6, zorder=5 + i / len(curves))
     ax.axhline(CAP, color="0.5", lw=0.8, ls=":")
     ax.set_xlabel(r"step size $\eta$ (GD: $\eta\,/\,\sigma_{\max}$)")
     ax.set_ylabel(f"relative error after {summary['curves'][0]['iterations']} iterations")
