@@ -170,7 +170,9 @@ def noise_caption(summary, probs) -> str:
     sz = "; ".join(f"{PROBLEM_NAME[p]} {size(p, table)}" for p in probs)
     paper = "; ".join(f"{PROBLEM_NAME[p]} {size(p, PAPER_SIZES)}" for p in probs)
     n_snr = len(near_floor_iterations(summary, probs[0]))
-    return (f"The floor is ScaledGD's relative error at the last iteration of its run; p is "
+    return (f"SNR is the amplitude ratio ||X*||_F / (sqrt(n1 n2) σ) of the noise's standard "
+            f"deviation σ per entry or measurement (dB = 20 log10 SNR). "
+            f"The floor is ScaledGD's relative error at the last iteration of its run; p is "
             f"the least-squares slope of log floor against log SNR over the {n_snr} "
             f"SNRs (95% t-interval). Black triangles right of each run: the floors 1/SNR "
             f"predicts, c/SNR with c fitted to ScaledGD's {n_snr} floors (a curve ending at "
@@ -210,7 +212,7 @@ def figure(summary: dict, figures_dir="figures"):
             ax.set_ylim(10 ** (math.floor(math.log10(low)) - 0.5), 3)
     hs = legend_handles(SNR_COLOURS, lambda s: f"SNR {sci(s, powers=True)} ({_db(s)})")
     hs.append(Line2D([], [], color="k", marker="<", ls="", ms=6,
-                     label="floor predicted by 1/SNR"))
+                     label="c/SNR (slope −1; c fitted to the floors)"))
     fig.suptitle(noise_title(summary), fontsize=11)
     add_caption(fig, noise_caption(summary, probs), fontsize=9,
                 key=[(h, h.get_label()) for h in hs])
