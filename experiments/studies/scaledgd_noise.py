@@ -170,8 +170,8 @@ def noise_caption(summary, probs) -> str:
     sz = "; ".join(f"{PROBLEM_NAME[p]} {size(p, table)}" for p in probs)
     paper = "; ".join(f"{PROBLEM_NAME[p]} {size(p, PAPER_SIZES)}" for p in probs)
     n_snr = len(near_floor_iterations(summary, probs[0]))
-    return (f"SNR is the amplitude ratio ||X*||_F / (sqrt(n1 n2) σ) of the noise's standard "
-            f"deviation σ per entry or measurement (dB = 20 log10 SNR). "
+    return (f"SNR is the amplitude ratio ‖X*‖$_F$ / (√(n₁n₂) σ), σ the noise's standard "
+            f"deviation per entry or measurement (in dB: 20 log₁₀ SNR). "
             f"The floor is ScaledGD's relative error at the last iteration of its run; p is "
             f"the least-squares slope of log floor against log SNR over the {n_snr} "
             f"SNRs (95% t-interval). Black triangles right of each run: the floors 1/SNR "
