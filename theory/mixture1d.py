@@ -130,15 +130,34 @@ def score_rows(w, m, v, x):
         A = 0.5 * (p0 - p1)
         B = m1 * p1 - m0 * p0
         C = (lw[1] - lw[0]) - 0.5 * (np.log(v1) - np.log(v0)) + 0.5 * (m0 * m0 * p0 - m1 * m1 * p1)
-        delta = B * x + C if np.all(A == 0) else (A * x + B) * x + C
+        # the same operations in the same order as the formulas above, in place: one
+        # allocation per output and two scratch arrays instead of one per operation (the
+        # grid engines call this on (32, n) blocks, where allocation dominated)
+        if np.all(A == 0):
+            delta = B * x
+        else:
+            delta = A * x
+            delta += B
+            delta *= x
+        delta += C
         np.minimum(delta, 700.0, out=delta)
         q = np.exp(delta, out=delta)
-        r0 = 1.0 / (1.0 + q)
-        r1 = q * r0
-        du = (m0 * p0 - m1 * p1) - (p0 - p1) * x      # u_0 - u_1
-        s = (m1 * p1 - p1 * x) + r0 * du
-        ds = r1 * r0 * du * du - (p1 + (p0 - p1) * r0)
-        return s, ds
+        r0 = np.add(q, 1.0)
+        np.divide(1.0, r0, out=r0)
+        du = (p0 - p1) * x                            # u_0 - u_1 = (m0 p0 - m1 p1) - (p0 - p1) x
+        np.subtract(m0 * p0 - m1 * p1, du, out=du)
+        s = p1 * x                                    # s = (m1 p1 - p1 x) + r0 du
+        np.subtract(m1 * p1, s, out=s)
+        tmp = np.multiply(r0, du)
+        s += tmp
+        q *= r0                                       # r1 = q r0
+        q *= r0                                       # ds = r1 r0 du du - (p1 + (p0 - p1) r0)
+        q *= du
+        q *= du
+        np.multiply(p0 - p1, r0, out=tmp)
+        np.add(p1, tmp, out=tmp)
+        q -= tmp
+        return s, q
     lc = []
     for k, (mk, vk) in enumerate(col):
         d = x - mk
