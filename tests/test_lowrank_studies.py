@@ -7,6 +7,7 @@ and its exponent must be the one fitted to iteration counts obtained directly fr
 library (``scaled_gd`` / ``gd`` on ``make_problem``), not through the study's records.
 """
 import json
+import math
 
 import numpy as np
 import pytest
@@ -237,3 +238,29 @@ def test_best_step_stars_at_one_point_are_nested_not_moved():
     sizes = scaledgd_stepsize.best_star_sizes(curves)
     assert sizes[:3] == pytest.approx([s + 2 * d, s + d, s])
     assert sizes[3:] == [s, s, None]
+
+
+def test_kappa_title_names_only_departures_that_change_the_iterations():
+    """Like full mode's matrix sensing: kappa = 1 at 0.9262 against 0.9240-0.9245 with
+    intervals +-9e-5 is a resolved departure, but it changes the iterations to a given error
+    by log(0.9245) / log(0.9262) = 1.02x, under MATERIAL_ITERATIONS: the title gives the spread
+    and the iterations' range (7%: 0.859 to 0.868 on robust PCA), and the caption keeps the
+    departure. Robust PCA's 0.838 against 0.798 (1.29x) stays in the title."""
+    sensing = [_panel("sensing", k, r, 9e-5) for k, r in
+               ((1, 0.9262), (5, 0.9245), (10, 0.9241), (20, 0.9240))]
+    rpca = [_panel("rpca", k, r, 0.001) for k, r in
+            ((1, 0.859), (5, 0.862), (10, 0.865), (20, 0.868))]
+    assert [d["kappa"] for d in scaledgd_kappa.rate_departures(sensing, "sensing")] == [1]
+    assert scaledgd_kappa.material_departures(sensing, "sensing") == []
+    assert scaledgd_kappa.iterations_ratio(0.9262, 0.9245) == pytest.approx(
+        math.log(0.9245) / math.log(0.9262))
+    summary = {"panels": sensing + rpca, "fits": [{"sampling": "rip", "algorithm": "gd",
+                                                    "eta": 0.5, "fit": {"exponent": 1.03}}]}
+    title = scaledgd_kappa.kappa_title(summary)
+    assert "varies by ≤ 0.009 on matrix sensing and robust PCA" in title
+    assert "(iterations to a given error within 7%)" in title   # log(.859) / log(.868) = 1.074
+    assert "slower" not in title
+    assert "κ = 1 departs" in scaledgd_kappa.rate_caption(summary["panels"])
+    panels = ([_panel("rpca", k, r, 0.002) for k, r in
+               ((1, 0.794), (5, 0.798), (10, 0.794), (20, 0.838))])
+    assert [d["kappa"] for d in scaledgd_kappa.material_departures(panels, "rpca")] == [20]

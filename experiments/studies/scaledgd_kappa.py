@@ -28,7 +28,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.lines import Line2D
 
-from theory.figures import (LEGEND_FONTSIZE, REFERENCE_SHIFT, add_caption, draw_fit,
+from theory.figures import (FIT_COLOUR, LEGEND_FONTSIZE, REFERENCE_SHIFT, add_caption, draw_fit,
                             format_exponent, new_figure, save_figure, sci, superscript,
                             unicode_powers)
 from theory.lowrank.sweeps import KAPPAS_PANEL, configs_kappa, run_point, summarize_kappa
@@ -156,6 +156,29 @@ def rate_departures(panels, problem) -> list:
     return out
 
 
+#: a departure is named in the title only when it changes the iterations to a given error
+#: (which go like 1 / |log rate|) by more than this factor; smaller ones stay in the caption
+MATERIAL_ITERATIONS = 1.10
+
+
+def iterations_ratio(rate, other) -> float:
+    """How many times more iterations to a given error the slower of two rates per iteration
+    needs than the faster: ``log(faster) / log(slower)`` (both rates in (0, 1))."""
+    fast, slow = min(rate, other), max(rate, other)
+    return math.log(fast) / math.log(slow)
+
+
+def material_departures(panels, problem) -> list:
+    """The :func:`rate_departures` whose rate changes the iterations to a given error by more
+    than :data:`MATERIAL_ITERATIONS` against the nearest of the others' rates."""
+    out = []
+    for d in rate_departures(panels, problem):
+        near = d["others"][1] if d["direction"] == "slower" else d["others"][0]
+        if iterations_ratio(d["rate"], near) > MATERIAL_ITERATIONS:
+            out.append(d)
+    return out
+
+
 def rate_spread(panels, problem) -> dict:
     """ScaledGD's largest minus smallest fitted rate over the kappas (``spread``), the widest
     95% half-width (``half``), whether the two ends' intervals are disjoint
@@ -190,14 +213,20 @@ def kappa_title(summary) -> str:
     probs = [p for p in PROBLEMS if _scaledgd_rates(panels, p)]
     eta = summary["fits"][0]["eta"]
     kappas = sorted({p["kappa"] for p in panels if p["algorithm"] == "scaledgd"})
-    deps = {p: rate_departures(panels, p) for p in probs}
+    deps = {p: material_departures(panels, p) for p in probs}
     steady = [p for p in probs if not deps[p]]
     text = f"Over κ = {_kappa_list(kappas)}, ScaledGD's (η = {eta:g}) rate per iteration"
     if steady:
-        worst = max(rate_spread(panels, p)["spread"] for p in steady)
+        sps = [rate_spread(panels, p) for p in steady]
+        worst = max(sp["spread"] for sp in sps)
+        its = max(iterations_ratio(sp["lo"], sp["hi"]) for sp in sps)
+        names = [PROBLEM_NAME[p] for p in steady]
+        listed = (" and ".join(names) if len(names) < 3
+                  else ", ".join(names[:-1]) + " and " + names[-1])
         text += (f" varies by ≤ {sci(worst, 1)} on "
-                 + " and ".join(PROBLEM_NAME[p] for p in steady).replace(
-                     "matrix sensing and matrix completion", "matrix sensing and completion"))
+                 + listed.replace("matrix sensing and matrix completion",
+                                  "matrix sensing and completion")
+                 + f" (iterations to a given error within {100 * (its - 1):.0f}%)")
     for i, p in enumerate(q for q in probs if deps[q]):
         d = deps[p]
         text += (" but" if i == 0 and steady else ";") + " is " + ", ".join(
@@ -390,10 +419,15 @@ def _fit_panel(ax, fits, sampling, theorem=None):
     ax.set_yscale("log")
     ax.set_xlabel("condition number κ")
     ax.set_ylabel("iterations (geometric mean, 95% CI)")
-    ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=LEGEND_FONTSIZE, loc="upper left")
+    ax.grid(True, which="major", alpha=0.25)
+    hs, labels = ax.get_legend_handles_labels()
+    hs += [Line2D([], [], color=FIT_COLOUR, ls=":", lw=1.3),
+           Line2D([], [], color="0.4", ls="--", dashes=(5, 3), lw=1.0)]
+    labels += ["fit over the κ range",
+               "theorem's slope (offset)"]
+    ax.legend(hs, labels, fontsize=LEGEND_FONTSIZE, loc="upper left")
     top, bottom = max(tops), min(bottoms)
-    ax.set_ylim(bottom / 1.6, top * (top / bottom) ** 0.35)  # room for the legend above
+    ax.set_ylim(bottom / 1.6, top * (top / bottom) ** 0.6)  # room for the legend above
 
 
 def figure(summary: dict, figures_dir="figures"):
