@@ -67,6 +67,39 @@ def _blur(logp, c, h):
 
 
 _FREQ_CACHE: dict = {}
+_FAST_LEN: dict = {}
+_FFT_PAIR = []
+
+
+def _real_fft_pair():
+    """``(forward, inverse)``: the real FFT of a 1-D float64 array of length n and its inverse
+    (``inverse(F, n)``), as ``scipy.fft.rfft`` / ``irfft`` compute them. On the few hundred
+    nodes of a refinement level, scipy.fft's public wrappers (argument checks, the backend
+    dispatch, the copy into a padded array) cost more than the transforms: the pocketfft
+    kernels under them are called directly when present, after a check on first use that
+    they give the public functions' results bit for bit; otherwise (another scipy, another
+    layout) the public functions."""
+    if _FFT_PAIR:
+        return _FFT_PAIR[0]
+    from scipy.fft import irfft, rfft
+    pair = (rfft, lambda F, n: irfft(F, n))
+    try:
+        from scipy.fft._pocketfft import pypocketfft as pocket
+
+        def forward(x):
+            return pocket.r2c(x, (0,), True, 0, None, 1)
+
+        def inverse(F, n):
+            return pocket.c2r(F, (0,), n, False, 2, None, 1)
+
+        x = np.random.default_rng(0).random(97)
+        if (np.array_equal(forward(x), rfft(x))
+                and np.array_equal(inverse(rfft(x), 97), irfft(rfft(x), 97))):
+            pair = (forward, inverse)
+    except Exception:          # noqa: BLE001 -- any change of the private layout: public path
+        pass
+    _FFT_PAIR.append(pair)
+    return pair
 
 
 def _blur_linear(p, c, h):
@@ -75,17 +108,23 @@ def _blur_linear(p, c, h):
     (zero padding at the end: circular convolution is shift-equivariant, so this equals
     centred padding). Frequencies where the multiplier is below :math:`e^{-50}` are set to
     zero (they carry less than the density floor)."""
-    from scipy.fft import irfft, next_fast_len, rfft
+    forward, inverse = _real_fft_pair()
     pad = int(math.ceil(12 * c / h)) + 8
-    n = next_fast_len(p.size + 2 * pad)
+    need = p.size + 2 * pad
+    n = _FAST_LEN.get(need)
+    if n is None:
+        from scipy.fft import next_fast_len
+        n = _FAST_LEN.setdefault(need, next_fast_len(need))
     k = _FREQ_CACHE.get((n, h))
     if k is None:
         k = _FREQ_CACHE.setdefault((n, h), 2 * np.pi * np.fft.rfftfreq(n, d=h))
-    F = rfft(p, n)
+    buf = np.zeros(n)
+    buf[:p.size] = p
+    F = forward(buf)
     m = min(k.size, int(math.ceil(10.0 / (c * k[1]))) + 1) if c > 0 else k.size
     F[:m] *= np.exp((-0.5 * c * c) * k[:m] * k[:m])
     F[m:] = 0
-    return irfft(F, n)[:p.size]
+    return inverse(F, n)[:p.size]
 
 
 _SPLINE_PAD = 12   # scipy.ndimage pads by 12 edge values before the 'nearest' spline filter
