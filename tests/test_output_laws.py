@@ -283,3 +283,22 @@ def test_grid_blur_is_the_public_fft_product_and_the_gaussian_convolution():
     s = math.sqrt(0.2 ** 2 + c ** 2)
     exact = np.exp(-0.5 * ((x - 0.3) / s) ** 2) / (s * math.sqrt(2 * math.pi))
     assert np.abs(ours - exact).max() < 1e-12
+
+
+def test_grid_spline_coefficients_are_map_coordinates_own():
+    """_spline_coefficients (scipy.ndimage's compiled filter called directly where it
+    matches) evaluated at the nodes and between them gives map_coordinates(order=3,
+    mode='nearest') to 1e-12, and away from the edges (whose 'nearest' padding is flat)
+    interpolates a smooth log density to O(h^4) (h = 0.05: 4.6e-9; h = 0.1: 7.8e-8)."""
+    from scipy.ndimage import map_coordinates
+    from theory.laws.grid1d import _spline_coefficients, _spline_eval
+    h = 0.05
+    x = np.arange(-100, 101) * h
+    logp = -0.5 * x ** 2 + 0.3 * np.sin(x)
+    pos = np.linspace(3.0, x.size - 4.0, 977)
+    ours = _spline_eval(_spline_coefficients(logp), pos)
+    ref = map_coordinates(logp, [pos], order=3, mode="nearest")
+    assert np.abs(ours - ref).max() < 1e-12
+    xp = x[0] + pos * h
+    inner = (pos > 20) & (pos < x.size - 21)
+    assert np.abs(ours - (-0.5 * xp ** 2 + 0.3 * np.sin(xp)))[inner].max() < 1e-8

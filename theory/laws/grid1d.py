@@ -130,16 +130,48 @@ def _blur_linear(p, c, h):
 _SPLINE_PAD = 12   # scipy.ndimage pads by 12 edge values before the 'nearest' spline filter
 
 
+_SPLINE_FILTER = []
+
+
+def _spline_filter_in_place():
+    """``f(buf)``: ``scipy.ndimage.spline_filter1d(buf, 3, mode="nearest", output=buf)`` on a
+    1-D float64 array. The public function's argument handling costs about as much as the
+    filter on a few hundred nodes, so its compiled kernel is called directly when present,
+    after a check on first use that it gives the public function's result bit for bit;
+    otherwise the public function."""
+    if _SPLINE_FILTER:
+        return _SPLINE_FILTER[0]
+    from scipy.ndimage import spline_filter1d
+
+    def public(buf):
+        return spline_filter1d(buf, 3, mode="nearest", output=buf)
+    f = public
+    try:
+        from scipy.ndimage import _nd_image
+        from scipy.ndimage._ni_support import _extend_mode_to_code
+        code = _extend_mode_to_code("nearest")
+
+        def direct(buf):
+            _nd_image.spline_filter1d(buf, 3, 0, buf, code)
+            return buf
+        x = np.random.default_rng(0).random(97)
+        if np.array_equal(direct(x.copy()), public(x.copy())):
+            f = direct
+    except Exception:          # noqa: BLE001 -- any change of the private layout: public path
+        pass
+    _SPLINE_FILTER.append(f)
+    return f
+
+
 def _spline_coefficients(logp):
     """Cubic B-spline coefficients of ``logp`` exactly as ``scipy.ndimage.map_coordinates(logp,
     order=3, mode='nearest')`` builds them (edge padding by 12 nodes, then the filter)."""
-    from scipy.ndimage import spline_filter1d
     P = _SPLINE_PAD
     buf = np.empty(logp.size + 2 * P)
     buf[:P] = logp[0]
     buf[P:-P] = logp
     buf[-P:] = logp[-1]
-    return spline_filter1d(buf, 3, mode="nearest", output=buf)
+    return _spline_filter_in_place()(buf)
 
 
 def _spline_eval(coef, pos):
@@ -257,7 +289,7 @@ class _StepMaps:
         t = pos
         t -= i
         i.clip(0, n + 2 * _SPLINE_PAD - 4, out=i)
-        self.idx = i
+        self.idx = (i, i + 1, i + 2, i + 3)           # the four coefficients of each cell
         t2 = t * t
         t3 = t2 * t
         omt = 1.0 - t
@@ -271,12 +303,12 @@ class _StepMaps:
     def spline(self, r, coef):
         """Interpolated log density at the preimages of row ``r`` (coefficients from
         :func:`_spline_coefficients`), -inf outside the image."""
-        i = self.idx[r]
-        w0, w1, w2, w3 = (w[r] for w in self.w)
-        out = w0 * coef[i]
-        out += w1 * coef[i + 1]
-        out += w2 * coef[i + 2]
-        out += w3 * coef[i + 3]
+        i0, i1, i2, i3 = self.idx
+        w0, w1, w2, w3 = self.w
+        out = w0[r] * coef[i0[r]]
+        out += w1[r] * coef[i1[r]]
+        out += w2[r] * coef[i2[r]]
+        out += w3[r] * coef[i3[r]]
         out[self.outside[r]] = -np.inf
         return out
 
