@@ -264,3 +264,19 @@ def test_kappa_title_names_only_departures_that_change_the_iterations():
     panels = ([_panel("rpca", k, r, 0.002) for k, r in
                ((1, 0.794), (5, 0.798), (10, 0.794), (20, 0.838))])
     assert [d["kappa"] for d in scaledgd_kappa.material_departures(panels, "rpca")] == [20]
+
+
+def test_stepsize_reading_says_when_no_step_size_serves_every_kappa():
+    """Full mode: GD at kappa = 20 reaches 2.3e-2 at best in 80 iterations and at no step size
+    do all four kappas cut their error tenfold; the reading says so in words (it read
+    "up to eta = none"). ScaledGD's range ends at 0.86 (first divergence 0.88, kappa = 20)."""
+    import json
+    from pathlib import Path
+    s = json.loads((Path(__file__).parent / "data" / "summaries_full" /
+                    "scaledgd-stepsize.json").read_text())
+    assert s["stable_up_to"]["gd"] is None
+    text = scaledgd_stepsize.reading(s)
+    assert "GD: best error over eta" in text and "eta = none" not in text
+    assert "at no step size does every kappa cut its error tenfold" in text
+    assert s["stable_up_to"]["scaledgd"] == pytest.approx(0.86, abs=0.005)
+    assert "every kappa cuts its error tenfold up to eta = 0.86" in text

@@ -284,9 +284,9 @@ def reading(summary: dict) -> str:
                        for v in (c["error_at_default"] for c in cs))
         up = summary["stable_up_to"][alg]
         out.append(f"{ALG_LABEL[alg]}: best error over eta {best}; at eta = "
-                   f"{cs[0]['default_eta']:.2f} {at}; every kappa cuts its error tenfold "
-                   "up to eta = "
-                   + ("none" if up is None else f"{up:.2f}"))
+                   f"{cs[0]['default_eta']:.2f} {at}; "
+                   + ("at no step size does every kappa cut its error tenfold" if up is None
+                      else f"every kappa cuts its error tenfold up to eta = {up:.2f}"))
     kap = ", ".join(f"{c['kappa']:g}" for c in summary["curves"]
                     if c["algorithm"] == "scaledgd")
     div = ", ".join(f"{'none' if e is None else f'{e:.2f}'} (kappa {c['kappa']:g})"
