@@ -759,3 +759,25 @@ def test_ambient_title_states_the_computed_claim():
     title = m.ambient_title(planted)
     assert "p = +0.200" in title and "violated" in title, title
     assert "√d" in m.sde_contrast(s)
+
+
+def test_rate_vs_T_reading_takes_the_figures_verdict_on_a_steepening_fit(tmp_path):
+    """Full mode's rk4 fit (Gaussian, T^-3.85 [...] against the order-4 bound) has local
+    slopes still steepening toward -4 over its range: the legend says "not resolved
+    (pre-asymptotic ...)" and so must the notebook's reading (it said "violated in 1");
+    the full-mode figure draws without layout warnings."""
+    from experiments.studies import rate_vs_T
+    from theory.rates import local_slopes, verdict
+    s = _full_summary("rate-vs-T")
+    rk4 = [f for f in s["fits"] if f["sampler"] == "rk4"
+           and "exponent" in f["log_corrected_fits"]["tv_over_logT^4"]]
+    assert len(rk4) == 1
+    lf = rk4[0]["log_corrected_fits"]["tv_over_logT^4"]
+    assert lf["ci"][1] > -4 and verdict(-4, lf["ci"], var="T").startswith("violated")
+    sl = [x[2] for x in local_slopes(rk4[0]["T"], rk4[0]["tv"], 4, lf["x_range"])]
+    assert sl[-1] < sl[0]                        # steepening toward the bound
+    text = rate_vs_T.reading(s)
+    part = next(p for p in text.split("; ") if p.startswith("rk4"))
+    assert "not resolved" in part and "violated" not in part
+    assert "li-sde" in text and "bound loose in 6" in text
+    assert _layout_warnings(rate_vs_T.figure, s, tmp_path) == []
