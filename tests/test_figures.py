@@ -781,3 +781,17 @@ def test_rate_vs_T_reading_takes_the_figures_verdict_on_a_steepening_fit(tmp_pat
     assert "not resolved" in part and "violated" not in part
     assert "li-sde" in text and "bound loose in 6" in text
     assert _layout_warnings(rate_vs_T.figure, s, tmp_path) == []
+
+
+def test_rate_vs_d_reading_prints_no_exponent_on_its_interval_end():
+    """Full mode's bimodal li-sde exponent, +0.5140 in [+0.5054, +0.5226], read
+    "d^+0.51 [+0.51, +0.52]" (the point on its interval's lower end); the reading now takes
+    format_exponent's decimals, with every point strictly inside its printed interval."""
+    import re
+    from experiments.studies import rate_vs_d
+    text = rate_vs_d.reading(_full_summary("rate-vs-d"))
+    found = re.findall(r"d\^([+-]\d\.\d+) \[([+-]\d\.\d+), ([+-]\d\.\d+)\]", text)
+    assert len(found) == 4
+    for k, lo, hi in found:
+        assert float(lo) < float(k) < float(hi)
+    assert "d^+0.514 [+0.505, +0.523]" in text

@@ -8,8 +8,8 @@ exact in any d), li schedule, T = 1000. Exponents are fitted over the d where TV
 from __future__ import annotations
 
 
-from theory.figures import (REFERENCE_SHIFT, add_caption, finish_figure, new_figure,
-                            plot_rate_panel, save_figure, unicode_powers)
+from theory.figures import (REFERENCE_SHIFT, add_caption, finish_figure, format_exponent,
+                            new_figure, plot_rate_panel, save_figure, unicode_powers)
 from theory.rates import LOG_TOLERANCE, RateFit, fit_points, verdict
 
 NAME = "rate-vs-d"
@@ -100,8 +100,10 @@ def reading(summary: dict) -> str:
         fit = f["fit"]
         if "exponent" not in fit:
             continue
-        parts.append(f"{f['prior']}/{f['sampler']} d^{fit['exponent']:+.2f} "
-                     f"[{fit['ci'][0]:+.2f}, {fit['ci'][1]:+.2f}] (d^2: "
-                     f"{verdict(2.0, fit['ci'], var='d')}; d: {verdict(1.0, fit['ci'], var='d')})")
+        # the interval's decimals from format_exponent: no point printed on its own interval's
+        # end ("+0.51 [+0.51, +0.52]" read as a value on its bound)
+        parts.append(f"{f['prior']}/{f['sampler']} d^{format_exponent(fit['exponent'], fit['ci'])}"
+                     f" (against the bounds' d^2: {verdict(2.0, fit['ci'], var='d')}; against a "
+                     f"linear d: {verdict(1.0, fit['ci'], var='d')})")
     return (f"At T = {summary['T']}, over the d where TV <= {TV_FIT_MAX}, the exact TV grows "
             "like " + "; ".join(parts) + ".")
