@@ -14,6 +14,7 @@ import pytest
 
 from experiments.runtime import report
 from experiments.studies import scaledgd_kappa, scaledgd_noise, scaledgd_stepsize
+from theory.figures import format_exponent
 from theory.lowrank import gd, kappa_exponent, make_problem, run_point, scaled_gd
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -72,7 +73,8 @@ def test_kappa_summary_panels_and_reading(kappa_summary):
     text = scaledgd_kappa.reading(summary)
     rip_sg = next(f for f in summary["fits"] if f["sampling"] == "rip"
                   and f["algorithm"] == "scaledgd")["fit"]
-    assert f"kappa^{rip_sg['exponent']:+.3f}" in text
+    assert f"kappa^{format_exponent(rip_sg['exponent'], rip_sg['ci'])}" in text
+    assert "^-0.0 " not in text and "kappa^-0.00 " not in text      # no signed zero
 
 
 def test_noise_summary():

@@ -479,7 +479,7 @@ def _fit_text(f):
     fit = f["fit"]
     if "exponent" not in fit:
         return f"no fit ({fit.get('error')})"
-    return f"kappa^{fit['exponent']:+.3f} [{fit['ci'][0]:+.3f}, {fit['ci'][1]:+.3f}]"
+    return f"kappa^{format_exponent(fit['exponent'], fit['ci'])}"     # no "-0.000"
 
 
 def reading(summary: dict) -> str:
@@ -514,7 +514,8 @@ def _against_theorem(spans, theorem) -> str:
     s = f"; the theorem's 1 - 0.6 eta = {theorem:g}"
     if slower:
         s += (f" is not met on {', '.join(slower)}: the bound assumes RIP-level sampling, "
-              "which these sampling ratios do not give (the rate tests meet it at m = 80nr)")
+              "which these sampling ratios do not give (at m = 80nr the iteration counts imply a "
+              "rate within it: bottom right panel)")
     if faster:
         s += f"{';' if slower else ''} holds on {', '.join(faster)}"
     return s + "."
