@@ -118,3 +118,24 @@ def _files(name) -> tuple:
     from experiments.runtime import registry
     mod = registry.get(name)
     return getattr(mod, "FIGURE_FILES", (EXPERIMENTS[name][0].rsplit(".", 1)[1] + ".png",))
+
+
+def test_every_exponent_table_names_its_curves_apart():
+    """In each fixture summary (fast mode, and the full-mode ones kept) no two rows of the
+    notebook's exponent table carry the same curve label: dpnp-subsampler-error's two DDS
+    fits read "vs=DDS steps s, problem=gaussian" twice before the method (sde, ode) joined
+    the label keys."""
+    import json
+    from pathlib import Path
+    from experiments.notebook.sections import exponent_rows
+    data = Path(__file__).parent / "data"
+    checked = 0
+    for path in sorted(data.glob("summaries/*.json")) + sorted(data.glob("summaries_full/*.json")):
+        labels = [r[0] for r in exponent_rows(json.loads(path.read_text()))]
+        assert len(labels) == len(set(labels)), (path.name, labels)
+        checked += len(labels)
+    assert checked >= 40
+    rows = exponent_rows(json.loads((data / "summaries" / "dpnp-subsampler-error.json")
+                                    .read_text()))
+    assert [r[0] for r in rows] == ["vs=DDS steps s, problem=gaussian, method=sde",
+                                    "vs=DDS steps s, problem=gaussian, method=ode"]

@@ -39,8 +39,8 @@ from .sweep import run_points
 __all__ = ["run_study", "FIT_LABEL_KEYS"]
 
 #: Fields of a summary's fit that name its curve (in this order) where a fit is printed.
-FIT_LABEL_KEYS = ("prior", "d", "sampler", "T", "vs", "problem", "sampling", "algorithm",
-                  "eta")
+FIT_LABEL_KEYS = ("prior", "d", "sampler", "T", "vs", "problem", "method", "sampling",
+                  "algorithm", "eta")
 
 
 def run_study(study: ModuleType, fast: bool = False, root=None, figures_dir="figures",
