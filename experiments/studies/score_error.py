@@ -115,13 +115,15 @@ def _dimension_sentence(summary: dict) -> str:
     rs = dimension_ratios(summary)
     if not rs:
         return ""
-    parts = ", ".join(f"{r['ratio']:.2f}x [{r['range'][0]:.2f}, {r['range'][1]:.2f}] "
-                      f"{r['sampler']}" for r in rs)
+    parts = ", ".join(f"{r['ratio']:.2f}x (range {r['range'][0]:.2f}–{r['range'][1]:.2f}) "
+                      f"for {r['sampler']}" for r in rs)
     d0, d1 = rs[0]["d"]
-    return (f"the √d does not show: at equal ε_score the excess at d = {d1} is "
-            f"{parts} that at d = {d0}; √d predicts {rs[0]['sqrt_d_ratio']:.2f}x"
+    how = ("median over each fit's points, the range from their extremes; the two fits "
+           "cover different ε_score")
+    return (f"the √d does not show: per unit ε_score the excess at d = {d1} is {parts} of "
+            f"that at d = {d0} ({how}); √d predicts {rs[0]['sqrt_d_ratio']:.2f}x"
             if all(r["range"][1] < r["sqrt_d_ratio"] for r in rs) else
-            f"per unit ε_score the excess at d = {d1} is {parts} that at d = {d0}; "
+            f"per unit ε_score the excess at d = {d1} is {parts} of that at d = {d0} ({how}); "
             f"√d predicts {rs[0]['sqrt_d_ratio']:.2f}x")
 
 
@@ -242,8 +244,8 @@ def reading(summary: dict) -> str:
              for f in summary["fits"] if "exponent" in f["fit"]]
     dim = _dimension_sentence(summary).replace("√d", "sqrt(d)").replace("ε", "eps")
     return ("; ".join(parts) + ". An exponent of 1 is the bounds' linear score term; a "
-            "larger one means the score error enters at a higher order than the bound allows "
-            "for (the bound is then loose as eps -> 0)."
+            "larger one means the excess vanishes faster than linearly as eps -> 0, so the "
+            "bound holds there and is loose."
             + (f" In dimension, {dim} (eps_score is the norm of the whole d-vector error, so "
                "the bound's sqrt(d) is an extra factor; for this perturbation it is loose)."
                if dim else ""))
