@@ -293,7 +293,7 @@ def reading(summary: dict) -> str:
                     for c in summary["curves"] if c["algorithm"] == "scaledgd"
                     for e in [first_divergence(c)])
     ratios = kappa_error_ratios(summary)
-    ratio = (f"; up to that eta ScaledGD's largest / smallest error over kappa is at most "
-             f"{max(r for _, r in ratios):.1f}" if ratios else "")
+    ratio = (f"; for eta <= {ratios[-1][0]:.2f} ScaledGD's largest / smallest error over "
+             f"kappa is at most {max(r for _, r in ratios):.1f}" if ratios else "")
     return (f"After {summary['curves'][0]['iterations']} iterations, for kappa = {kap}: "
             + "; ".join(out) + f"; ScaledGD first diverges at eta = {div}{ratio}.")
