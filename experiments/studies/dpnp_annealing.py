@@ -3,8 +3,11 @@ with DPS (Chung et al. 2023) on the same axes.
 
 Claim checked (THEORY.md sections 6-7; Xu & Chi, arXiv:2403.17042): a diminishing eta_k
 removes the stationary bias TV(pi_eta, posterior) ~ eta^2 that a constant eta leaves, so
-DPnP approaches the posterior as its budget grows, whereas DPS, an approximation of the
-guidance term, keeps a bias that more steps do not remove.
+at equal score evaluations an annealed DPnP ends closer to the posterior than a constant eta,
+whereas DPS, an approximation of the guidance term, keeps a bias that more steps do not
+remove. With K = 16 outer steps fixed, a larger budget per step takes each schedule to its
+exact-sub-sampler limit (the dotted lines), not to the posterior: the verdict compares the
+schedules at the largest budget, where each is close to that limit (the reading says how close).
 
 Problems (d = 1, A = I): the Gaussian prior N(0, 1) (preset ``gauss``) with the Gaussian
 likelihood (y = 0.7, sigma = 0.5), where DPnP mixes fast; and the bimodal prior with the
