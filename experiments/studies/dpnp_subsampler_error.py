@@ -394,6 +394,11 @@ def reading(summary) -> str:
         if c["mc"] is not None:
             m = c["mc"]
             lines.append(f"    sample-based at {m['steps']} steps: {m['value']:.3e} "
-                         f"[{m['lower']:.3e}, {m['upper']:.3e}], floor {m['floor_q95']:.1e}; "
-                         f"grid law binned alike {m['grid_binned']:.3e}")
+                         f"[{m['lower']:.3e}, {m['upper']:.3e}], floor {m['floor_q95']:.1e}"
+                         + (" (below its floor: an upper bound only)"
+                            if m["upper"] <= m["floor_q95"] or m["value"] < m["floor_q95"]
+                            else "")
+                         + f"; grid law binned alike {m['grid_binned']:.3e}"
+                         + (", inside" if m["lower"] <= m["grid_binned"] <= m["upper"]
+                            else ", outside") + " the sample interval")
     return "\n".join(lines)
