@@ -795,3 +795,20 @@ def test_rate_vs_d_reading_prints_no_exponent_on_its_interval_end():
     for k, lo, hi in found:
         assert float(lo) < float(k) < float(hi)
     assert "d^+0.514 [+0.505, +0.523]" in text
+
+
+def test_subsampler_reading_says_where_a_sample_check_cannot_resolve():
+    """Each sample-based check in dpnp-subsampler-error's reading says whether the binned
+    grid law lies in the sample interval, and a check whose interval ends below its floor
+    (or whose value does) is called an upper bound only; the numbers parsed back agree."""
+    import re
+    from experiments.studies import dpnp_subsampler_error as se
+    for summary in (json.loads((Path(__file__).parent / "data" / "summaries" /
+                                "dpnp-subsampler-error.json").read_text()),):
+        lines = [ln for ln in se.reading(summary).splitlines() if "sample-based" in ln]
+        assert lines
+        for ln in lines:
+            v, lo, hi, fl, g = (float(x) for x in re.search(
+                r": (\S+) \[(\S+), (\S+)\], floor (\S+?)[ ;].*binned alike (\S+),", ln).groups())
+            assert ("upper bound only" in ln) == (hi <= fl or v < fl)
+            assert ln.endswith("inside the sample interval") == (lo <= g <= hi)
