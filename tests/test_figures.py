@@ -812,3 +812,20 @@ def test_subsampler_reading_says_where_a_sample_check_cannot_resolve():
                 r": (\S+) \[(\S+), (\S+)\], floor (\S+?)[ ;].*binned alike (\S+),", ln).groups())
             assert ("upper bound only" in ln) == (hi <= fl or v < fl)
             assert ln.endswith("inside the sample interval") == (lo <= g <= hi)
+
+
+def test_annealing_reading_sums_up_agreeing_cross_checks_and_names_schedules():
+    """The chain cross-checks that agree are one line with their count and largest
+    difference (computed here from the summary), each disagreement its own; the
+    moment sentences name the schedules they cover ("for every schedule" when all)."""
+    from experiments.studies import dpnp_annealing as da
+    s = _full_summary("dpnp-annealing")
+    checks = s["sample_cross_checks"]
+    agree = [c for c in checks if c["agree"]]
+    text = da.reading(s)
+    gap = max(abs(c["value"] - c["grid_law"]["value"]) for c in agree)
+    assert (f"{len(agree)} of {len(checks)} binned TVs agree" in text
+            and f"largest difference {gap:.4f}" in text)
+    assert text.count("cross-check (") == len(checks) - len(agree)
+    assert "gaussian: at budget 2048, for every schedule, the reverse-SDE DDS" in text
+    assert "logistic: at budget 2048, for the geometric and polynomial schedules" in text

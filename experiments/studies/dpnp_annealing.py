@@ -604,6 +604,20 @@ def schedule_styles():
     return cols, marks
 
 
+def _and_list(names) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _for_schedules(qs) -> str:
+    """``for every schedule`` or ``for the geometric and polynomial schedules``."""
+    names = [q["label"] for q in qs]
+    if set(names) >= set(SCHEDULES):
+        return "for every schedule"
+    return f"for the {_and_list(names)} schedule" + ("s" if len(names) > 1 else "")
+
+
 def _sparse_label(v, _):
     """Minor log ticks labelled at 2 and 5 times a power of ten only (the rest crowd)."""
     m = v / 10 ** np.floor(np.log10(v) + 1e-9)
@@ -722,7 +736,8 @@ def reading(summary) -> str:
         other = [q for q in allq if not q["variance_explains"]]
         if other:
             lines.append(
-                f"{p}: at budget {other[0]['budget']} the reverse-SDE DDS ends closer to the "
+                f"{p}: at budget {other[0]['budget']}, {_for_schedules(other)}, the "
+                "reverse-SDE DDS ends closer to the "
                 "posterior than the same schedule with exact sub-samplers ("
                 + ", ".join(f"{q['label']} TV {q['tv']:.4f} vs {q['limit']:.4f}, mean "
                             f"{q['mean']:.4f} vs {q['limit_mean']:.4f}, variance {q['var']:.4f}"
@@ -734,14 +749,24 @@ def reading(summary) -> str:
             pairs = lambda k1, k2: ", ".join(f"{q['label']} {q[k1]:.4f} vs {q[k2]:.4f}"  # noqa: E731
                                              for q in qs)
             lines.append(
-                f"{p}: at budget {qs[0]['budget']} the reverse-SDE DDS ends closer to the "
-                f"posterior than the same schedule with exact sub-samplers (TV {pairs('tv', 'limit')}"
-                f"): its finite steps shrink the output variance ({pairs('var', 'limit_var')} "
-                f"with exact sub-samplers, whose last eta inflates it; posterior "
-                f"{qs[0]['posterior_var']:.4f}), so the two errors partly cancel; the mean "
-                f"({pairs('mean', 'limit_mean')}; posterior {qs[0]['posterior_mean']:.4f}) is "
-                "the schedule's either way.")
-    for chk in summary.get("sample_cross_checks", []):
+                f"{p}: at budget {qs[0]['budget']}, {_for_schedules(qs)}, "
+                f"the reverse-SDE DDS ends closer to the posterior than the same schedule with "
+                f"exact sub-samplers (TV {pairs('tv', 'limit')}). Its finite steps shrink the "
+                f"output variance ({pairs('var', 'limit_var')} with exact sub-samplers, whose "
+                f"last eta inflates it; posterior {qs[0]['posterior_var']:.4f}), so the two "
+                f"errors partly cancel. The mean ({pairs('mean', 'limit_mean')}; posterior "
+                f"{qs[0]['posterior_mean']:.4f}) is the schedule's either way.")
+    checks = summary.get("sample_cross_checks", [])
+    agreeing = [c for c in checks if c["agree"]]
+    if len(agreeing) > 1:     # one line for the checks that agree, each disagreement its own
+        gap = max(abs(c["value"] - c["grid_law"]["value"]) for c in agreeing)
+        err = max(c["grid_law"]["error"] for c in agreeing)
+        lines.append(f"cross-checks against real chains: {len(agreeing)} of {len(checks)} "
+                     "binned TVs agree with their exact grid laws ("
+                     + _and_list(sorted({c['problem'] for c in agreeing})) + " problem; largest "
+                     f"difference {gap:.4f}, grid laws' refinement errors at most {err:.1e}).")
+        checks = [c for c in checks if not c["agree"]]
+    for chk in checks:
         g = chk["grid_law"]
         lines.append(f"cross-check ({chk['problem']}, {chk['label']}, budget {chk['budget']}): "
                      f"binned TV of the chains {chk['value']:.4f} [{chk['lower']:.4f}, "
