@@ -260,7 +260,7 @@ def test_kappa_title_names_only_departures_that_change_the_iterations():
                                                     "eta": 0.5, "fit": {"exponent": 1.03}}]}
     title = scaledgd_kappa.kappa_title(summary)
     assert "varies by ≤ 0.009 on matrix sensing and robust PCA" in title
-    assert "(iterations to a given error within 7%)" in title   # log(.859) / log(.868) = 1.074
+    assert "(iteration counts to a given error agree within 7%)" in title   # log(.859) / log(.868) = 1.074
     assert "slower" not in title
     assert "κ = 1 departs" in scaledgd_kappa.rate_caption(summary["panels"])
     panels = ([_panel("rpca", k, r, 0.002) for k, r in

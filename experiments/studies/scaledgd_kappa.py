@@ -226,7 +226,7 @@ def kappa_title(summary) -> str:
         text += (f" varies by ≤ {sci(worst, 1)} on "
                  + listed.replace("matrix sensing and matrix completion",
                                   "matrix sensing and completion")
-                 + f" (iterations to a given error within {100 * (its - 1):.0f}%)")
+                 + f" (iteration counts to a given error agree within {100 * (its - 1):.0f}%)")
     for i, p in enumerate(q for q in probs if deps[q]):
         d = deps[p]
         text += (" but" if i == 0 and steady else ";") + " is " + ", ".join(

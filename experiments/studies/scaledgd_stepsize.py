@@ -41,7 +41,7 @@ PROGRESS = 0.1
 DEFAULT_ETA = 0.5
 ROUND_OFF_FLOOR = 1e-12      # relative errors below this are float64 round-off at these sizes
 STAR_SIZE = 11               # marker size of a best-step star alone
-STAR_NEST_STEP = 4.5         # size step between best-step stars nested at one point
+STAR_NEST_STEP = 5.5         # size step between best-step stars nested at one point
 STAR_OVERLAP_DECADES = 0.6   # stars at one eta closer than this (in log10 error) would overprint
 
 
@@ -130,7 +130,7 @@ def stepsize_title(summary) -> str:
         text += " does not make progress at every κ for any η"
     g = best_error_ratio(summary)
     if g is not None:
-        text += f", while GD's best error over η varies {sci(g)}-fold over the same κ"
+        text += f", while GD's best error over η varies {sci(g)}-fold over the same κ range"
         floor = [c for c in summary["curves"]
                  if c["algorithm"] == "gd" and c["best_error"] < ROUND_OFF_FLOOR]
         if floor:      # the ratio's denominator is round-off, not the method's best
@@ -165,8 +165,9 @@ def stepsize_caption(summary) -> str:
                    f" to {r_max:.1f} over the {len(ratios)} step sizes η = {ratios[0][0]:.2f}–"
                    f"{ratios[-1][0]:.2f} (largest at η = {e_max:.2f}).")
     out.append("Solid with circles: ScaledGD; dashed with squares: GD; one colour per κ; "
-               "stars: each curve's best step, filled for ScaledGD, hollow for GD (stars at "
-               "one point nested, the later κ smaller). "
+               "stars: each curve's best step, filled for ScaledGD, hollow for GD (stars that "
+               "coincide are nested, each smaller than the one under it: ScaledGD before GD, "
+               "κ ascending). "
                f"Crosses (ScaledGD) and pluses (GD) above the cap {CAP:g}: diverged runs, one "
                "row per curve; their height carries no value.")
     return "\n".join(out)
@@ -236,7 +237,7 @@ def figure(summary: dict, figures_dir="figures"):
             gd_star = c["algorithm"] == "gd"
             ax.plot([c["best_eta"]], [min(c["best_error"], CAP)], "*", color=col, ms=ms,
                     mfc="white" if gd_star else col, mec=col if gd_star else "k",
-                    mew=1.1 if gd_star else 0.6, zorder=5 + i / len(curves))
+                    mew=1.6 if gd_star else 0.6, zorder=5 + i / len(curves))
     ax.axhline(CAP, color="0.5", lw=0.8, ls=":")
     ax.set_xlabel(r"step size $\eta$ (GD: $\eta\,/\,\sigma_{\max}$)")
     ax.set_ylabel(f"relative error after {summary['curves'][0]['iterations']} iterations")
