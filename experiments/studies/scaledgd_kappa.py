@@ -424,7 +424,7 @@ def _fit_panel(ax, fits, sampling, theorem=None):
     hs += [Line2D([], [], color=FIT_COLOUR, ls=":", lw=1.3),
            Line2D([], [], color="0.4", ls="--", dashes=(5, 3), lw=1.0)]
     labels += ["fit over the κ range",
-               "theorem's slope (offset)"]
+               "theorem's slope, in each method's shade (offset)"]
     ax.legend(hs, labels, fontsize=LEGEND_FONTSIZE, loc="upper left")
     top, bottom = max(tops), min(bottoms)
     ax.set_ylim(bottom / 1.6, top * (top / bottom) ** 0.6)  # room for the legend above
