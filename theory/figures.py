@@ -139,6 +139,12 @@ def _num(v, decimals):
     return f"{r:+.{decimals}f}"
 
 
+def and_list(names) -> str:
+    """``a``, ``a and b``, ``a, b and c``: names listed in a sentence."""
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def format_exponent(exponent, ci) -> str:
     """``+0.55 [+0.51, +0.59]``; with the fewest decimals (two, up to six) at which the
     interval spans at least two units of the last digit and the rounded exponent lies

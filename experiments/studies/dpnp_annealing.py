@@ -44,7 +44,8 @@ import torch
 
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from theory.figures import add_caption, new_figure, panel_legend, save_figure, superscript
+from theory.figures import (add_caption, and_list, new_figure, panel_legend, save_figure,
+                            superscript)
 from theory.posterior.annealing import parse_annealing
 from theory.posterior.dpnp_grid import dpnp_grid_refinement
 from theory.posterior.dps_grid import dps_grid_refinement
@@ -604,18 +605,12 @@ def schedule_styles():
     return cols, marks
 
 
-def _and_list(names) -> str:
-    """``a``, ``a and b``, ``a, b and c``."""
-    names = list(names)
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
 def _for_schedules(qs) -> str:
     """``for every schedule`` or ``for the geometric and polynomial schedules``."""
     names = [q["label"] for q in qs]
     if set(names) >= set(SCHEDULES):
         return "for every schedule"
-    return f"for the {_and_list(names)} schedule" + ("s" if len(names) > 1 else "")
+    return f"for the {and_list(names)} schedule" + ("s" if len(names) > 1 else "")
 
 
 def _sparse_label(v, _):
@@ -763,7 +758,7 @@ def reading(summary) -> str:
         err = max(c["grid_law"]["error"] for c in agreeing)
         lines.append(f"cross-checks against real chains: {len(agreeing)} of {len(checks)} "
                      "binned TVs agree with their exact grid laws ("
-                     + _and_list(sorted({c['problem'] for c in agreeing})) + " problem; largest "
+                     + and_list(sorted({c['problem'] for c in agreeing})) + " problem; largest "
                      f"difference {gap:.4f}, grid laws' refinement errors at most {err:.1e}).")
         checks = [c for c in checks if not c["agree"]]
     for chk in checks:

@@ -28,9 +28,9 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.lines import Line2D
 
-from theory.figures import (FIT_COLOUR, LEGEND_FONTSIZE, REFERENCE_SHIFT, add_caption, draw_fit,
-                            format_exponent, new_figure, save_figure, sci, superscript,
-                            unicode_powers)
+from theory.figures import (FIT_COLOUR, LEGEND_FONTSIZE, REFERENCE_SHIFT, add_caption,
+                            and_list, draw_fit, format_exponent, new_figure, save_figure, sci,
+                            superscript, unicode_powers)
 from theory.lowrank.sweeps import KAPPAS_PANEL, configs_kappa, run_point, summarize_kappa
 from theory.rates import RateFit
 
@@ -221,10 +221,8 @@ def kappa_title(summary) -> str:
         worst = max(sp["spread"] for sp in sps)
         its = max(iterations_ratio(sp["lo"], sp["hi"]) for sp in sps)
         names = [PROBLEM_NAME[p] for p in steady]
-        listed = (" and ".join(names) if len(names) < 3
-                  else ", ".join(names[:-1]) + " and " + names[-1])
         text += (f" varies by ≤ {sci(worst, 1)} on "
-                 + listed.replace("matrix sensing and matrix completion",
+                 + and_list(names).replace("matrix sensing and matrix completion",
                                   "matrix sensing and completion")
                  + f" (iteration counts to a given error agree within {100 * (its - 1):.0f}%)")
     for i, p in enumerate(q for q in probs if deps[q]):
