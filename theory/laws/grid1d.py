@@ -68,38 +68,47 @@ def _blur(logp, c, h):
 
 _FREQ_CACHE: dict = {}
 _FAST_LEN: dict = {}
-_FFT_PAIR = []
+_FAST_PATHS: dict = {}
+
+
+def _checked_fast_path(name, public, build_direct, agrees):
+    """The kernel to use for ``name``: ``build_direct()`` (a call of a dependency's compiled
+    kernel that skips its public wrapper) if it builds and ``agrees(direct, public)`` (the
+    same result bit for bit on a probe), else ``public``; decided on first use, then kept.
+    On the few hundred nodes of a refinement level the public wrappers (argument checks,
+    backend dispatch, copies) cost about as much as the work; a changed private layout of a
+    later scipy falls back to the public path."""
+    if name not in _FAST_PATHS:
+        chosen = public
+        try:
+            direct = build_direct()
+            if agrees(direct, public):
+                chosen = direct
+        except Exception:      # noqa: BLE001 -- any change of the private layout: public path
+            pass
+        _FAST_PATHS[name] = chosen
+    return _FAST_PATHS[name]
 
 
 def _real_fft_pair():
     """``(forward, inverse)``: the real FFT of a 1-D float64 array of length n and its inverse
-    (``inverse(F, n)``), as ``scipy.fft.rfft`` / ``irfft`` compute them. On the few hundred
-    nodes of a refinement level, scipy.fft's public wrappers (argument checks, the backend
-    dispatch, the copy into a padded array) cost more than the transforms: the pocketfft
-    kernels under them are called directly when present, after a check on first use that
-    they give the public functions' results bit for bit; otherwise (another scipy, another
-    layout) the public functions."""
-    if _FFT_PAIR:
-        return _FFT_PAIR[0]
+    (``inverse(F, n)``), as ``scipy.fft.rfft`` / ``irfft`` compute them: pocketfft's kernels
+    called directly where they agree (:func:`_checked_fast_path`)."""
+    hit = _FAST_PATHS.get("real-fft")        # the hot path: one lookup per blur
+    if hit is not None:
+        return hit
     from scipy.fft import irfft, rfft
-    pair = (rfft, lambda F, n: irfft(F, n))
-    try:
+
+    def build():
         from scipy.fft._pocketfft import pypocketfft as pocket
+        return (lambda x: pocket.r2c(x, (0,), True, 0, None, 1),
+                lambda F, n: pocket.c2r(F, (0,), n, False, 2, None, 1))
 
-        def forward(x):
-            return pocket.r2c(x, (0,), True, 0, None, 1)
-
-        def inverse(F, n):
-            return pocket.c2r(F, (0,), n, False, 2, None, 1)
-
+    def agrees(direct, public):
         x = np.random.default_rng(0).random(97)
-        if (np.array_equal(forward(x), rfft(x))
-                and np.array_equal(inverse(rfft(x), 97), irfft(rfft(x), 97))):
-            pair = (forward, inverse)
-    except Exception:          # noqa: BLE001 -- any change of the private layout: public path
-        pass
-    _FFT_PAIR.append(pair)
-    return pair
+        return (np.array_equal(direct[0](x), public[0](x))
+                and np.array_equal(direct[1](rfft(x), 97), public[1](rfft(x), 97)))
+    return _checked_fast_path("real-fft", (rfft, lambda F, n: irfft(F, n)), build, agrees)
 
 
 def _blur_linear(p, c, h):
@@ -130,23 +139,19 @@ def _blur_linear(p, c, h):
 _SPLINE_PAD = 12   # scipy.ndimage pads by 12 edge values before the 'nearest' spline filter
 
 
-_SPLINE_FILTER = []
-
-
 def _spline_filter_in_place():
     """``f(buf)``: ``scipy.ndimage.spline_filter1d(buf, 3, mode="nearest", output=buf)`` on a
-    1-D float64 array. The public function's argument handling costs about as much as the
-    filter on a few hundred nodes, so its compiled kernel is called directly when present,
-    after a check on first use that it gives the public function's result bit for bit;
-    otherwise the public function."""
-    if _SPLINE_FILTER:
-        return _SPLINE_FILTER[0]
+    1-D float64 array: its compiled kernel called directly where it agrees
+    (:func:`_checked_fast_path`)."""
+    hit = _FAST_PATHS.get("spline-filter")   # the hot path: one lookup per step
+    if hit is not None:
+        return hit
     from scipy.ndimage import spline_filter1d
 
     def public(buf):
         return spline_filter1d(buf, 3, mode="nearest", output=buf)
-    f = public
-    try:
+
+    def build():
         from scipy.ndimage import _nd_image
         from scipy.ndimage._ni_support import _extend_mode_to_code
         code = _extend_mode_to_code("nearest")
@@ -154,13 +159,12 @@ def _spline_filter_in_place():
         def direct(buf):
             _nd_image.spline_filter1d(buf, 3, 0, buf, code)
             return buf
+        return direct
+
+    def agrees(direct, public):
         x = np.random.default_rng(0).random(97)
-        if np.array_equal(direct(x.copy()), public(x.copy())):
-            f = direct
-    except Exception:          # noqa: BLE001 -- any change of the private layout: public path
-        pass
-    _SPLINE_FILTER.append(f)
-    return f
+        return np.array_equal(direct(x.copy()), public(x.copy()))
+    return _checked_fast_path("spline-filter", public, build, agrees)
 
 
 def _spline_coefficients(logp):
