@@ -160,8 +160,11 @@ def test_stepsize_full_mode_rows_of_diverged_runs_stay_apart_and_inside(tmp_path
 @pytest.mark.parametrize("k, ci, text", [
     (0.5512, (0.5101, 0.5899), "+0.55 [+0.51, +0.59]"),
     (-0.9921, (-0.9959, -0.9884), "-0.992 [-0.996, -0.988]"),   # needs a third decimal
-    (0.8984412, (0.8984381, 0.8984443), "+0.898441 [+0.898438, +0.898444]"),
-    (-1e-9, (-2e-8, 2e-8), "+0.000000 (to within 2e-08)"),        # no "-0.00" or "[-0.00, +0.00]"
+    (0.8984412, (0.8984381, 0.8984443), "+0.898441 ± 4e-06"),     # w = 3.1e-6 rounded up
+    (0.958909, (0.958897, 0.958921), "+0.95891 ± 2e-05"),         # to w's decimal
+    (-1e-9, (-2e-8, 2e-8), "+0.000000 ± 3e-08"),      # no "-0.00" or "[-0.00, +0.00]"
+    (0.0, (-6e-6, 6e-6), "+0.000000 ± 6e-06"),        # not "+0.000000 [-0.000006, +0.000006]"
+    (0.71234, (0.71221, 0.71249), "+0.7123 [+0.7122, +0.7125]"),  # half 1.4e-4: brackets
     (-1.0384, (-1.0431, -1.0332), "-1.038 [-1.043, -1.033]"),   # 2 decimals: "-1.04 [-1.04, -1.03]"
     (0.5149, (0.5091, 0.5301), "+0.515 [+0.509, +0.530]"),      # 2 would put +0.51 on its end
     (0.52, (0.52, 0.61), "+0.52 [+0.52, +0.61]"),               # a point on its end stays there
@@ -703,7 +706,7 @@ def test_wrap_text_measures_mathtext_by_its_drawn_length():
 def test_unicode_powers_writes_every_exponent_in_the_figures_notation():
     """Carets, e-notation and minus signs in one pass: what every legend goes through."""
     from theory.figures import unicode_powers
-    assert unicode_powers("+0.000000 (to within 3e-08)") == "+0.000000 (to within 3×10⁻⁸)"
+    assert unicode_powers("+0.000000 ± 3e-08") == "+0.000000 ± 3×10⁻⁸"
     assert unicode_powers("p = -0.03 [-0.10, +0.04], T^-2, 1e4") == \
         "p = −0.03 [−0.10, +0.04], T⁻², 10⁴"
     assert unicode_powers("dpm++2m and x_1e5 stay") == "dpm++2m and x_1e5 stay"
@@ -805,8 +808,8 @@ def test_subsampler_reading_says_where_a_sample_check_cannot_resolve():
     from experiments.studies import dpnp_subsampler_error as se
     for summary in (json.loads((Path(__file__).parent / "data" / "summaries" /
                                 "dpnp-subsampler-error.json").read_text()),):
-        lines = [ln for ln in se.reading(summary).splitlines() if "sample-based" in ln]
-        assert lines
+        lines = [ln for ln in se.reading(summary).splitlines() if "binned alike " in ln and "steps: " in ln]
+        assert len(lines) == sum(c["mc"] is not None for c in summary["curves"]) > 0
         for ln in lines:
             v, lo, hi, fl, g = (float(x) for x in re.search(
                 r": (\S+) \[(\S+), (\S+)\], floor (\S+?)[ ;].*binned alike (\S+),", ln).groups())
@@ -829,3 +832,18 @@ def test_annealing_reading_sums_up_agreeing_cross_checks_and_names_schedules():
     assert text.count("cross-check (") == len(checks) - len(agree)
     assert "gaussian: at budget 2048, for every schedule, the reverse-SDE DDS" in text
     assert "logistic: at budget 2048, for the geometric and polynomial schedules" in text
+
+
+def test_caption_paragraphs_end_without_a_lone_short_word():
+    """A caption paragraph whose plain wrap leaves "4." alone on its last line (full-mode
+    rate_vs_T's "c₁ = 4.") is rewrapped a little narrower: every line within the width,
+    the words unchanged, the last line at least MIN_LAST_LINE characters."""
+    from theory.figures import MIN_LAST_LINE, _wrap_without_widow, wrap_text
+    text = ("allow 0.05 in the exponent for log factors; hollow markers: points whose "
+            "numerical interval reaches 0 (no band). Exact TV, li schedule c₀ = 2, c₁ = 4.")
+    width = next(w for w in range(40, 90) if len(wrap_text(text, w).splitlines()[-1]) <= 3)
+    plain, fixed = wrap_text(text, width), _wrap_without_widow(text, width)
+    assert plain.splitlines()[-1] == "4."
+    assert len(fixed.splitlines()[-1]) >= MIN_LAST_LINE
+    assert max(len(ln) for ln in fixed.splitlines()) <= width
+    assert fixed.split() == text.split()

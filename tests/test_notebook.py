@@ -45,7 +45,7 @@ def _verdict_fit(f):
 
 NUM = r"[+-]?\d+\.\d+"
 ROW = re.compile(rf"^\| (?P<label>[^|]+) \| [^|]+ \| (?P<k>{NUM}) (\[(?P<lo>{NUM}), "
-                 rf"(?P<hi>{NUM})\]|\(to within (?P<w>[\d.e+-]+)\)) \|", re.M)
+                 rf"(?P<hi>{NUM})\]|± (?P<w>\d(?:e[+-]\d+)?)) \|", re.M)
 
 
 def _check_table(text, summary, name):
@@ -60,6 +60,10 @@ def _check_table(text, summary, name):
         if m["lo"] is not None:
             assert abs(float(m["lo"]) - fit["ci"][0]) <= half, (name, m.group(0), fit)
             assert abs(float(m["hi"]) - fit["ci"][1]) <= half, (name, m.group(0), fit)
+        else:                                   # k ± w covers the interval (to the digits)
+            w = float(m["w"])
+            assert float(m["k"]) - w <= fit["ci"][0] + half, (name, m.group(0), fit)
+            assert float(m["k"]) + w >= fit["ci"][1] - half, (name, m.group(0), fit)
         for key in ("prior", "d", "sampler", "problem", "eta"):
             if key in f and not isinstance(f[key], list):
                 assert f"{key}={f[key]}" in m["label"], (name, m["label"], key)

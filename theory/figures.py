@@ -146,18 +146,21 @@ def and_list(names) -> str:
 
 
 def format_exponent(exponent, ci) -> str:
-    """``+0.55 [+0.51, +0.59]``; with the fewest decimals (two, up to six) at which the
+    """``+0.55 [+0.51, +0.59]``; with the fewest decimals (two, up to four) at which the
     interval spans at least two units of the last digit and the rounded exponent lies
     strictly between its rounded ends (when it lies strictly inside the interval), so that
     no printed point sits on its own interval's end (``-1.04 [-1.04, -1.03]`` is printed
-    ``-1.038 [-1.043, -1.033]``); ``+0.000000 (to within 3e-08)`` when even six decimals
-    do not resolve it."""
+    ``-1.038 [-1.043, -1.033]``). An interval narrower than that (half-width under 1e-4) is
+    printed as the exponent ``± w``, w its largest distance to an end rounded up to one
+    significant digit (so ``k ± w`` covers the interval) and the exponent to w's decimal
+    (at most six): ``+0.95891 ± 1e-05``, ``+0.000000 ± 6e-06``, ``+0.979727 ± 6e-09``; one
+    style for every resolved-to-round-off value instead of long bracketed strings."""
     lo, hi = float(ci[0]), float(ci[1])
     k = float(exponent)
     half = max(hi - lo, 0.0) / 2
-    if half < 0.5e-6:
-        return f"{_num(k, 6)} (to within {max(abs(hi - k), abs(k - lo)):.0e})"
-    for dec in (2, 3, 4, 5, 6):
+    if half < 1e-4:
+        return f"{_num(k, _plus_minus_decimals(k, lo, hi))} ± {_round_up_1sig(max(hi - k, k - lo))}"
+    for dec in (2, 3, 4):
         if half < 10 ** (-dec):
             continue
         r_lo, r_k, r_hi = (round(v, dec) for v in (lo, k, hi))
@@ -165,6 +168,24 @@ def format_exponent(exponent, ci) -> str:
             continue
         break
     return f"{_num(k, dec)} [{_num(lo, dec)}, {_num(hi, dec)}]"
+
+
+def _round_up_1sig(w: float) -> str:
+    """``w`` rounded up to one significant digit, in e-notation (``5.3e-06`` -> ``6e-06``);
+    ``0`` for a zero width."""
+    if not w > 0:
+        return "0"
+    e = math.floor(math.log10(w))
+    m = math.ceil(w / 10.0 ** e - 1e-9)
+    if m >= 10:
+        m, e = 1, e + 1
+    return f"{m}e{e:+03d}"
+
+
+def _plus_minus_decimals(k, lo, hi) -> int:
+    """Decimals of ``k ± w``: those of w's leading digit, between five and six."""
+    w = max(hi - k, k - lo)
+    return 6 if not w > 0 else int(min(6, max(5, -math.floor(math.log10(w)))))
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, figsize=(5.0, 3.8)):
@@ -413,6 +434,24 @@ def wrap_text(text: str, width: int, **kw) -> str:
     return out
 
 
+#: A caption paragraph's last line is at least this many characters (no lone "4." line).
+MIN_LAST_LINE = 16
+
+
+def _wrap_without_widow(text: str, width: int) -> str:
+    """:func:`wrap_text` at ``width``, or at the widest narrower width (down to 90% of it)
+    whose last line has at least :data:`MIN_LAST_LINE` characters: a short word left alone
+    on a paragraph's last line reads as a stray mark below the figure."""
+    out = wrap_text(text, width)
+    if "\n" not in out or len(out.rsplit("\n", 1)[1]) >= MIN_LAST_LINE:
+        return out
+    for w in range(width - 1, int(0.9 * width) - 1, -1):
+        trial = wrap_text(text, w)
+        if len(trial.rsplit("\n", 1)[1]) >= MIN_LAST_LINE:
+            return trial
+    return out
+
+
 def _indent(text):
     """A legend line below the curve's name: indented, wrapped at :data:`LEGEND_WRAP`."""
     return wrap_text(text, LEGEND_WRAP, initial_indent="    ", subsequent_indent="      ",
@@ -617,7 +656,7 @@ def add_caption(fig, text: str, fontsize: float = CAPTION_FONTSIZE, key=None, nc
     that every panel shares) the caption heads a figure legend of them instead. The one
     caption helper of every study."""
     width = int(fig.get_figwidth() * 72 / (0.52 * fontsize))     # characters per line
-    lines = [wrap_text(t, width) for t in text.split("\n") if t.strip()]
+    lines = [_wrap_without_widow(t, width) for t in text.split("\n") if t.strip()]
     if key:
         # a key of marks shared by every panel: one figure legend at the bottom with the
         # caption as its title (a supxlabel beside it would overlap)
