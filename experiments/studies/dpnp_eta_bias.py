@@ -2,7 +2,7 @@
 
 Claim checked (THEORY.md section 6; Xu & Chi, arXiv:2403.17042): the stationary law of DPnP
 at a fixed eta, pi_eta ∝ p(x) (e^l * N(0, eta^2))(x), tends to the posterior as eta -> 0
-(hence the annealing). [derived] For a smooth likelihood e^l * N(0, eta^2) = e^l +
+(hence the annealing). Our derivation, not the paper's: for a smooth likelihood e^l * N(0, eta^2) = e^l +
 (eta^2/2)(e^l)'' + O(eta^4), so TV(pi_eta, posterior) ~ C eta^2: slope +2 on log-log axes.
 Problems: bimodal prior (d = 1) with the Gaussian likelihood (y = 0.7, sigma = 0.5, also in
 closed form: pi_eta is the posterior with sigma^2 + eta^2), phase retrieval (y = |x| + noise,
@@ -35,7 +35,8 @@ COLOURS = parameter_colours(PROBLEMS, cmap="copper", span=(0.2, 0.75))
 MARKERS = dict(zip(PROBLEMS, ("o", "s", "^")))
 CLAIM = ("Xu & Chi (arXiv:2403.17042): the stationary law pi_eta of DPnP at a fixed eta tends "
          "to the posterior as eta -> 0 (hence the annealing); for a smooth likelihood "
-         "TV(pi_eta, posterior) ~ C eta^2 [derived].")
+         "TV(pi_eta, posterior) ~ C eta^2 (our derivation, not the paper's: smoothing the "
+         "likelihood by N(0, eta^2) changes it by (eta^2/2) times its second derivative).")
 
 
 def configs(fast: bool):
@@ -72,7 +73,7 @@ def summarise(records, fast: bool) -> dict:
         pts = [{"value": r["result"]["value"],
                 "lower": max(r["result"]["value"] - r["result"]["error"], 1e-300),
                 "upper": r["result"]["value"] + r["result"]["error"]} for r in rs]
-        fits.append({"prior": "bimodal", "d": 1, "sampler": f"dpnp/{p}",
+        fits.append({"prior": "bimodal", "d": 1, "sampler": "dpnp", "problem": p,
                      "fit": fit_points(x, pts, x_max=ETA_FIT_MAX), "theory_exponent": 2.0,
                      "eta": x, "tv": [q["value"] for q in pts], "lower": [q["lower"] for q in pts],
                      "upper": [q["upper"] for q in pts],
@@ -88,7 +89,7 @@ def figure(summary, figures_dir="figures"):
     ax = axes[0, 0]
     curves = []
     for f in summary["fits"]:
-        name = f["sampler"].split("/")[1]
+        name = f["problem"]
         curves.append({"x": f["eta"], "value": f["tv"], "lower": f["lower"], "upper": f["upper"],
                        "label": NAMES[name], "colour": COLOURS[name],
                        "marker": MARKERS[name], "fit": RateFit.from_dict(f["fit"]),
@@ -98,7 +99,7 @@ def figure(summary, figures_dir="figures"):
     handles, labels = plot_rate_panel(ax, curves, xlabel="η", ylabel="TV($\\pi_\\eta$, posterior)",
                                       title="bimodal prior, d = 1 (exact grid quadrature)",
                                       legend=False)
-    g = [f for f in summary["fits"] if f["sampler"] == "dpnp/gaussian"][0]
+    g = [f for f in summary["fits"] if f["problem"] == "gaussian"][0]
     if g["closed_form"][0] is not None:
         # large hollow circles around the gaussian markers: told apart from the fit's line
         (cf,) = ax.plot(g["eta"], g["closed_form"], "o", ms=9, mfc="none", mec="k", mew=1.0,
@@ -138,11 +139,11 @@ def _eta_ticks(ax, etas):
 
 def reading(summary: dict) -> str:
     """What the exponents in eta say beside the derived 2, and the closed-form check."""
-    parts = [f"{f['sampler'].split('/')[1]} "
+    parts = [f"{f['problem']} "
              f"eta^{format_exponent(f['fit']['exponent'], f['fit']['ci'])} "
              f"({verdict(2.0, f['fit']['ci'], larger_is_better=True, var='eta')})"
              for f in summary["fits"] if "exponent" in f["fit"]]
-    g = [f for f in summary["fits"] if f["sampler"] == "dpnp/gaussian"]
+    g = [f for f in summary["fits"] if f["problem"] == "gaussian"]
     out = (f"Over eta <= {ETA_FIT_MAX}, TV(pi_eta, posterior) ~ " + "; ".join(parts) + ".")
     if g and g[0]["closed_form"][0] is not None:
         gap = max(abs(a - b) for a, b in zip(g[0]["tv"], g[0]["closed_form"]))
