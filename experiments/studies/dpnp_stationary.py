@@ -125,7 +125,7 @@ def summarise(records, fast: bool) -> dict:
                           m["ci"], res["rate"], res["rate_err"], m.get("drift"))),
                       "rel_diff": (None if "rate" not in m else abs(m["rate"] / res["rate"] - 1))})
         fits.append({"problem": cfg["problem"], "eta": cfg["eta"],
-                     "quantity": "geometric rate of TV(law x_k, pi_eta) in k",
+                     "quantity": "lambda in TV ~ C lambda^k",
                      "fit": ({"error": m["error"]} if "error" in m else
                              {"exponent": m["rate"], "ci": m["ci"], "x_range": m["k_range"]}),
                      "theory_exponent": res["rate"]})
