@@ -17,7 +17,7 @@ from matplotlib.colors import to_hex
 from experiments.notebook.fixtures import FIXTURES
 from experiments.runtime import registry
 from theory.figures import (COLOURS, FigureLayoutWarning, colour, colour_distance,
-                            format_exponent,
+                            format_estimate, format_exponent,
                             layout_problems, level_colours, new_figure, plot_rate_panel)
 from theory.rates import fit_exponent
 
@@ -847,3 +847,38 @@ def test_caption_paragraphs_end_without_a_lone_short_word():
     assert len(fixed.splitlines()[-1]) >= MIN_LAST_LINE
     assert max(len(ln) for ln in fixed.splitlines()) <= width
     assert fixed.split() == text.split()
+
+
+@pytest.mark.parametrize("v, lo, hi, text", [
+    (0.2074, 0.1991, 0.2156, "0.207 [0.199, 0.216]"),
+    # full dpnp-annealing printed "reference 0.0229 [0.0229, 0.0229]"
+    (0.02292638, 0.02292582, 0.02292694, "0.0229264 [0.0229258, 0.0229269]"),
+    (0.10766, 0.10756, 0.10776, "0.10766 [0.10756, 0.10776]"),   # 3 digits: on its ends
+    (1.654e-5, 1.650e-5, 1.660e-5, "1.654e-05 [1.650e-05, 1.660e-05]"),
+    (0.5, 0.5 - 1e-12, 0.5 + 1e-12, "0.50000000 ± 1e-12"),        # past 8 digits: ± w
+])
+def test_format_estimate_resolves_the_interval(v, lo, hi, text):
+    assert format_estimate(v, lo, hi) == text
+
+
+def test_format_estimate_never_prints_a_point_on_a_collapsed_interval():
+    """For random intervals around random values, the printed ends differ and a value
+    strictly inside prints strictly between them (or the ± form covers the interval)."""
+    rng = np.random.default_rng(3)
+    for _ in range(2000):
+        v = 10 ** rng.uniform(-6, 0)
+        w = v * 10 ** rng.uniform(-10, -0.5)
+        lo, hi = v - w * rng.uniform(0.1, 1), v + w * rng.uniform(0.1, 1)
+        text = format_estimate(v, lo, hi)
+        if "±" in text:
+            k, pm = text.split(" ± ")
+            assert float(k) - float(pm) <= lo * (1 + 1e-7) and float(k) + float(pm) >= hi * (1 - 1e-7)
+            continue
+        k, a, b = (float(x) for x in text.replace("[", "").replace("]", "").replace(",", "").split())
+        assert a < k < b, text
+
+
+def test_distinct_digits_shows_the_gap():
+    from theory.figures import distinct_digits
+    assert distinct_digits(0.8114121329, 0.8114117635) == 7     # "0.811412" hid the gap
+    assert distinct_digits(0.5, 0.6) == 3

@@ -283,3 +283,13 @@ def test_stepsize_reading_says_when_no_step_size_serves_every_kappa():
     assert s["stable_up_to"]["scaledgd"] == pytest.approx(0.86, abs=0.005)
     assert "every kappa cuts its error tenfold up to eta = 0.86" in text
     assert "for eta <= 0.86 ScaledGD's largest / smallest error over kappa is at most 2.0" in text
+
+
+def test_rate_span_text_shows_where_the_ends_differ():
+    """The reading's rate spans: "completion 0.898-0.898" hid a real spread; NaN (no run)
+    reads "not measured" instead of "nan-nan"."""
+    from experiments.studies.scaledgd_kappa import _span_text
+    assert _span_text(0.917, 0.921) == "0.917-0.921"
+    assert _span_text(0.89712, 0.89738) == "0.8971-0.8974"
+    assert _span_text(0.5, 0.5) == "0.500"
+    assert _span_text(float("nan"), float("nan")) == "not measured"

@@ -143,3 +143,21 @@ def test_every_exponent_table_names_its_curves_apart():
                                     .read_text()))
     assert [r[0] for r in rows] == ["vs=DDS steps s, problem=gaussian, method=sde",
                                     "vs=DDS steps s, problem=gaussian, method=ode"]
+
+
+def test_section_claims_keep_their_paper_and_start_a_sentence():
+    """claim_of drops the docstring's "Claim checked (THEORY.md ...; Paper):" lead-in but
+    keeps the paper it cites (dpnp-subsampler-error and dpnp-annealing had lost theirs and
+    began in lower case)."""
+    import re as _re
+    from experiments.notebook.sections import claim_of
+    from experiments.runtime import registry
+    for name in registry.EXPERIMENTS:
+        mod = registry.get(name)
+        claim = claim_of(mod)
+        assert claim[:1].isupper() and "claim checked" not in claim.lower(), (name, claim)
+        if getattr(mod, "CLAIM", None) is None:
+            for paper in _re.findall(r"arXiv:\d{4}\.\d{5}", (mod.__doc__ or "").split("\n\n")[1]):
+                assert paper in claim, (name, paper)
+    from experiments.studies import dpnp_annealing
+    assert claim_of(dpnp_annealing).startswith("Xu & Chi (arXiv:2403.17042): a diminishing")

@@ -188,6 +188,43 @@ def _plus_minus_decimals(k, lo, hi) -> int:
     return 6 if not w > 0 else int(min(6, max(5, -math.floor(math.log10(w)))))
 
 
+def format_estimate(value, lower, upper, min_digits: int = 3, max_digits: int = 8) -> str:
+    """A value with its interval, ``0.2074 [0.1991, 0.2156]``, with the fewest significant
+    digits (``min_digits`` up to ``max_digits``) at which the interval spans at least two
+    units of the last digit and the rounded value lies strictly between its rounded ends
+    when it lies strictly inside: never ``0.0229 [0.0229, 0.0229]`` (printed
+    ``0.022905 [0.022903, 0.022907]``). An interval narrower than ``max_digits`` resolve is
+    printed ``value ± w`` (w the largest distance to an end, rounded up). Values below 1e-3
+    in e-notation."""
+    v, lo, hi = float(value), float(lower), float(upper)
+    top = max(abs(v), abs(lo), abs(hi))
+    mag = math.floor(math.log10(top)) if top > 0 else 0
+    half = max(hi - lo, 0.0) / 2
+
+    def fmt(x, sig):
+        return f"{x:.{sig - 1}e}" if mag < -3 else f"{x:.{max(sig - 1 - mag, 0)}f}"
+
+    for sig in range(min_digits, max_digits + 1):
+        unit = 10.0 ** (mag - sig + 1) if mag < -3 else 10.0 ** -max(sig - 1 - mag, 0)
+        if half < unit:
+            continue
+        r_lo, r_v, r_hi = (float(fmt(x, sig)) for x in (lo, v, hi))
+        if lo < v < hi and not r_lo < r_v < r_hi:
+            continue
+        return f"{fmt(v, sig)} [{fmt(lo, sig)}, {fmt(hi, sig)}]"
+    return f"{fmt(v, max_digits)} ± {_round_up_1sig(max(hi - v, v - lo))}"
+
+
+def distinct_digits(a: float, b: float, min_digits: int = 3, max_digits: int = 12) -> int:
+    """The fewest significant digits (``min_digits`` up to ``max_digits``) at which ``a`` and
+    ``b`` print differently (so that "measured 0.8114121, exact 0.8114118" shows the gap
+    that "0.811412" hides)."""
+    for sig in range(min_digits, max_digits + 1):
+        if f"{a:.{sig}g}" != f"{b:.{sig}g}":
+            return sig
+    return max_digits
+
+
 def new_figure(nrows: int = 1, ncols: int = 1, figsize=(5.0, 3.8)):
     """A figure and its (nrows, ncols) array of axes, without pyplot (no global state, no
     backend switch in a notebook), with constrained layout (legends below the panels are

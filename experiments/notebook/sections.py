@@ -38,7 +38,15 @@ def claim_of(module) -> str:
     if claim is None:
         paras = (module.__doc__ or "").strip().split("\n\n")
         claim = paras[1] if len(paras) > 1 else paras[0]
-        claim = re.sub(r"^claim checked(\s*\([^)]*\))?\s*:\s*", "", claim, flags=re.I)
+        m = re.match(r"^claim checked(?:\s*\(([^)]*)\))?\s*:\s*", claim, flags=re.I)
+        if m:
+            # keep the paper it cites, drop the pointer into THEORY.md
+            cites = [re.sub(r"^(.+?), (arXiv:\S+)$", r"\1 (\2)", c.strip())
+                     for c in (m.group(1) or "").split(";")
+                     if c.strip() and not c.strip().startswith("THEORY.md")]
+            claim = claim[m.end():]
+            claim = (f"{'; '.join(cites)}: {claim}" if cites
+                     else claim[:1].upper() + claim[1:])
     return " ".join(str(claim).split())
 
 

@@ -44,8 +44,8 @@ import torch
 
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from theory.figures import (add_caption, and_list, new_figure, panel_legend, save_figure,
-                            superscript)
+from theory.figures import (add_caption, and_list, format_estimate, new_figure, panel_legend,
+                            save_figure, superscript)
 from theory.posterior.annealing import parse_annealing
 from theory.posterior.dpnp_grid import dpnp_grid_refinement
 from theory.posterior.dps_grid import dps_grid_refinement
@@ -708,7 +708,7 @@ def reading(summary) -> str:
         for r in rk["rows"]:
             sep = "" if "separated_from_next" not in r else (
                 " <" if r["separated_from_next"] else " ~")
-            parts.append(f"{r['label']} {r['tv']:.4f} [{r['lower']:.4f}, {r['upper']:.4f}]{sep}")
+            parts.append(f"{r['label']} {format_estimate(r['tv'], r['lower'], r['upper'])}{sep}")
         lines.append(f"{p}, budget {rk['budget']} (< : intervals apart, ~ : overlapping): "
                      + " ".join(parts) + f"; claim: {claim_verdict(summary, p)}.")
         st = settled(summary, p)

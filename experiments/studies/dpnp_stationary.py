@@ -17,7 +17,7 @@ import math
 import numpy as np
 import torch
 
-from theory.figures import (REFERENCE_SHIFT, add_caption, draw_fit, finish_figure,
+from theory.figures import (REFERENCE_SHIFT, add_caption, distinct_digits, draw_fit, finish_figure,
                             new_figure, panel_legend, parameter_colours, save_figure, sci,
                             superscript)
 from theory.posterior.likelihoods import make_likelihood, make_operator
@@ -239,6 +239,7 @@ def reading(summary: dict) -> str:
             f"two halves of the range differ by more than the gap: the curve is still bending "
             f"toward lambda_2^k)" if drifting else "")
     more += f"; in {differ} it differs" if differ else ""
+    n = max(6, distinct_digits(worst["measured_rate"], worst["exact_rate"]))
     by_problem = {}
     for r in sorted(summary["rates"], key=lambda r: r["eta"]):
         by_problem.setdefault(r["problem"], []).append(r["exact_rate"])
@@ -248,6 +249,6 @@ def reading(summary: dict) -> str:
             f"relative "
             f"difference is "
             f"{worst['rel_diff']:.1e} ({worst['problem']}, eta = {worst['eta']:g}: measured "
-            f"{worst['measured_rate']:.6f}, exact {worst['exact_rate']:.6f}). lambda_2 falls "
+            f"{worst['measured_rate']:.{n}g}, exact {worst['exact_rate']:.{n}g}). lambda_2 falls "
             f"as eta grows in {len(falling)} of {len(by_problem)} problems (a larger eta mixes "
             f"faster, at the price of the bias of pi_eta measured by dpnp-eta-bias).")

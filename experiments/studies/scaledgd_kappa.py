@@ -29,6 +29,7 @@ from matplotlib import colormaps
 from matplotlib.lines import Line2D
 
 from theory.figures import (FIT_COLOUR, LEGEND_FONTSIZE, REFERENCE_SHIFT, add_caption,
+                            distinct_digits,
                             and_list, draw_fit, format_exponent, new_figure, save_figure, sci,
                             superscript, unicode_powers)
 from theory.lowrank.sweeps import KAPPAS_PANEL, configs_kappa, run_point, summarize_kappa
@@ -480,11 +481,23 @@ def _fit_text(f):
     return f"kappa^{format_exponent(fit['exponent'], fit['ci'])}"     # no "-0.000"
 
 
+def _span_text(lo: float, hi: float) -> str:
+    """``0.917-0.921``; to the digit where the ends differ (``0.8978-0.8984``, not
+    ``0.898-0.898``), one value when they are equal; "not measured" without a rate."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "not measured"
+    if lo == hi:
+        return f"{lo:.3f}"
+    n = max(3, distinct_digits(lo, hi))
+    dec = max(3, n - 1 - math.floor(math.log10(abs(hi))))
+    return f"{lo:.{dec}f}-{hi:.{dec}f}"
+
+
 def reading(summary: dict) -> str:
     """One sentence on what the fitted exponents and rates say, computed from the summary."""
     fits = {(f["sampling"], f["algorithm"]): f for f in summary["fits"]}
     spans = {p: rate_span(summary["panels"], p) for p in PROBLEMS}
-    rates = "; ".join(f"{p} {lo:.3f}-{hi:.3f}" for p, (lo, hi) in spans.items())
+    rates = "; ".join(f"{p} {_span_text(lo, hi)}" for p, (lo, hi) in spans.items())
     theorem = next((p["theorem_rate"] for p in summary["panels"]
                     if p["theorem_rate"] is not None), None)
     f = fits[("rip", "scaledgd")]
