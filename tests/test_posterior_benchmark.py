@@ -204,6 +204,12 @@ def test_reading_counts_smc_runs_on_a_wrong_mode():
     text = pb.reading(summary)
     assert f"error is that of {wrong} of the {runs} runs on a wrong mode" in text
     assert "best: tds" in text                          # point estimates are not the reference
+    # a posterior whose weights are not multiples of 1/runs: no fractional "0.277 of the 8 runs"
+    smc["metrics"]["mode_weight_error"] = _entry(0.277 / runs, 0.0)
+    good["metrics"]["mode_weight_error"] = _entry(0.0277 / runs, 0.0)
+    text = pb.reading(summary)
+    assert "of the" not in text.split("mode-weight error")[1].split(".")[0]
+    assert f"steps of one run's 1/{runs}: the error is 0.28 such steps, less than one run" in text
 
 
 def test_absolute_value_metrics_of_exact_draws_have_intervals_reaching_zero():

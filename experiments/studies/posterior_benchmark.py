@@ -982,12 +982,21 @@ def reading(summary) -> str:
     for r, m, bestm, bm in _collapsed_smc(summary):
         runs = max(1, r["n"] // r["particles"])
         share = m["value"] * runs
+        k = round(share)
+        if k >= 1 and abs(share - k) < 0.05:
+            count = (f"and the error is that of {k} of the {runs} runs on a wrong mode"
+                     + (" (every run: a systematic bias, not the noise of few runs)"
+                        if k == runs else ""))
+        else:
+            # the posterior's weights need not be multiples of 1/runs: no whole count
+            count = (f"and its mode weights move in steps of one run's 1/{runs}: the error is "
+                     f"{share:.2g} such steps"
+                     + (", less than one run, within what so few runs resolve"
+                        if share < 1 else ""))
         out.append(f"{r['method']} on {r['problem']} has mode-weight error {_iv(m)} (best: {bm} "
                    f"{_iv(bestm)}); its {r['n']} outputs are {runs} runs of {r['particles']} "
                    "particles that share ancestors after resampling, so a run sits on one mode "
-                   f"and the error is that of {share:.3g} of the {runs} runs on a wrong mode"
-                   + (" (every run: a systematic bias, not the noise of few runs)"
-                      if share > runs - 0.5 else "") + ".")
+                   + count + ".")
     out.append(f"MCGdiff has a lower sliced W2 than DPS in {better} of {len(mv)} "
                f"(problem, budget) pairs of the Gaussian-mixture benchmark.")
     return " ".join(out)
