@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -161,3 +162,22 @@ def test_section_claims_keep_their_paper_and_start_a_sentence():
                 assert paper in claim, (name, paper)
     from experiments.studies import dpnp_annealing
     assert claim_of(dpnp_annealing).startswith("Xu & Chi (arXiv:2403.17042): a diminishing")
+
+
+def test_a_summary_from_an_older_version_is_summarised_again(tmp_path, capsys):
+    """A cached dpnp-eta-bias summary written before its fits gained "problem" (kept in
+    tests/data) made the notebook section fail with KeyError; the section now says so and
+    summarises again from the points (computed here: 27 fast grid points)."""
+    from experiments.notebook.sections import show_section
+    old = json.loads((Path(__file__).parent / "data" / "old_summary_dpnp-eta-bias.json")
+                     .read_text())
+    assert "problem" not in old["fits"][0]
+    (tmp_path / "res" / "dpnp-eta-bias").mkdir(parents=True)
+    (tmp_path / "res" / "dpnp-eta-bias" / "summary.json").write_text(json.dumps(old))
+    summary = show_section("dpnp-eta-bias", fast=True, root=tmp_path / "res",
+                           figures_dir=str(tmp_path / "figs"))
+    assert "lacks 'problem'" in capsys.readouterr().out
+    assert [f["problem"] for f in summary["fits"]] == ["gaussian", "phase", "logistic"]
+    # the same numbers as the old summary (only the labels changed)
+    for new_fit, old_fit in zip(summary["fits"], old["fits"]):
+        assert new_fit["tv"] == pytest.approx(old_fit["tv"], rel=1e-9)

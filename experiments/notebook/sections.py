@@ -96,7 +96,16 @@ def show_section(name, fast=True, root=None, figures_dir="figures", executor="se
     if summary is None:
         summary = registry.run(name, fast, root, figures_dir, executor)
     else:
-        drawn = mod.figure(summary, figures_dir)            # one path, or a list of them
+        try:
+            drawn = mod.figure(summary, figures_dir)        # one path, or a list of them
+            if hasattr(mod, "reading"):
+                mod.reading(summary)
+        except KeyError as missing:
+            # a summary written by an older version lacks a field this one reads: summarise
+            # again from the cached points (nothing is recomputed that is cached)
+            print(f"{name}: the cached summary lacks {missing} (an older version wrote it); "
+                  "summarising again from the cached points")
+            return show_section(name, fast, root, figures_dir, executor, recompute=True)
         summary.pop("figure", None)
         summary.pop("figures", None)
         if isinstance(drawn, (list, tuple)):
