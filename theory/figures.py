@@ -471,28 +471,33 @@ def wrap_text(text: str, width: int, **kw) -> str:
     return out
 
 
-#: A caption paragraph's last line is at least this many characters (no lone "4." line).
+#: A caption paragraph's last line is at least this many characters (no lone "4." line),
+#: a legend entry's at least MIN_LAST_LEGEND_LINE (no lone "point").
 MIN_LAST_LINE = 16
+MIN_LAST_LEGEND_LINE = 10
 
 
-def _wrap_without_widow(text: str, width: int) -> str:
+def _wrap_without_widow(text: str, width: int, min_last: int = MIN_LAST_LINE, **kw) -> str:
     """:func:`wrap_text` at ``width``, or at the widest narrower width (down to 90% of it)
-    whose last line has at least :data:`MIN_LAST_LINE` characters: a short word left alone
-    on a paragraph's last line reads as a stray mark below the figure."""
-    out = wrap_text(text, width)
-    if "\n" not in out or len(out.rsplit("\n", 1)[1]) >= MIN_LAST_LINE:
+    whose last line has at least ``min_last`` characters besides its indent: a short word
+    left alone on a paragraph's last line reads as a stray mark below the figure."""
+    def last(t):
+        return len(t.rsplit("\n", 1)[1].strip())
+    out = wrap_text(text, width, **kw)
+    if "\n" not in out or last(out) >= min_last:
         return out
     for w in range(width - 1, int(0.9 * width) - 1, -1):
-        trial = wrap_text(text, w)
-        if len(trial.rsplit("\n", 1)[1]) >= MIN_LAST_LINE:
+        trial = wrap_text(text, w, **kw)
+        if last(trial) >= min_last:
             return trial
     return out
 
 
 def _indent(text):
     """A legend line below the curve's name: indented, wrapped at :data:`LEGEND_WRAP`."""
-    return wrap_text(text, LEGEND_WRAP, initial_indent="    ", subsequent_indent="      ",
-                     break_on_hyphens=False)
+    return _wrap_without_widow(text, LEGEND_WRAP, min_last=MIN_LAST_LEGEND_LINE,
+                               initial_indent="    ", subsequent_indent="      ",
+                               break_on_hyphens=False)
 
 
 def draw_fit(ax, xs, fy, style="dotted"):
