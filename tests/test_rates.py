@@ -32,6 +32,12 @@ def test_verdict_directions():
     assert verdict(-0.5, (-1.0, -0.98), var="T").startswith("bound loose by a factor T^0.43")
     assert verdict(2.0, (1.95, 2.05), larger_is_better=True, var="eta") == "consistent"
     assert verdict(1.0, (0.5, 0.6), larger_is_better=True, var="eps").startswith("violated")
+    # a vanishing variable: TV ~ eps^1.15 under a bound eps^1 is loose by (1/eps)^0.10,
+    # which grows as eps -> 0 ("eps^0.10" would shrink)
+    assert verdict(1.0, (1.15, 1.20), larger_is_better=True, var="eps") == \
+        "bound loose by a factor (1/eps)^0.10 or more"
+    assert verdict(1.0, (0.5, 0.6), larger_is_better=True, var="eps") == \
+        "violated: worse by (1/eps)^0.35 or more"
 
 
 def _plateau_then_power_law(x, x_corner=200.0, p=-2.0):

@@ -242,7 +242,8 @@ def verdict(bound: float, ci, larger_is_better: bool = False, var: str = "x",
     ``consistent`` when the bound's exponent lies in the interval widened by ``tol``;
     ``bound loose by a factor x^a or more`` when the whole interval is on the good side
     (smaller exponents are better for a growing x such as T or d; larger ones for a
-    vanishing x such as eps, ``larger_is_better``); otherwise ``violated: worse by ...``.
+    vanishing x such as eps, ``larger_is_better``, whose factor is written ``(1/eps)^a``:
+    it grows as eps -> 0); otherwise ``violated: worse by ...``.
 
     A "violated" verdict is only declared on a settled fit range: given ``local`` (the
     local slopes over the fit range, in order of x), when every one of them lies on the
@@ -255,11 +256,13 @@ def verdict(bound: float, ci, larger_is_better: bool = False, var: str = "x",
         return "consistent"
     better = hi < bound if not larger_is_better else lo > bound
     gap = (bound - hi - tol) if hi < bound else (lo - bound - tol)
+    # the factor grows as the variable does (T, d) or as it vanishes (eps, eta: 1/eps)
+    base = f"(1/{var})" if larger_is_better else var
     if better:
-        return f"bound loose by a factor {var}^{gap:.2f} or more"
+        return f"bound loose by a factor {base}^{gap:.2f} or more"
     if local is not None and len(local) >= 2:
         worse = all((sl > bound) if not larger_is_better else (sl < bound) for sl in local)
         gaps = [abs(sl - bound) for sl in local]
         if worse and all(b < a for a, b in zip(gaps, gaps[1:])):
             return "not resolved (pre-asymptotic: local slope still steepening)"
-    return f"violated: worse by {var}^{gap:.2f} or more"
+    return f"violated: worse by {base}^{gap:.2f} or more"
