@@ -33,6 +33,7 @@ import io
 import json
 from pathlib import Path
 
+from theory.formatting import format_exponent
 from theory.rates import local_slopes, verdict
 
 from . import registry
@@ -261,11 +262,11 @@ def _cell_text(c):
         why = ("not computed (no results for " + c["experiment"] + ")"
                if c["verdict"] == "not computed" else "not measured")
         return f"{c['var']}: bound {c['bound']:+g}, {why}"
-    s = (f"{c['var']}: {c['measured']:+.2f} [{c['ci'][0]:+.2f}, {c['ci'][1]:+.2f}] over "
+    s = (f"{c['var']}: {format_exponent(c['measured'], c['ci'])} over "
          f"[{c['range'][0]:g}, {c['range'][1]:g}]")
     if "log_corrected" in c:
         lc = c["log_corrected"]
-        s += f"; /log^{lc['k']}: {lc['exponent']:+.2f} [{lc['ci'][0]:+.2f}, {lc['ci'][1]:+.2f}]"
+        s += f"; /log^{lc['k']}: {format_exponent(lc['exponent'], lc['ci'])}"
     return s + f"; bound {c['bound']:+g}: {c['verdict']}"
 
 

@@ -224,8 +224,8 @@ def reading(summary: dict) -> str:
         bd, bt = REFERENCE[(s, "d")][0], REFERENCE[(s, "T")][0]
         parts.append(f"{s}: TV ~ d^{format_exponent(fd['exponent'], fd['ci'])} in ambient d "
                      f"(against {bd:+g}: "
-                     f"{verdict(bd, fd['ci'], var='d')}) and TV/log T ~ T^{ft['exponent']:+.2f} "
-                     f"[{ft['ci'][0]:+.2f}, {ft['ci'][1]:+.2f}] (against {bt:+g}: "
+                     f"{verdict(bd, fd['ci'], var='d')}) and TV/log T ~ T^{format_exponent(ft['exponent'], ft['ci'])} "
+                     f"(against {bt:+g}: "
                      f"{verdict(bt, ft['ci'], var='T')})")
     text = "; ".join(parts) + "."
     yan = f.get(("li-yan", "d"), {})
