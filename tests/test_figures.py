@@ -162,8 +162,10 @@ def test_stepsize_full_mode_rows_of_diverged_runs_stay_apart_and_inside(tmp_path
     (-0.9921, (-0.9959, -0.9884), "-0.992 [-0.996, -0.988]"),   # needs a third decimal
     (0.8984412, (0.8984381, 0.8984443), "+0.898441 ± 4e-06"),     # w = 3.1e-6 rounded up
     (0.958909, (0.958897, 0.958921), "+0.95891 ± 2e-05"),         # to w's decimal
-    (-1e-9, (-2e-8, 2e-8), "+0.000000 ± 3e-08"),      # no "-0.00" or "[-0.00, +0.00]"
+    (-1e-9, (-2e-8, 2e-8), "+0.00000000 ± 2e-08"),    # no "-0.00" or "[-0.00, +0.00]"
     (0.0, (-6e-6, 6e-6), "+0.000000 ± 6e-06"),        # not "+0.000000 [-0.000006, +0.000006]"
+    # w = 7e-9: the exponent to w's decimal (rounded to six, 0.979727 would sit 4e-7 off)
+    (0.9797274043, (0.979727397, 0.979727411), "+0.979727404 ± 8e-09"),
     (0.71234, (0.71221, 0.71249), "+0.7123 [+0.7122, +0.7125]"),  # half 1.4e-4: brackets
     (-1.0384, (-1.0431, -1.0332), "-1.038 [-1.043, -1.033]"),   # 2 decimals: "-1.04 [-1.04, -1.03]"
     (0.5149, (0.5091, 0.5301), "+0.515 [+0.509, +0.530]"),      # 2 would put +0.51 on its end
@@ -847,6 +849,23 @@ def test_caption_paragraphs_end_without_a_lone_short_word():
     assert len(fixed.splitlines()[-1]) >= MIN_LAST_LINE
     assert max(len(ln) for ln in fixed.splitlines()) <= width
     assert fixed.split() == text.split()
+
+
+def test_format_exponent_plus_minus_covers_the_interval():
+    """For random intervals narrower than 1e-4 the printed k ± w, read back, covers the
+    interval, and the printed k lies inside it (the value shown inside its own interval)
+    except where k lies closer to an end than the rounding of its tenth decimal."""
+    rng = np.random.default_rng(7)
+    for _ in range(3000):
+        k = rng.uniform(-3, 3) * (rng.random() < 0.8)
+        w = 10 ** rng.uniform(-11, -4.3)
+        lo, hi = k - w * rng.uniform(0.2, 1), k + w * rng.uniform(0.2, 1)
+        text = format_exponent(k, (lo, hi))
+        dec = len(text.split(" ± ")[0].split(".")[1])
+        shown, pm = (float(x) for x in text.split(" ± "))
+        assert shown - pm <= lo and shown + pm >= hi, (k, lo, hi, text)
+        # inside, unless k is nearer an end than half the tenth decimal
+        assert lo <= shown <= hi or (dec == 10 and min(hi - k, k - lo) < 0.5e-10), (k, lo, hi, text)
 
 
 @pytest.mark.parametrize("v, lo, hi, text", [

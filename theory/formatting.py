@@ -22,15 +22,19 @@ def format_exponent(exponent, ci) -> str:
     strictly between its rounded ends (when it lies strictly inside the interval), so that
     no printed point sits on its own interval's end (``-1.04 [-1.04, -1.03]`` is printed
     ``-1.038 [-1.043, -1.033]``). An interval narrower than that (half-width under 1e-4) is
-    printed as the exponent ``± w``, w its largest distance to an end rounded up to one
-    significant digit (so ``k ± w`` covers the interval) and the exponent to w's decimal
-    (at most six): ``+0.95891 ± 1e-05``, ``+0.000000 ± 6e-06``, ``+0.979727 ± 6e-09``; one
-    style for every resolved-to-round-off value instead of long bracketed strings."""
+    printed as the exponent ``± w``: the exponent to the decimal of its distance to the
+    nearer end (five to ten decimals: rounding keeps it inside), w the larger distance of
+    the printed value to an end, rounded up to one significant digit, so that the printed ``k ± w`` covers the
+    interval: ``+0.95891 ± 2e-05``, ``+0.000000 ± 7e-06``, ``+0.979727404 ± 8e-09``; one style
+    for every value resolved past four decimals."""
     lo, hi = float(ci[0]), float(ci[1])
     k = float(exponent)
     half = max(hi - lo, 0.0) / 2
     if half < 1e-4:
-        return f"{_num(k, _plus_minus_decimals(k, lo, hi))} ± {_round_up_1sig(max(hi - k, k - lo))}"
+        dec = _plus_minus_decimals(k, lo, hi)
+        shown = _num(k, dec)
+        r = float(shown)              # w covers the interval around the value as printed
+        return f"{shown} ± {_round_up_1sig(max(hi - r, r - lo, 0.0))}"
     for dec in (2, 3, 4):
         if half < 10 ** (-dec):
             continue
@@ -54,9 +58,14 @@ def _round_up_1sig(w: float) -> str:
 
 
 def _plus_minus_decimals(k, lo, hi) -> int:
-    """Decimals of ``k ± w``: those of w's leading digit, between five and six."""
-    w = max(hi - k, k - lo)
-    return 6 if not w > 0 else int(min(6, max(5, -math.floor(math.log10(w)))))
+    """Decimals of ``k ± w``: enough that rounding k moves it by at most half its distance
+    to the nearer end (so the printed k stays inside), between five and ten; by the
+    farther end's distance when k sits on an end."""
+    near, far = sorted((max(hi - k, 0.0), max(k - lo, 0.0)))
+    d = near if near > 0 else far
+    if not d > 0:
+        return 10
+    return int(min(10, max(5, math.ceil(-math.log10(d)))))
 
 
 def format_estimate(value, lower, upper, min_digits: int = 3, max_digits: int = 8) -> str:
@@ -83,7 +92,9 @@ def format_estimate(value, lower, upper, min_digits: int = 3, max_digits: int = 
         if lo < v < hi and not r_lo < r_v < r_hi:
             continue
         return f"{fmt(v, sig)} [{fmt(lo, sig)}, {fmt(hi, sig)}]"
-    return f"{fmt(v, max_digits)} ± {_round_up_1sig(max(hi - v, v - lo))}"
+    shown = fmt(v, max_digits)
+    r = float(shown)                  # w covers the interval around the value as printed
+    return f"{shown} ± {_round_up_1sig(max(hi - r, r - lo, 0.0))}"
 
 
 def distinct_digits(a: float, b: float, min_digits: int = 3, max_digits: int = 12) -> int:

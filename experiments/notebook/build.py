@@ -18,10 +18,22 @@ from ..runtime.registry import EXPERIMENTS
 
 HEADER = """# diffrates: paper figures
 
-Each section checks one claim (THEORY.md section 3, section 6 for DPnP, section 7 for the
-low-rank vignette: ScaledGD against GD) with exact output laws and distances: the claim, the figure, the measured exponents with their 95% intervals
-and a sentence on what they say. It reads the cached results under `results/` (as left by
-`diffrates reproduce --fast`) and computes what is missing. Fast mode (coarser sweeps) is
+Each section checks one claim of a paper (THEORY.md section 3 for the samplers' rates,
+section 6 for DPnP, section 7 for the posterior samplers and the low-rank vignette, ScaledGD
+against GD), measured with exact output laws and distances where the problem allows them:
+the claim, the figure, a table of the fitted exponents where the section fits any, and a
+sentence on what the numbers say.
+
+How to read the numbers: an exponent is printed `k [lo, hi]`, its 95% interval, with as
+many decimals as it takes for the value to sit strictly inside; an interval narrower than
+1e-4 is printed `k ± w`, w the largest distance from k to an end (rounded up). A verdict
+reads "consistent" when the theory's exponent lies within 0.05 of the interval (the
+allowance for the log factors and higher-order terms the theorems ignore), "bound loose by
+a factor T^a or more" when the whole interval lies on the better side, a the distance beyond
+that allowance, and "violated" on the worse side once the fit range has settled.
+
+It reads the cached results under `results/` (as left by `diffrates reproduce`, with
+`--fast` for the fast mode) and computes what is missing. Fast mode (coarser sweeps) is
 the default; `DIFFRATES_FAST=0` shows the full-precision results."""
 
 SETUP = """import os

@@ -80,12 +80,25 @@ def exponent_rows(summary: dict) -> list:
 
 
 def _table(rows) -> str:
-    lines = ["| curve | fitted | measured [95% interval] | over | theory |",
+    lines = ["| curve | fitted | measured, 95% interval | over | theory |",
              "|---|---|---|---|---|"]
     for label, quantity, k, ci, xr, theory in rows:
-        lines.append(f"| {label} | {quantity} | {format_exponent(k, ci)} | "
-                     f"[{xr[0]:g}, {xr[1]:g}] | {'' if theory is None else f'{theory:+g}'} |")
+        measured = format_exponent(k, ci)
+        lines.append(f"| {label} | {quantity} | {measured} | "
+                     f"[{xr[0]:.3g}, {xr[1]:.3g}] | {_theory_text(theory, measured)} |")
     return "\n".join(lines)
+
+
+def _theory_text(theory, measured: str) -> str:
+    """The theory's exponent: ``+2`` when it is a whole number, else to the decimals of the
+    measured value beside it (``+0.318720``, not ``+0.31872``)."""
+    if theory is None:
+        return ""
+    if float(theory).is_integer():
+        return f"{theory:+g}"
+    num = measured.split()[0]
+    dec = len(num.split(".")[1]) if "." in num else 2
+    return f"{theory:+.{dec}f}"
 
 
 def show_section(name, fast=True, root=None, figures_dir="figures", executor="serial",
