@@ -181,7 +181,8 @@ def test_reading_explains_dps_getting_worse_with_nfe():
     summary = {"rows": rows, "budgets": [b0, b1], "checks": [], "mcgdiff_vs_dps": [],
                "confirmation": {"seed": 1, "n_factor": 4, "screening_seed": 0}, "tune_nfe": b0}
     text = pb.reading(summary)
-    assert f"dps gets worse from NFE {b0} to {b1}" in text and "per-step" in text
+    assert f"gets worse from NFE {b0} to {b1}" in text and "dps gets worse on 1 problem" in text
+    assert "per-step" in text
     assert f"{v[0]:.3g} -> {v[1]:.3g}" in text
 
 

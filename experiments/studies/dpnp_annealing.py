@@ -5,9 +5,9 @@ Claim checked (THEORY.md sections 6-7; Xu & Chi, arXiv:2403.17042): a diminishin
 removes the stationary bias TV(pi_eta, posterior) ~ eta^2 that a constant eta leaves, so
 at equal score evaluations an annealed DPnP ends closer to the posterior than a constant eta,
 whereas DPS, an approximation of the guidance term, keeps a bias that more steps do not
-remove. With K = 16 outer steps fixed, a larger budget per step takes each schedule to its
+remove. With K = 16 outer steps fixed, a larger budget per step takes each schedule toward its
 exact-sub-sampler limit (the dotted lines), not to the posterior: the verdict compares the
-schedules at the largest budget, where each is close to that limit (the reading says how close).
+schedules at the largest budget, and the reading says how far each is from its limit there.
 
 Problems (d = 1, A = I): the Gaussian prior N(0, 1) (preset ``gauss``) with the Gaussian
 likelihood (y = 0.7, sigma = 0.5), where DPnP mixes fast; and the bimodal prior with the

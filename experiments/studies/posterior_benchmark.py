@@ -966,8 +966,9 @@ def reading(summary) -> str:
     cbad = [(c["problem"], k, v) for c in ch for k, v in c.get("confirmation_per_metric", {}).items()
             if not v["floor_below_gap"]]
     if cbad:
-        out.append("On the confirmed pairs, metrics whose floor is not below the pair's gap (they "
-                   "do not rank the pair): " + "; ".join(
+        out.append("In the confirmation run of each problem's best and worst method, the "
+                   "secondary metrics whose floor is not below that pair's gap (they do not "
+                   "rank the pair; the ranking distance does): " + "; ".join(
                        f"{k} on {p} (floor {v['floor_upper_max']:.3g}, gap {v['gap']:.3g})"
                        for p, k, v in cbad) + ".")
     tune = summary.get("tune_nfe", "the tuning budget")
@@ -975,10 +976,18 @@ def reading(summary) -> str:
     for prob, method, m0, m1 in _worse_with_nfe(summary):
         worse.setdefault(method, []).append(f"{prob} {m0['value']:.3g} -> {m1['value']:.3g}")
     b0, b1 = min(summary["budgets"]), max(summary["budgets"])
+    if worse:
+        out.append(f"Methods whose ranking distance (TV in d <= 2, mean marginal KS for "
+                   f"product posteriors, sliced W2 otherwise) gets worse from NFE {b0} to {b1}, "
+                   "intervals separated:")
+    by_why = {}                               # one explanation for the methods that share it
     for method, items in worse.items():
         why = WORSE_WITH_NFE.get(method, f"its knobs were tuned at NFE = {tune}").format(tune=tune)
-        out.append(f"{method} gets worse from NFE {b0} to {b1} (intervals separated) on "
-                   f"{len(items)} problem(s) ({'; '.join(items)}): {why}.")
+        by_why.setdefault(why, []).append(
+            f"{method} gets worse on {len(items)} "
+            f"{'problem' if len(items) == 1 else 'problems'} ({'; '.join(items)})")
+    for why, parts in by_why.items():
+        out.append("; ".join(parts) + f": {why}.")
     for r, m, bestm, bm in _collapsed_smc(summary):
         runs = max(1, r["n"] // r["particles"])
         share = m["value"] * runs
