@@ -21,7 +21,7 @@ import math
 from matplotlib import colormaps
 from matplotlib.lines import Line2D
 
-from theory.figures import add_caption, format_exponent, new_figure, save_figure
+from theory.figures import add_caption, and_list, format_exponent, new_figure, save_figure
 from theory.lowrank.problems import FAST_SIZES, PAPER_SIZES
 from theory.lowrank.sweeps import configs_noise, run_point
 from theory.rates import fit_exponent
@@ -242,5 +242,13 @@ def reading(summary: dict) -> str:
                      f"{summary['near_floor']:g}x of it (ScaledGD vs GD, SNR 1e2/1e3/1e4) {its}")
     verdict = ("follows 1/SNR" if floors_consistent(summary)
                else "departs from 1/SNR on some problem")
+    # GD's exponent where GD did not reach its floor within the horizon at every SNR is the
+    # slope of where it stopped, not of a floor
+    unfinished = sorted({x["problem"] for x in summary["floors"] if x["iterations_gd"] is None},
+                        key=PROBLEMS.index)
+    gd_note = (f" On {and_list(unfinished)} GD does not come within {summary['near_floor']:g}x "
+               "of the floor within the horizon at every SNR: its fitted exponent there is "
+               "that of its last iterate, not of a floor." if unfinished else "")
     return (f"At kappa = {summary['fits'][0]['kappa']:g} ScaledGD's final relative error "
-            f"{verdict} (theory -1): " + "; ".join(parts) + ".")
+            f"{verdict} (theory -1; SNR is the amplitude ratio, 1e2 = 40 dB): "
+            + "; ".join(parts) + "." + gd_note)
