@@ -1,15 +1,19 @@
 """Experiment ``dpnp-subsampler-error``: the floor that inexact sub-samplers leave.
 
-Claim checked (THEORY.md section 6; Xu & Chi, arXiv:2403.17042): with inexact PCS/DDS,
-TV(law x_K, pi_eta) <~ eps lambda-mixing term + (eps_DDS + eps_PCS) log(1/eps)/(1 - lambda);
-after the chain has mixed (K = 20 outer steps at eta = 0.7, exact lambda_2 = 0.61, so
-lambda_2^K ~ 6e-5) what remains is the floor set by the sub-samplers' own errors, which
-shrinks as their steps grow: PCS by ULA (the reference code's unadjusted Langevin) or MALA
-(Metropolis-adjusted) with a fixed step h, DDS by the reverse SDE from noise level eta (ddpm
-rule) or the posterior probability-flow ODE (ddim rule). Problems: bimodal d = 1 with the
-Gaussian likelihood (y = 0.7, sigma = 0.5) and the 1-bit logistic likelihood (y = +1,
-lambda = 0.4, eta = 1.0, lambda_2 = 0.63; PCS variants only: no exact PCS exists there,
-DDS exact). The Langevin step is h = 0.1 throughout, large enough for ULA's bias to show.
+Claim checked (THEORY.md section 6; Xu & Chi, arXiv:2403.17042): with inexact
+sub-samplers, PCS (the likelihood step) and DDS (the prior step, a diffusion sampler from
+noise level eta) with TV errors eps_PCS and eps_DDS, TV(law x_K, pi_eta) <~
+eps sqrt(chi^2(law x_1 || pi_eta)) + (eps_DDS + eps_PCS) log(1/eps)/(1 - lambda_2) after
+K ~ log(1/eps)/(1 - lambda_2) outer steps, lambda_2 the Gibbs chain's rate. After the chain
+has mixed (K = 20 outer steps at eta = 0.7, exact lambda_2 = 0.61, so lambda_2^K ~ 6e-5)
+what remains is the floor set by the sub-samplers' own errors, which shrinks as their steps
+grow: PCS by ULA (the reference code's unadjusted Langevin) or MALA (Metropolis-adjusted)
+with a fixed step h, DDS in s steps by the reverse SDE (ddpm rule; its error bound d^2/sqrt(s)
+from Li-Wei-Chen-Chi 2024) or the probability-flow ODE (ddim rule; d^2/s). Problems: bimodal
+d = 1 with the Gaussian likelihood (y = 0.7, sigma = 0.5) and the 1-bit logistic likelihood
+(y = +1, scale 0.4, eta = 1.0, lambda_2 = 0.63; PCS variants only: no exact PCS exists
+there, DDS exact). The Langevin step is h = 0.1 throughout, large enough for ULA's bias to
+show.
 
 Distances are exact: the law of x_K on the 1-D grid (theory.posterior.dpnp_grid: Langevin
 PCS kernels from every centre, the reverse-SDE DDS as Gaussian chain steps, the ODE DDS by
