@@ -279,9 +279,9 @@ def test_stepsize_reading_says_when_no_step_size_serves_every_kappa():
     assert s["stable_up_to"]["gd"] is None
     text = scaledgd_stepsize.reading(s)
     assert "GD: best error over eta" in text and "eta = none" not in text
-    assert "at no step size does every kappa cut its error tenfold" in text
+    assert "at no step size does every kappa end at a tenth of its initial error or less" in text
     assert s["stable_up_to"]["scaledgd"] == pytest.approx(0.86, abs=0.005)
-    assert "every kappa cuts its error tenfold up to eta = 0.86" in text
+    assert "every kappa ends at a tenth of its initial error or less up to eta = 0.86" in text
     assert "for eta <= 0.86 ScaledGD's largest / smallest error over kappa is at most 2.0" in text
 
 

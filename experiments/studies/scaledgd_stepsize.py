@@ -286,8 +286,10 @@ def reading(summary: dict) -> str:
         up = summary["stable_up_to"][alg]
         out.append(f"{ALG_LABEL[alg]}: best error over eta {best}; at eta = "
                    f"{cs[0]['default_eta']:.2f} {at}; "
-                   + ("at no step size does every kappa cut its error tenfold" if up is None
-                      else f"every kappa cuts its error tenfold up to eta = {up:.2f}"))
+                   + ("at no step size does every kappa end at a tenth of its initial "
+                      "error or less" if up is None
+                      else f"every kappa ends at a tenth of its initial error or less up to "
+                           f"eta = {up:.2f}"))
     kap = ", ".join(f"{c['kappa']:g}" for c in summary["curves"]
                     if c["algorithm"] == "scaledgd")
     div = ", ".join(f"{'none' if e is None else f'{e:.2f}'} (kappa {c['kappa']:g})"
