@@ -24,9 +24,9 @@ def format_exponent(exponent, ci) -> str:
     ``-1.038 [-1.043, -1.033]``). An interval narrower than that (half-width under 1e-4) is
     printed as the exponent ``± w``: the exponent to the decimal of its distance to the
     nearer end (five to ten decimals: rounding keeps it inside), w the larger distance of
-    the printed value to an end, rounded up to one significant digit, so that the printed ``k ± w`` covers the
-    interval: ``+0.95891 ± 2e-05``, ``+0.000000 ± 7e-06``, ``+0.979727404 ± 8e-09``; one style
-    for every value resolved past four decimals."""
+    the printed value to an end, rounded up to one significant digit, so that the printed
+    ``k ± w`` covers the interval: ``+0.95891 ± 2e-05``, ``+0.000000 ± 6e-06``,
+    ``+0.979727404 ± 8e-09``; one style for every value resolved past four decimals."""
     lo, hi = float(ci[0]), float(ci[1])
     k = float(exponent)
     half = max(hi - lo, 0.0) / 2
