@@ -106,13 +106,13 @@ def show_section(name, fast=True, root=None, figures_dir="figures", executor="se
     """Display the section of experiment ``name``; returns its summary."""
     mod = registry.get(name)
     summary = None if recompute else load_summary(name, root, fast)
+    text = None
     if summary is None:
         summary = registry.run(name, fast, root, figures_dir, executor)
     else:
         try:
             drawn = mod.figure(summary, figures_dir)        # one path, or a list of them
-            if hasattr(mod, "reading"):
-                mod.reading(summary)
+            text = mod.reading(summary) if hasattr(mod, "reading") else None
         except KeyError as missing:
             # a summary written by an older version lacks a field this one reads: summarise
             # again from the cached points (nothing is recomputed that is cached)
@@ -132,5 +132,6 @@ def show_section(name, fast=True, root=None, figures_dir="figures", executor="se
     if rows:
         display(Markdown(_table(rows)))
     if hasattr(mod, "reading"):
-        display(Markdown(f"**What the numbers say.** {mod.reading(summary)}"))
+        text = mod.reading(summary) if text is None else text
+        display(Markdown(f"**What the numbers say.** {text}"))
     return summary
