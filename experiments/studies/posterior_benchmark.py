@@ -750,8 +750,8 @@ def figure(summary, figures_dir="figures"):
             ax.errorbar([xc], [v], yerr=[[max(v - max(m["lower"], zl), 0)],
                                          [max(max(m["upper"], zl) - v, 0)]],
                         color=col, lw=1.2, capsize=2)
-            ax.plot([xc], [v], ls="none", marker=mk, ms=6.5, color=col, mec="k", mew=1.2,
-                    mfc=col if m["value"] >= zl else "none")
+            ax.plot([xc], [v], ls="none", marker=mk, ms=6.5, color=col, mec=_edge(col),
+                    mew=1.2, mfc=col if m["value"] >= zl else "none")
         ax.set_yscale("log")
         ax.axhspan(bottom, max(floor, bottom), color="0.88", zorder=0)
         ax.axhline(zl, color="0.4", lw=0.7, ls=":", zorder=0)
@@ -789,8 +789,8 @@ def figure(summary, figures_dir="figures"):
                                       label=f"{name} ({famname})"))
     key = [Line2D([], [], color="0.3", marker="o", ms=size[B], ls="none", mec="k", mew=0.3,
                   label=f"NFE {B}") for B in budgets]
-    key.append(Line2D([], [], color="0.3", marker="o", ms=6.5, ls="none", mec="k", mew=1.2,
-                      label="confirmation run (black edge)"))
+    key.append(Line2D([], [], color="0.75", marker="o", ms=6.5, ls="none", mec="k", mew=1.2,
+                      label="confirmation run (thick edge; grey on dark)"))
     key.append(Line2D([], [], color="0.3", marker="o", ms=5, ls="none", mfc="none",
                       label="value 0 or below the panel"))
     conf = summary.get("confirmation", {})
@@ -798,9 +798,9 @@ def figure(summary, figures_dir="figures"):
     kax.legend(handles=handles + key, loc="center", ncol=1, fontsize=LEGEND_FONTSIZE, frameon=False,
                handlelength=3.0,
                title=(f"95% intervals; grey band: estimator floor\nconfirmation: seed "
-                      f"{conf.get('seed', '-')}, {conf.get('n_factor', '-')}x the outputs;\n"
-                      "dashed: point estimates; dotted: the line values 0 or below\n"
-                      "the panel are drawn on; missing: not applicable"),
+                      f"{conf.get('seed', '-')}, {conf.get('n_factor', '-')}x the outputs; dashed:\n"
+                      "point-estimate methods; dotted line: values of\n"
+                      "0 or below the panel; missing: not applicable"),
                title_fontsize=LEGEND_FONTSIZE)
     fig.suptitle(_claim(summary), fontsize=10)
     worse = _exact_worse_with_nfe(summary)
@@ -808,7 +808,7 @@ def figure(summary, figures_dir="figures"):
     add_caption(fig, "Expected (THEORY.md section 7): the exact samplers (SMC, split Gibbs) "
                 "approach the posterior as NFE grows, guidance methods keep a bias, optimisers "
                 "return point estimates. "
-                + ("Not seen here: " + "; ".join(
+                + ("Departures from that expectation: " + "; ".join(
                     f"{m} on {p} " + ("got worse" if apart else "more than doubled")
                     + f" from NFE {lo_b} to {hi_b} ({a:.3g} → {b:.3g}, intervals "
                     + ("apart)" if apart else "overlapping)")
@@ -878,6 +878,14 @@ WORSE_WITH_NFE = {
     "score-ald": "its step ratio is per step, tuned at NFE = {tune}",
     "diffpir": "its lambda and zeta are per step, tuned at NFE = {tune}",
 }
+
+
+def _edge(col) -> str:
+    """The confirmation marker's thick edge: black, or light grey on a dark marker (a black
+    edge vanished on red-diff's black squares)."""
+    from matplotlib.colors import to_rgb
+    r, g, b = to_rgb(col)
+    return "0.8" if 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.25 else "k"
 
 
 def _iv(m):
