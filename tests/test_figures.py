@@ -800,6 +800,10 @@ def test_rate_vs_d_reading_prints_no_exponent_on_its_interval_end():
     for k, lo, hi in found:
         assert float(lo) < float(k) < float(hi)
     assert "d^+0.514 [+0.505, +0.523]" in text
+    # the loose factors' range against d^2, from the fits' upper ends and the 0.05 allowance
+    his = [f["fit"]["ci"][1] for f in _full_summary("rate-vs-d")["fits"]]
+    assert (f"every bound is loose by a factor d^{2 - max(his) - 0.05:.2f} to "
+            f"d^{2 - min(his) - 0.05:.2f} or more") in text
 
 
 def test_subsampler_reading_says_where_a_sample_check_cannot_resolve():
